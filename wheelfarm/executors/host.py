@@ -1,0 +1,75 @@
+"""The host executor: the machine's own compilers and Pythons."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from .. import proc, pythons
+from ..errors import ConfigError
+from ..targets import Target, host_arch
+from . import JobContext
+
+
+class HostPlace:
+    """Runs commands directly on this machine."""
+
+    def __init__(self, ctx: JobContext, interpreters: Mapping[str, Path],
+                 toolchain: Mapping[str, str] | None = None) -> None:
+        self.ctx = ctx
+        self.interpreters = interpreters
+        self._toolchain = dict(toolchain or {})
+
+    def python(self, tag: str) -> str:
+        try:
+            return str(self.interpreters[tag])
+        except KeyError:
+            raise ConfigError(f"python {tag} not found on this machine") from None
+
+    def toolchain_env(self) -> dict[str, str]:
+        return dict(self._toolchain)
+
+    def auditwheel(self) -> list[str]:
+        return [sys.executable, "-m", "auditwheel"]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        full = {**os.environ, **(env or {})}
+        return proc.run(argv, log=self.ctx.log, cwd=cwd, env=full,
+                        timeout=timeout if timeout is not None else self.ctx.timeout)
+
+
+class HostExecutor:
+    """Builds with the host toolchain; wheels need the host's glibc or newer."""
+
+    name = "host"
+
+    def __init__(self, pythons_config: Mapping[str, str] | None = None) -> None:
+        self.interpreters = pythons.discover(pythons_config)
+
+    def check(self, target: Target) -> None:
+        if target.arch != host_arch():
+            raise ConfigError(
+                f"executor 'host' cannot build {target} on a {host_arch()} machine"
+            )
+
+    def toolchain_id(self, target: Target) -> str:
+        return f"host:{os.confstr('CS_GNU_LIBC_VERSION')}:{os.environ.get('CC', 'cc')}"
+
+    def prepare(self, target: Target, cache_dir: Path, log: IO[str]) -> None:
+        return None
+
+    @contextmanager
+    def open(self, ctx: JobContext) -> Iterator[HostPlace]:
+        yield HostPlace(ctx, self.interpreters)
