@@ -46,6 +46,10 @@ class Place(Protocol):
         """Command prefix that runs auditwheel in this place."""
         ...
 
+    def pip(self) -> list[str]:
+        """Command prefix of a pip that installs into another environment (``--python``)."""
+        ...
+
     def run(
         self,
         argv: Sequence[str],
@@ -63,6 +67,10 @@ class Executor(Protocol):
 
     def check(self, target: Target) -> None:
         """Raise ConfigError if this executor cannot build ``target`` at all."""
+        ...
+
+    def available_pythons(self) -> list[str]:
+        """Python tags (``cp312``) this executor can build for."""
         ...
 
     def toolchain_id(self, target: Target) -> str:

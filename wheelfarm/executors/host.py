@@ -37,6 +37,11 @@ class HostPlace:
     def auditwheel(self) -> list[str]:
         return [sys.executable, "-m", "auditwheel"]
 
+    def pip(self) -> list[str]:
+        # The farm's own pip drives every environment: one known version, and
+        # venvs are created without pip, which saves seconds per job.
+        return [sys.executable, "-m", "pip"]
+
     def run(
         self,
         argv: Sequence[str],
@@ -63,6 +68,9 @@ class HostExecutor:
             raise ConfigError(
                 f"executor 'host' cannot build {target} on a {host_arch()} machine"
             )
+
+    def available_pythons(self) -> list[str]:
+        return pythons.supported(self.interpreters)
 
     def toolchain_id(self, target: Target) -> str:
         return f"host:{os.confstr('CS_GNU_LIBC_VERSION')}:{os.environ.get('CC', 'cc')}"

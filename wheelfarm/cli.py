@@ -1,0 +1,166 @@
+"""The command line. The only module that prints or exits."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__, executors, plan, recipe
+from . import config as farm_config
+from .errors import ConfigError, WheelfarmError
+from .pipeline import Pipeline
+from .pipeline import JobResult
+from .pythons import parse_tag
+from .targets import parse_target
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wheelfarm")
+def cli() -> None:
+    """wheelfarm: build, repair, test and index binary Python wheels."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("wheelhouse"),
+              show_default=True, help="Output directory: wheels plus a simple/ index.")
+@click.option("--target", "targets", multiple=True, metavar="TARGET",
+              help="Build only this target (repeatable), e.g. manylinux_2_17_x86_64, native.")
+@click.option("--python", "pythons", multiple=True, metavar="cpXY",
+              help="Build only for this Python (repeatable), e.g. cp312.")
+@click.option("--executor", type=click.Choice(["host", "zig"]),
+              help="Override the executor chosen per target.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel jobs [default: cores].")
+@click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("."), help="Farm directory (wheelfarm.toml, .wheelfarm/).")
+@click.option("--keep-work", is_flag=True, help="Keep the work directory of failed jobs.")
+def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
+          pythons: tuple[str, ...], executor: str | None, jobs: int | None,
+          farm_dir: Path, keep_work: bool) -> None:
+    """Build, repair and test wheels for recipes or project directories.
+
+    PATHS are recipe files (*.toml), directories of recipes, or project
+    directories with a pyproject.toml. Exit 0 when every job succeeded, 1 when
+    a job failed, 2 on bad input.
+    """
+    config = farm_config.load(farm_dir.resolve())
+    for tag in pythons:
+        _option("--python", parse_tag, tag)
+    selection = plan.Selection(
+        targets=tuple(_option("--target", parse_target, t) for t in targets),
+        pythons=pythons,
+        executor=executor,
+    )
+    recipes = recipe.discover(list(paths))
+    paths_config = dict(config.python_paths)
+    instances = {
+        name: executors.get(name, pythons_config=paths_config)
+        for name in sorted(plan.executor_names(recipes, config, selection))
+    }
+    available = sorted({p for e in instances.values() for p in e.available_pythons()},
+                       key=parse_tag)
+    job_list = plan.make_plan(recipes, config, selection, instances, available)
+    if not job_list:
+        raise ConfigError("nothing to build: the --target/--python selection matches no job")
+    parallel = jobs or config.jobs
+    with _progress(job_list) as on_step:
+        pipeline = Pipeline(config, instances, out_dir.resolve(), on_step=on_step,
+                            keep_work=keep_work)
+        results = pipeline.run(job_list, parallel)
+    _report(results, out_dir)
+    if any(r.status != "ok" for r in results):
+        raise SystemExit(1)
+
+
+def _option(flag: str, parse, value: str):  # type: ignore[no-untyped-def]
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{flag} {value}: {exc}") from None
+
+
+class _progress:
+    """Live progress on a terminal, one line per finished job elsewhere."""
+
+    def __init__(self, jobs: Sequence[plan.Job]) -> None:
+        self.jobs = jobs
+        self.lock = threading.Lock()
+        self.live = err.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err,
+            transient=True,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if self.live:
+            self.progress.start()
+            for job in self.jobs:
+                self.tasks[job.key] = self.progress.add_task(
+                    job.id, total=6, step="queued", start=False)
+        return self.on_step
+
+    def on_step(self, job: plan.Job, step: str) -> None:
+        with self.lock:
+            if self.live:
+                task = self.tasks[job.key]
+                self.progress.start_task(task)
+                self.progress.update(task, advance=1, step=step)
+            elif step in ("toolchain",):
+                err.print(f"{job.id}: preparing the {job.executor} toolchain for {job.target}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.progress.stop()
+
+
+def _report(results: Sequence[JobResult], out_dir: Path) -> None:
+    table = Table(title="wheelfarm build")
+    for col in ("recipe", "python", "target", "result", "seconds", "wheel"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for r in results:
+        mark = "[green]ok[/]" if r.status == "ok" else f"[red]failed ({r.step})[/]"
+        table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
+                      f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
+    out.print(table)
+    for r in results:
+        if r.status != "ok":
+            err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
+            err.print(f"  log: {r.log}")
+            err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
+    ok = sum(r.status == "ok" for r in results)
+    out.print(f"{ok} of {len(results)} jobs succeeded; index: {out_dir / 'simple'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 a job failed, 2 bad input)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="wheelfarm",
+                 standalone_mode=False)
+    except WheelfarmError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The farm configuration: ``wheelfarm.toml`` in the farm directory (optional).
+
+```toml
+targets = ["manylinux_2_17_x86_64"]   # default targets for recipes that name none
+pythons = ["cp39", "cp312"]           # default pythons (else: every CPython >= 3.9 found)
+jobs = 2                              # parallel jobs (default: number of cores)
+index-url = "https://pypi.org/simple/"
+timeout = 3600                        # per-job build timeout, seconds
+[executors]                           # target -> executor (host, zig)
+"manylinux_2_28_x86_64" = "host"
+[python-paths]                        # interpreters to use instead of discovery
+cp312 = "/usr/bin/python3.12"
+```
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import schema
+from .errors import ConfigError, RecipeError
+from .pythons import parse_tag
+from .targets import Target, host_glibc, parse_target
+
+CONFIG_NAME = "wheelfarm.toml"
+STATE_DIR = ".wheelfarm"
+DEFAULT_TARGETS = ("manylinux_2_17_x86_64",)
+DEFAULT_INDEX = "https://pypi.org/simple/"
+
+FARM_SCHEMA: schema.Schema = {
+    "targets": "list[str]",
+    "pythons": "list[str]",
+    "jobs": int,
+    "index-url": str,
+    "timeout": float,
+    "executors": "dict[str,str]",
+    "python-paths": "dict[str,str]",
+}
+
+
+@dataclass(frozen=True)
+class FarmConfig:
+    root: Path
+    targets: tuple[Target, ...] = tuple(parse_target(t) for t in DEFAULT_TARGETS)
+    pythons: tuple[str, ...] | None = None
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    index_url: str = DEFAULT_INDEX
+    timeout: float = 3600.0
+    executors: tuple[tuple[str, str], ...] = ()
+    python_paths: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+    def executor_for(self, target: Target) -> str:
+        """The farm's choice of executor for a target.
+
+        zig for manylinux policies older than the host's glibc; the host for
+        ``linux_*``, ``native`` and policies the host glibc itself satisfies.
+        """
+        mapped = dict(self.executors).get(target.name)
+        if mapped:
+            return mapped
+        if target.kind != "manylinux":
+            return "host"
+        glibc = host_glibc()
+        if glibc is not None and target.glibc is not None and target.glibc >= glibc:
+            return "host"
+        return "zig"
+
+
+def load(root: Path) -> FarmConfig:
+    path = root / CONFIG_NAME
+    if not path.exists():
+        return FarmConfig(root=root)
+    data = schema.load_toml(path)
+    schema.check(data, FARM_SCHEMA, path)
+    kwargs: dict[str, object] = {}
+    try:
+        if "targets" in data:
+            kwargs["targets"] = tuple(parse_target(t) for t in data["targets"])
+        if "pythons" in data:
+            kwargs["pythons"] = tuple(data["pythons"])
+            for tag in data["pythons"]:
+                parse_tag(tag)
+        for tag in data.get("python-paths", {}):
+            parse_tag(tag)
+        for target in data.get("executors", {}):
+            parse_target(target)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if "jobs" in data:
+        if data["jobs"] < 1:
+            raise RecipeError(path, "jobs", "must be at least 1")
+        kwargs["jobs"] = data["jobs"]
+    if "index-url" in data:
+        kwargs["index_url"] = data["index-url"]
+    if "timeout" in data:
+        kwargs["timeout"] = float(data["timeout"])
+    kwargs["executors"] = tuple(
+        (parse_target(k).name, v) for k, v in sorted(data.get("executors", {}).items())
+    )
+    kwargs["python_paths"] = tuple(sorted(data.get("python-paths", {}).items()))
+    return FarmConfig(root=root, **kwargs)  # type: ignore[arg-type]

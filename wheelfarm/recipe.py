@@ -1,0 +1,268 @@
+"""Recipes: which upstream project to build, pinned by hash, and how.
+
+A recipe is a TOML file; a project directory with a ``pyproject.toml`` is an
+implicit recipe (its ``[tool.wheelfarm]`` table may hold ``build`` and
+``test`` sections). Every check that can fail before a build starts happens
+here, and names the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from . import schema
+from .errors import ConfigError, RecipeError
+from .pythons import parse_tag
+from .source import SourceSpec
+from .targets import Target, parse_target
+
+_BUILD: schema.Schema = {
+    "targets": "list[str]",
+    "pythons": "list[str]",
+    "requires": "list[str]",
+    "env": "dict[str,str]",
+    "before-build": "list[str]",
+    "abi3": str,
+    "executor": str,
+    "timeout": float,
+}
+_TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]"}
+RECIPE_SCHEMA: schema.Schema = {
+    "package": {"name": str, "version": str},
+    "source": {"path": str, "pypi": bool, "url": str, "git": str, "rev": str, "sha256": str},
+    "build": _BUILD,
+    "test": _TEST,
+}
+_TOOL_SCHEMA: schema.Schema = {"build": _BUILD, "test": _TEST}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_REV = re.compile(r"^[0-9a-f]{40}$")
+_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    __test__ = False  # not a pytest class
+    imports: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    name: str
+    version: str
+    source: SourceSpec
+    targets: tuple[Target, ...] | None = None  # None: the farm's defaults
+    pythons: tuple[str, ...] | None = None  # None: every CPython found, within requires_python
+    requires: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    before_build: tuple[str, ...] = ()
+    abi3: str | None = None
+    executor: str | None = None
+    timeout: float | None = None
+    test: TestSpec = field(default_factory=TestSpec)
+    requires_python: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def digest(self) -> str:
+        """Hash of every setting that can change the built wheel (not the file's location)."""
+        data = asdict(self)
+        data.pop("path")
+        data["source"] = self.source.identity()
+        data["targets"] = [t.name for t in self.targets] if self.targets else None
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def load(path: Path) -> Recipe:
+    """Load a recipe file, or a project directory as an implicit recipe."""
+    if path.is_dir():
+        if not (path / "pyproject.toml").is_file() and not (path / "setup.py").is_file():
+            raise RecipeError(path, None, "not a project (no pyproject.toml or setup.py)")
+        return _load_project(path)
+    data = schema.load_toml(path)
+    schema.check(data, RECIPE_SCHEMA, path)
+    package = data.get("package", {})
+    for key in ("name", "version"):
+        if key not in package:
+            raise RecipeError(path, f"package.{key}", "required")
+    name = _check_name(path, "package.name", package["name"])
+    version = _check_version(path, "package.version", package["version"])
+    source = _source(path, data.get("source", {}), name, version)
+    return _with_build_and_test(path, name, version, source, data, _local_requires_python(source))
+
+
+def _local_requires_python(source: SourceSpec) -> str | None:
+    """A path source's Requires-Python, so planning skips Pythons it excludes."""
+    if source.kind != "path":
+        return None
+    pyproject = Path(source.location) / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    value = schema.load_toml(pyproject).get("project", {}).get("requires-python")
+    return str(value) if value else None
+
+
+def _load_project(directory: Path) -> Recipe:
+    pyproject = directory / "pyproject.toml"
+    data = schema.load_toml(pyproject) if pyproject.is_file() else {}
+    project = data.get("project", {})
+    name = str(project.get("name") or directory.resolve().name)
+    version = str(project.get("version") or "dynamic")
+    tool = data.get("tool", {}).get("wheelfarm", {})
+    schema.check(tool, _TOOL_SCHEMA, pyproject, "tool.wheelfarm.")
+    source = SourceSpec(kind="path", location=str(directory.resolve()))
+    requires_python = project.get("requires-python")
+    return _with_build_and_test(pyproject, name, version, source, tool, requires_python)
+
+
+def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec,
+                         data: dict[str, Any], requires_python: str | None) -> Recipe:
+    prefix = "tool.wheelfarm." if path.name == "pyproject.toml" else ""
+    build = data.get("build", {})
+    test = data.get("test", {})
+    targets = None
+    if "targets" in build:
+        targets = tuple(_target(path, f"{prefix}build.targets", t) for t in build["targets"])
+        if not targets:
+            raise RecipeError(path, f"{prefix}build.targets", "must not be empty")
+    pythons = None
+    if "pythons" in build:
+        pythons = tuple(_python(path, f"{prefix}build.pythons", p) for p in build["pythons"])
+        if not pythons:
+            raise RecipeError(path, f"{prefix}build.pythons", "must not be empty")
+    abi3 = _python(path, f"{prefix}build.abi3", build["abi3"]) if "abi3" in build else None
+    timeout = build.get("timeout")
+    if timeout is not None and timeout <= 0:
+        raise RecipeError(path, f"{prefix}build.timeout", "must be a positive number of seconds")
+    if requires_python is not None:
+        try:
+            SpecifierSet(requires_python)
+        except InvalidSpecifier:
+            raise RecipeError(path, "project.requires-python", "invalid specifier") from None
+    return Recipe(
+        path=path,
+        name=name,
+        version=version,
+        source=source,
+        targets=targets,
+        pythons=pythons,
+        requires=tuple(build.get("requires", ())),
+        env=tuple(sorted(build.get("env", {}).items())),
+        before_build=tuple(build.get("before-build", ())),
+        abi3=abi3,
+        executor=build.get("executor"),
+        timeout=float(timeout) if timeout is not None else None,
+        test=TestSpec(
+            imports=tuple(test.get("imports", ())),
+            commands=tuple(test.get("commands", ())),
+            requires=tuple(test.get("requires", ())),
+        ),
+        requires_python=requires_python,
+    )
+
+
+def _source(path: Path, table: dict[str, Any], name: str, version: str) -> SourceSpec:
+    kinds = [k for k in ("path", "pypi", "url", "git") if k in table]
+    if table.get("pypi") is False:
+        kinds.remove("pypi")
+    if not kinds:
+        raise RecipeError(path, "source", "missing; give exactly one of path, pypi, url, git")
+    if len(kinds) > 1:
+        raise RecipeError(path, "source", f"two sources ({' and '.join(kinds)}); give exactly one")
+    kind = kinds[0]
+    sha = table.get("sha256")
+    if sha is not None and not _SHA256.match(sha.lower()):
+        raise RecipeError(path, "source.sha256", "expected 64 hexadecimal digits")
+    if kind in ("pypi", "url") and sha is None:
+        raise RecipeError(path, "source.sha256", f"required with source.{kind}")
+    if "rev" in table and kind != "git":
+        raise RecipeError(path, "source.rev", "only valid with source.git")
+    if kind == "path":
+        where = (path.parent / table["path"]).resolve()
+        if not where.is_dir():
+            raise RecipeError(path, "source.path", f"no such directory: {where}")
+        return SourceSpec(kind="path", location=str(where))
+    if kind == "git":
+        rev = table.get("rev")
+        if rev is None:
+            raise RecipeError(path, "source.rev", "required with source.git (a full commit id)")
+        if not _GIT_REV.match(rev):
+            raise RecipeError(path, "source.rev", "expected a full 40-digit commit id")
+        return SourceSpec(kind="git", location=table["git"], rev=rev)
+    if kind == "url":
+        url = table["url"]
+        if not url.startswith(("https://", "http://", "file://")):
+            raise RecipeError(path, "source.url", "expected an http(s):// or file:// URL")
+        return SourceSpec(kind="url", location=url, sha256=sha.lower() if sha else None)
+    return SourceSpec(kind="pypi", location="", sha256=sha.lower() if sha else None,
+                      name=name, version=version)
+
+
+def _check_name(path: Path, key: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise RecipeError(path, key, f"{value!r} is not a valid project name")
+    return value
+
+
+def _check_version(path: Path, key: str, value: str) -> str:
+    try:
+        Version(value)
+    except InvalidVersion:
+        raise RecipeError(path, key, f"{value!r} is not a valid version") from None
+    return value
+
+
+def _target(path: Path, key: str, value: str) -> Target:
+    try:
+        return parse_target(value)
+    except ConfigError as exc:
+        raise RecipeError(path, key, str(exc)) from None
+
+
+def _python(path: Path, key: str, value: str) -> str:
+    try:
+        parse_tag(value)
+    except ConfigError as exc:
+        raise RecipeError(path, key, str(exc)) from None
+    return value
+
+
+def normalized_name(recipe: Recipe) -> str:
+    return canonicalize_name(recipe.name)
+
+
+def discover(paths: list[Path]) -> list[Recipe]:
+    """Recipes from files, project directories and directories of ``*.toml`` files."""
+    recipes: list[Recipe] = []
+    for path in paths:
+        if path.is_dir() and not (path / "pyproject.toml").exists() \
+                and not (path / "setup.py").exists():
+            files = sorted(path.glob("*.toml"))
+            if not files:
+                raise ConfigError(f"{path}: no recipes (*.toml) and no pyproject.toml here")
+            recipes.extend(load(f) for f in files if f.name != "wheelfarm.toml")
+        elif not path.exists():
+            raise ConfigError(f"{path}: no such file or directory")
+        else:
+            recipes.append(load(path))
+    seen: dict[str, Path] = {}
+    for r in recipes:
+        other = seen.setdefault(canonicalize_name(r.name), r.path)
+        if other != r.path:
+            raise RecipeError(r.path, "package.name",
+                              f"{r.name!r} is also defined by {other}")
+    return recipes
