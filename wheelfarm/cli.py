@@ -15,13 +15,13 @@ from rich.table import Table
 from . import __version__, executors, plan, recipe
 from . import config as farm_config
 from .errors import ConfigError, WheelfarmError
-from .pipeline import Pipeline
-from .pipeline import JobResult
+from .pipeline import JobResult, Pipeline
 from .pythons import parse_tag
 from .targets import parse_target
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Off a terminal (CI logs, pipes) nothing should be cut to 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,9 +35,9 @@ def cli() -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("wheelhouse"),
               show_default=True, help="Output directory: wheels plus a simple/ index.")
 @click.option("--target", "targets", multiple=True, metavar="TARGET",
-              help="Build only this target (repeatable), e.g. manylinux_2_17_x86_64, native.")
+              help="Build for this target instead of the recipes' (repeatable), e.g. native.")
 @click.option("--python", "pythons", multiple=True, metavar="cpXY",
-              help="Build only for this Python (repeatable), e.g. cp312.")
+              help="Build for this Python instead of the recipes' (repeatable), e.g. cp312.")
 @click.option("--executor", type=click.Choice(["host", "zig"]),
               help="Override the executor chosen per target.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel jobs [default: cores].")
@@ -71,7 +71,7 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
                        key=parse_tag)
     job_list = plan.make_plan(recipes, config, selection, instances, available)
     if not job_list:
-        raise ConfigError("nothing to build: the --target/--python selection matches no job")
+        raise ConfigError("nothing to build")
     parallel = jobs or config.jobs
     with _progress(job_list) as on_step:
         pipeline = Pipeline(config, instances, out_dir.resolve(), on_step=on_step,
@@ -102,6 +102,7 @@ class _progress:
             transient=True,
         )
         self.tasks: dict[str, TaskID] = {}
+        self.announced: set[tuple[str, str]] = set()
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         if self.live:
@@ -117,8 +118,14 @@ class _progress:
                 task = self.tasks[job.key]
                 self.progress.start_task(task)
                 self.progress.update(task, advance=1, step=step)
-            elif step in ("toolchain",):
-                err.print(f"{job.id}: preparing the {job.executor} toolchain for {job.target}")
+                return
+            if step == "toolchain" and job.executor != "host":
+                # The first use of a toolchain can take a minute (zig compiles
+                # its libc for the target): say so rather than pause silently.
+                pair = (job.executor, job.target.name)
+                if pair not in self.announced:
+                    self.announced.add(pair)
+                    err.print(f"preparing the {job.executor} toolchain for {job.target}")
 
     def __exit__(self, *exc: object) -> None:
         if self.live:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from . import index, repair, source
+from . import buildenv, index, repair, source
 from .config import FarmConfig
 from .errors import BuildError, CommandError, TestFailure, WheelfarmError
 from .executors import Executor, JobContext, Place
@@ -123,7 +123,7 @@ class Pipeline:
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout)
         with executor.open(ctx) as place:
             enter("build")
-            built = build_wheel(place, job, src, work)
+            built = build_wheel(place, job, src, work, self.config.cache_dir)
             repair.check_binary(built, src)
             enter("repair")
             repaired = repair.repair(place, built, job.target, work / "repaired")
@@ -189,44 +189,47 @@ def build_requires(src: Path) -> list[str]:
     return ["setuptools>=40.8.0"]
 
 
-def build_wheel(place: Place, job: Job, src: Path, work: Path) -> Path:
-    """Build one wheel with the PEP 517 frontend in a fresh environment of our own.
+def build_wheel(place: Place, job: Job, src: Path, work: Path, cache_dir: Path) -> Path:
+    """Build one wheel with the PEP 517 frontend in a cached environment of our own.
 
     The environment is made here rather than by ``build``'s isolation so the
-    recipe's extra requirements go in, and so it can later be installed from
-    a lock with hashes.
+    recipe's extra requirements go in, and so the same set is installed once
+    for every job that needs it (see :mod:`wheelfarm.buildenv`).
     """
     recipe = job.recipe
-    env_dir = work / "buildenv"
-    dist = work / "dist"
-    place.run([place.python(job.python), "-m", "venv", "--without-pip", str(env_dir)], cwd=work)
-    bpy = str(env_dir / "bin" / "python")
-    env = {
-        **place.toolchain_env(),
-        **dict(recipe.env),
-        "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "VIRTUAL_ENV": str(env_dir),
-    }
-    pip = [*place.pip(), "--python", bpy, "install", "--disable-pip-version-check"]
-    place.run([*pip, "build", *build_requires(src), *recipe.requires], cwd=work)
-    out = place.run([bpy, "-c", _GET_REQUIRES, str(src)], cwd=src, env=env).stdout
+    static = ["build", *build_requires(src), *recipe.requires]
+    env_dir = buildenv.ensure(place, job.python, static, cache_dir, work)
+    out = place.run([str(env_dir / "bin" / "python"), "-c", _GET_REQUIRES, str(src)],
+                    cwd=src, env=_build_env(place, recipe.env, env_dir)).stdout
     dynamic = _marked_json(out, "WHEELFARM-REQUIRES:")
     if dynamic:
-        place.run([*pip, *dynamic], cwd=work)
+        env_dir = buildenv.ensure(place, job.python, [*static, *dynamic], cache_dir, work)
+    env = _build_env(place, recipe.env, env_dir)
     for command in recipe.before_build:
         place.run(["sh", "-c", command], cwd=src, env=env)
     settings = []
     if recipe.abi3:
         settings = [f"-C--build-option=--py-limited-api={recipe.abi3}"]
+    dist = work / "dist"
     try:
-        place.run([bpy, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
-                   *settings, "--outdir", str(dist), str(src)], cwd=src, env=env)
+        place.run([str(env_dir / "bin" / "python"), "-m", "build", "--wheel", "--no-isolation",
+                   "--skip-dependency-check", *settings, "--outdir", str(dist), str(src)],
+                  cwd=src, env=env)
     except CommandError as exc:
         raise BuildError(f"build failed: {_last(exc)}") from exc
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one wheel from the build, found {len(wheels)}")
     return wheels[0]
+
+
+def _build_env(place: Place, extra: tuple[tuple[str, str], ...], env_dir: Path) -> dict[str, str]:
+    return {
+        **place.toolchain_env(),
+        **dict(extra),
+        "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(env_dir),
+    }
 
 
 def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path) -> None:

@@ -34,7 +34,9 @@ class Job:
 
 @dataclass(frozen=True)
 class Selection:
-    """Command-line narrowing: replaces defaults, filters explicit recipe lists."""
+    """Command-line choice of targets, pythons and executor; it replaces what the
+    recipes and the farm config would pick (a developer asking for cp313 on
+    manylinux_2_28 gets exactly that)."""
 
     targets: tuple[Target, ...] = ()
     pythons: tuple[str, ...] = ()
@@ -64,11 +66,11 @@ def _allowed(recipe: Recipe, tag: str) -> bool:
     return SpecifierSet(recipe.requires_python).contains(Version(f"{major}.{minor}"))
 
 
-def _narrow(explicit: Sequence[str] | None, default: Sequence[str],
+def _choose(explicit: Sequence[str] | None, default: Sequence[str],
             wanted: Sequence[str]) -> list[str]:
-    if explicit is None:
-        return list(wanted) if wanted else list(default)
-    return [x for x in explicit if not wanted or x in wanted]
+    if wanted:
+        return list(wanted)
+    return list(explicit) if explicit is not None else list(default)
 
 
 def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selection,
@@ -78,22 +80,20 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
     ``executors`` holds an instance per executor name in use; ``available`` is
     the list of python tags the chosen executors can run.
     """
-    wanted_targets = [t.name for t in selection.targets]
     jobs: list[Job] = []
     for recipe in recipes:
-        explicit_t = [t.name for t in recipe.targets] if recipe.targets else None
-        target_names = _narrow(explicit_t, [t.name for t in config.targets], wanted_targets)
-        targets = [t for t in (*(recipe.targets or ()), *config.targets, *selection.targets)
-                   if t.name in target_names]
-        targets = list(dict.fromkeys(targets))
+        targets = list(selection.targets or recipe.targets or config.targets)
         default_pys = [p for p in (config.pythons or available) if _allowed(recipe, p)]
-        pythons = _narrow(recipe.pythons, default_pys, selection.pythons)
+        pythons = _choose(recipe.pythons, default_pys, selection.pythons)
         missing = [p for p in pythons if p not in available]
         if missing:
             found = ", ".join(available) or "none"
-            where = "build.pythons" if recipe.pythons else "pythons"
-            raise RecipeError(recipe.path, where,
-                              f"{', '.join(missing)} not found on this machine (found: {found})")
+            what = f"{', '.join(missing)} not found on this machine (found: {found})"
+            if selection.pythons:
+                raise ConfigError(f"--python {what}")
+            if recipe.pythons:
+                raise RecipeError(recipe.path, "build.pythons", what)
+            raise RecipeError(config.root / "wheelfarm.toml", "pythons", what)
         for target in targets:
             name = selection.executor or recipe.executor or config.executor_for(target)
             executor = executors.get(name)
@@ -123,9 +123,11 @@ def executor_names(recipes: Sequence[Recipe], config: FarmConfig,
     """Executors a plan may need, so that only those are instantiated."""
     if selection.executor:
         return {selection.executor}
-    names = {r.executor for r in recipes if r.executor}
-    targets = {*config.targets, *selection.targets}
+    names: set[str] = set()
     for r in recipes:
-        targets.update(r.targets or ())
-    names.update(config.executor_for(t) for t in targets)
+        if r.executor:
+            names.add(r.executor)
+        else:
+            names.update(config.executor_for(t)
+                         for t in selection.targets or r.targets or config.targets)
     return names

@@ -8,6 +8,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
@@ -34,6 +35,7 @@ def run(
     executable. The full output is returned in ``stdout``.
     """
     argv = [os.fspath(c) for c in cmd]
+    started = time.monotonic()
     if log is not None:
         log.write("+ " + shlex.join(argv) + "\n")
         log.flush()
@@ -82,6 +84,7 @@ def run(
             log.write(f"! timed out after {timeout}s; killed\n")
         elif returncode:
             log.write(f"! exit status {returncode}\n")
+        log.write(f"# {time.monotonic() - started:.2f}s\n")
         log.flush()
     out = "".join(chunks)
     if returncode is None or (check and returncode):

@@ -62,10 +62,11 @@ def test_defaults_every_python_within_requires_python(tmp_path: Path) -> None:
     assert len({j.key for j in jobs}) == 2
 
 
-def test_selection_narrows_explicit_lists_and_replaces_defaults(tmp_path: Path) -> None:
+def test_selection_replaces_recipe_lists_and_defaults(tmp_path: Path) -> None:
     r = make_recipe(tmp_path, pythons=("cp39", "cp312"))
-    jobs = run_plan(tmp_path, [r], plan.Selection(pythons=("cp312", "cp310")))
-    assert [j.python for j in jobs] == ["cp312"]
+    jobs = run_plan(tmp_path, [r], plan.Selection(pythons=("cp310",)))
+    assert [j.python for j in jobs] == ["cp310"]
+    assert [j.python for j in run_plan(tmp_path, [r])] == ["cp39", "cp312"]
     jobs = run_plan(tmp_path, [make_recipe(tmp_path)],
                     plan.Selection(targets=(parse_target("linux_x86_64"),), executor="host"))
     assert {(j.target.name, j.executor) for j in jobs} == {("linux_x86_64", "host")}
@@ -75,6 +76,8 @@ def test_missing_python_is_a_recipe_error(tmp_path: Path) -> None:
     r = make_recipe(tmp_path, pythons=("cp39", "cp313"))
     with pytest.raises(RecipeError, match=r"build.pythons: cp313 not found on this machine"):
         run_plan(tmp_path, [r])
+    with pytest.raises(ConfigError, match=r"--python cp311 not found on this machine"):
+        run_plan(tmp_path, [make_recipe(tmp_path)], plan.Selection(pythons=("cp311",)))
 
 
 def test_executor_refusing_target_is_a_recipe_error(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ system, so paths need no translation.
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -87,23 +88,25 @@ class Executor(Protocol):
         ...
 
 
-def _registry() -> dict[str, type]:
-    from .host import HostExecutor
-    from .zig import ZigExecutor
-
-    return {"host": HostExecutor, "zig": ZigExecutor}
+# name -> "module:class", imported on first use so that an executor's
+# dependencies (an SDK, a toolchain package) load only when it is chosen.
+REGISTRY: dict[str, str] = {
+    "host": "wheelfarm.executors.host:HostExecutor",
+    "zig": "wheelfarm.executors.zig:ZigExecutor",
+}
 
 
 def names() -> list[str]:
-    return sorted(_registry())
+    return sorted(REGISTRY)
 
 
 def get(name: str, **options: object) -> Executor:
     try:
-        cls = _registry()[name]
+        module_name, _, class_name = REGISTRY[name].partition(":")
     except KeyError:
         raise ConfigError(
             f"unknown executor {name!r}; expected one of: {', '.join(names())}"
         ) from None
+    cls = getattr(importlib.import_module(module_name), class_name)
     executor: Executor = cls(**options)
     return executor

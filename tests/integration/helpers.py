@@ -1,0 +1,75 @@
+"""Running the real CLI and real pip, the way a user does."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECTS = ROOT / "tests" / "fixtures" / "projects"
+RECIPES = ROOT / "recipes"
+
+
+def wheelfarm(*args: str | os.PathLike[str], cwd: Path,
+              env: dict[str, str] | None = None, timeout: float = 1800,
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wheelfarm", *map(os.fspath, args)],
+        cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def python_for(tag: str) -> Path:
+    from wheelfarm import pythons
+
+    found = pythons.discover()
+    if tag not in found:
+        pytest.skip(f"{tag} is not installed on this machine")
+    return found[tag]
+
+
+def isolated_pip_env() -> dict[str, str]:
+    """pip that reads no machine configuration: only the index we name can supply."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    cert = os.environ.get("PIP_CERT")
+    if cert:
+        env["PIP_CERT"] = cert
+    return env
+
+
+def pip_install_from_index(tag: str, venv: Path, index: Path, *names: str,
+                           extra_index: str | None = None) -> None:
+    """Fresh venv of ``tag``; install ``names`` from ``index`` (file://) with real pip."""
+    subprocess.run([python_for(tag), "-m", "venv", venv], check=True)
+    argv = [venv / "bin" / "python", "-m", "pip", "install", "--no-cache-dir",
+            "--index-url", index.as_uri()]
+    if extra_index:
+        argv += ["--extra-index-url", extra_index]
+    subprocess.run([*map(os.fspath, argv), *names], check=True, env=isolated_pip_env(),
+                   capture_output=True, text=True)
+
+
+def tree_digest(path: Path) -> dict[str, str]:
+    """Every file under ``path`` with its sha256, to prove nothing changed."""
+    if not path.exists():
+        return {}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*")) if p.is_file()
+    }
+
+
+def require(tool: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        pytest.skip(f"{tool} is not installed")
+    return found
