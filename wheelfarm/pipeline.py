@@ -277,5 +277,8 @@ def _marked_json(output: str, marker: str) -> list[str]:
 
 
 def _tail(path: Path, lines: int = 25) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
+    """The end of the failing step's part of the log (from its ``## step`` marker)."""
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    starts = [i for i, line in enumerate(text) if line.startswith("## ")]
+    since = text[starts[-1]:] if starts else text
+    return "\n".join(since[-lines:])

@@ -33,7 +33,8 @@ def native_recipe(farm: Path, name: str, pythons: list[str], check: str) -> Path
 def host_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     require("gcc")
     farm = tmp_path_factory.mktemp("farm")
-    native_recipe(farm, "fastadd", ["cp39", "cp312"], "import fastadd; assert fastadd.add(2, 3) == 5")
+    native_recipe(farm, "fastadd", ["cp39", "cp312"],
+                  "import fastadd; assert fastadd.add(2, 3) == 5")
     native_recipe(farm, "cppvec", ["cp312"], "import cppvec")
     out = farm / "wheelhouse"
     result = wheelfarm("build", farm, "--out", out, "--jobs", "2", cwd=farm)

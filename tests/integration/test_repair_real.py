@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import proc
+from wheelfarm import proc, wheelscan
 from wheelfarm import repair as rp
 from wheelfarm.errors import PolicyError, RepairError
 from wheelfarm.targets import parse_target
@@ -147,7 +147,7 @@ def test_host_gcc_pow_needs_glibc_2_29(pow_wheel: Path) -> None:
 
 
 def test_scan_reads_the_real_elf(pow_wheel: Path) -> None:
-    (info,) = rp.scan_wheel(pow_wheel)
+    (info,) = wheelscan.scan_wheel(pow_wheel)
     assert info.member == POW_EXT and info.machine == "EM_X86_64"
     assert "libm.so.6" in info.needed
     versions = {(lib, ver): syms for lib, ver, syms in info.versions}
@@ -196,7 +196,7 @@ def test_repair_vendors_a_library_outside_the_whitelist(built: Path, tmp_path: P
     vendored = [n for n in names if n.startswith("usehelper.libs/libhelper")]
     assert len(vendored) == 1, names
     assert rp.policy_violations(out, M2_17) == []
-    assert len(rp.scan_wheel(out)) == 2  # the vendored library is read and judged too
+    assert len(wheelscan.scan_wheel(out)) == 2  # the vendored library is read and judged too
 
 
 def test_too_new_symbols_in_a_library_to_vendor(built: Path, tmp_path: Path) -> None:

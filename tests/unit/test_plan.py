@@ -82,7 +82,7 @@ def test_missing_python_is_a_recipe_error(tmp_path: Path) -> None:
 
 def test_executor_refusing_target_is_a_recipe_error(tmp_path: Path) -> None:
     r = make_recipe(tmp_path, targets=(parse_target("linux_x86_64"),))
-    with pytest.raises(RecipeError, match="build.targets: executor 'zig' cannot build"):
+    with pytest.raises(RecipeError, match=r"build\.targets: executor 'zig' cannot build"):
         run_plan(tmp_path, [r], plan.Selection(executor="zig"),
                  zig=Planner("zig", accepts="manylinux"))
 

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from wheelfarm import policy as pol
 from wheelfarm import repair as rp
+from wheelfarm import wheelscan
 from wheelfarm.errors import BuildError, CommandError, ConfigError, PolicyError, RepairError
-from wheelfarm.repair import ElfInfo, Violation
+from wheelfarm.policy import Violation
 from wheelfarm.targets import Target, parse_target
+from wheelfarm.wheelscan import ElfInfo
 
 EXT = "fastadd.cpython-312-x86_64-linux-gnu.so"
 # A 64-bit ELF header and nothing else: enough for the magic test.
@@ -78,7 +81,7 @@ def known_glibcs(arch: str) -> list[tuple[int, int]]:
 # -- policy lookup ------------------------------------------------------------------------
 
 def test_known_policy_comes_from_auditwheel_data() -> None:
-    policy = rp.policy_for(M2_17)
+    policy = pol.policy_for(M2_17)
     assert policy.name == "manylinux_2_17"
     assert policy.tag == "manylinux_2_17_x86_64"
     assert policy.derived_from is None
@@ -90,13 +93,13 @@ def test_known_policy_comes_from_auditwheel_data() -> None:
 
 
 def test_legacy_alias_resolves_to_the_same_policy() -> None:
-    assert rp.policy_for(parse_target("manylinux2014_x86_64")) == rp.policy_for(M2_17)
-    assert rp.policy_for(parse_target("manylinux2014_aarch64")).arch == "aarch64"
+    assert pol.policy_for(parse_target("manylinux2014_x86_64")) == pol.policy_for(M2_17)
+    assert pol.policy_for(parse_target("manylinux2014_aarch64")).arch == "aarch64"
 
 
 def test_policy_between_known_ones_is_derived_from_the_lower() -> None:
-    policy = rp.policy_for(parse_target("manylinux_2_30_x86_64"))
-    base = rp.policy_for(parse_target("manylinux_2_28_x86_64"))
+    policy = pol.policy_for(parse_target("manylinux_2_30_x86_64"))
+    base = pol.policy_for(parse_target("manylinux_2_28_x86_64"))
     assert policy.derived_from == "manylinux_2_28"
     assert policy.name == "manylinux_2_30"
     assert policy.symbol_versions["GLIBC"] == base.symbol_versions["GLIBC"] | {"2.29", "2.30"}
@@ -107,8 +110,8 @@ def test_policy_between_known_ones_is_derived_from_the_lower() -> None:
 def test_newer_policy_than_auditwheel_knows_is_derived() -> None:
     newest = known_glibcs("x86_64")[-1]
     target = Target("manylinux", "x86_64", (2, newest[1] + 3))
-    policy = rp.policy_for(target)
-    base = rp.policy_for(Target("manylinux", "x86_64", newest))
+    policy = pol.policy_for(target)
+    base = pol.policy_for(Target("manylinux", "x86_64", newest))
     assert policy.derived_from == f"manylinux_2_{newest[1]}"
     glibc = policy.symbol_versions["GLIBC"]
     assert {f"2.{newest[1] + 1}", f"2.{newest[1] + 3}"} <= glibc
@@ -121,19 +124,19 @@ def test_newer_policy_than_auditwheel_knows_is_derived() -> None:
 def test_no_policy_below_the_oldest_or_for_auto() -> None:
     lowest = known_glibcs("aarch64")[0]
     with pytest.raises(ConfigError, match=f"lowest known: manylinux_2_{lowest[1]}"):
-        rp.policy_for(Target("manylinux", "aarch64", (2, lowest[1] - 1)))
+        pol.policy_for(Target("manylinux", "aarch64", (2, lowest[1] - 1)))
     with pytest.raises(ConfigError, match="no fixed manylinux policy"):
-        rp.policy_for(Target("manylinux-auto", "x86_64"))
+        pol.policy_for(Target("manylinux-auto", "x86_64"))
 
 
 # -- the judgement ------------------------------------------------------------------------
 
 def test_too_new_glibc_symbols_are_named_one_by_one() -> None:
-    got = rp.evaluate([elf(versions=[POW, ("libc.so.6", "GLIBC_2.2.5", ("malloc",))])],
-                      rp.policy_for(M2_17), "x86_64")
+    got = pol.evaluate([elf(versions=[POW, ("libc.so.6", "GLIBC_2.2.5", ("malloc",))])],
+                      pol.policy_for(M2_17), "x86_64")
     assert got == [Violation(EXT, "exp@GLIBC_2.29", "libm.so.6"),
                    Violation(EXT, "pow@GLIBC_2.29", "libm.so.6")]
-    assert rp.evaluate([elf(versions=[POW])], rp.policy_for(M2_35), "x86_64") == []
+    assert pol.evaluate([elf(versions=[POW])], pol.policy_for(M2_35), "x86_64") == []
 
 
 def test_unknown_version_prefixes_are_not_judged_but_private_glibc_is() -> None:
@@ -141,60 +144,60 @@ def test_unknown_version_prefixes_are_not_judged_but_private_glibc_is() -> None:
         ("libc.so.6", "GLIBC_PRIVATE", ("_dl_secret",)),
         ("libc.so.6", "GLIBC_ABI_DT_RELR", ()),
     ])]
-    got = rp.evaluate(elfs, rp.policy_for(M2_17), "x86_64")
+    got = pol.evaluate(elfs, pol.policy_for(M2_17), "x86_64")
     assert [v.symbol for v in got] == ["GLIBC_ABI_DT_RELR", "_dl_secret@GLIBC_PRIVATE"]
     foo = [elf(needed=["libfoo.so.1"], versions=[("libfoo.so.1", "FOO_9.9", ("foo",))],
                member="pkg.libs/libbar.so", soname="libbar.so")]
-    assert [v.kind for v in rp.evaluate(foo, rp.policy_for(M2_17), "x86_64")] == ["library"]
+    assert [v.kind for v in pol.evaluate(foo, pol.policy_for(M2_17), "x86_64")] == ["library"]
 
 
 def test_libraries_outside_the_whitelist_unless_vendored() -> None:
-    policy = rp.policy_for(M2_17)
+    policy = pol.policy_for(M2_17)
     ext = elf(needed=["libm.so.6", "libhelper.so", "libmvec.so.1", "ld-linux-x86-64.so.2"])
-    got = rp.evaluate([ext], policy, "x86_64")
+    got = pol.evaluate([ext], policy, "x86_64")
     assert got == [Violation(EXT, "", "libhelper.so", "library", "manylinux_2_17"),
                    Violation(EXT, "", "libmvec.so.1", "library", "manylinux_2_17")]
     assert "libhelper.so (not allowed by manylinux_2_17; repair vendors it)" in str(got[0])
     # libmvec is whitelisted from manylinux_2_24 on
-    assert [v.library for v in rp.evaluate([ext], rp.policy_for(M2_35), "x86_64")] == [
+    assert [v.library for v in pol.evaluate([ext], pol.policy_for(M2_35), "x86_64")] == [
         "libhelper.so"]
     by_name = elf(member="fastadd.libs/libhelper.so", needed=["libc.so.6"])
-    assert rp.evaluate([ext, by_name], rp.policy_for(M2_35), "x86_64") == []
+    assert pol.evaluate([ext, by_name], pol.policy_for(M2_35), "x86_64") == []
     renamed = elf(member="fastadd.libs/libhelper-1a2b3c4d.so", soname="libhelper.so",
                   needed=["libc.so.6"])
-    assert rp.evaluate([ext, renamed], rp.policy_for(M2_35), "x86_64") == []
+    assert pol.evaluate([ext, renamed], pol.policy_for(M2_35), "x86_64") == []
 
 
 def test_pre_repair_check_reports_only_what_vendoring_cannot_fix() -> None:
     ext = elf(needed=["libm.so.6", "libhelper.so"], versions=[
         POW, ("libhelper.so", "GLIBC_2.99", ("weird",)),
     ])
-    got = rp.evaluate([ext], rp.policy_for(M2_17), "x86_64", include_libraries=False)
+    got = pol.evaluate([ext], pol.policy_for(M2_17), "x86_64", include_libraries=False)
     assert [v.symbol for v in got] == ["exp@GLIBC_2.29", "pow@GLIBC_2.29"]
-    assert rp.evaluate([ext], rp.policy_for(M2_35), "x86_64", include_libraries=False) == []
+    assert pol.evaluate([ext], pol.policy_for(M2_35), "x86_64", include_libraries=False) == []
 
 
 def test_vendored_libraries_are_held_to_the_policy_too() -> None:
     lib = elf(member="fastadd.libs/libhelper-1a2b.so", soname="libhelper.so",
               needed=["libc.so.6"], versions=[("libc.so.6", "GLIBC_2.34", ("__libc_start_main",))])
-    got = rp.evaluate([elf(needed=["libhelper.so"]), lib], rp.policy_for(M2_17), "x86_64")
+    got = pol.evaluate([elf(needed=["libhelper.so"]), lib], pol.policy_for(M2_17), "x86_64")
     assert got == [Violation(lib.member, "__libc_start_main@GLIBC_2.34", "libc.so.6")]
 
 
 def test_blacklisted_symbols() -> None:
     ext = elf(needed=["libz.so.1"], undefined=frozenset({"_tr_init", "deflate"}))
-    got = rp.evaluate([ext], rp.policy_for(M2_17), "x86_64")
+    got = pol.evaluate([ext], pol.policy_for(M2_17), "x86_64")
     assert got == [Violation(EXT, "_tr_init", "libz.so.1", "blacklist")]
     assert got[0].short == "_tr_init (libz.so.1, blacklisted)"
 
 
 def test_architecture_mismatch_and_linux_targets() -> None:
     arm = elf(machine="EM_AARCH64", versions=[POW])
-    got = rp.evaluate([arm], rp.policy_for(M2_17), "x86_64")
+    got = pol.evaluate([arm], pol.policy_for(M2_17), "x86_64")
     assert got == [Violation(EXT, "", "", "arch", "aarch64, not x86_64")]
     assert str(got[0]) == f"{EXT} built for aarch64, not x86_64"
-    assert rp.evaluate([elf(versions=[POW])], None, "x86_64") == []
-    assert len(rp.evaluate([arm], None, "x86_64")) == 1
+    assert pol.evaluate([elf(versions=[POW])], None, "x86_64") == []
+    assert len(pol.evaluate([arm], None, "x86_64")) == 1
 
 
 # -- messages -----------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def test_message_is_sorted_deduplicated_and_bounded() -> None:
     many = [Violation(f"m{i % 2}.so", f"sym{i:03d}@GLIBC_2.{30 + i % 5}", "libc.so.6")
             for i in range(60)]
     many += [Violation("m1.so", "sym000@GLIBC_2.30", "libc.so.6")]
-    text = rp.format_violations("x-1-cp312-cp312-linux_x86_64.whl", "manylinux_2_17_x86_64", many)
+    text = pol.format_violations("x-1-cp312-cp312-linux_x86_64.whl", "manylinux_2_17_x86_64", many)
     assert text.startswith("x-1-cp312-cp312-linux_x86_64.whl does not satisfy "
                            "manylinux_2_17_x86_64: sym000@GLIBC_2.30 (libc.so.6), "
                            "sym001@GLIBC_2.31 (libc.so.6)")
@@ -220,7 +223,7 @@ def test_message_is_sorted_deduplicated_and_bounded() -> None:
 
 def test_long_symbols_are_clipped() -> None:
     mangled = "_ZN" + "x" * 500 + "@GLIBCXX_3.4.30"
-    text = rp.format_violations("w.whl", "manylinux_2_17_x86_64",
+    text = pol.format_violations("w.whl", "manylinux_2_17_x86_64",
                                 [Violation("a.so", mangled, "libstdc++.so.6")])
     assert len(text) < 200 and text.endswith("...")
 
@@ -228,7 +231,7 @@ def test_long_symbols_are_clipped() -> None:
 def test_check_policy_raises_with_every_violation(monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path)
-    monkeypatch.setattr(rp, "scan_wheel", lambda _w: [elf(versions=[POW])])
+    monkeypatch.setattr(wheelscan, "scan_wheel", lambda _w: [elf(versions=[POW])])
     with pytest.raises(PolicyError) as info:
         rp.check_policy(wheel, M2_17)
     assert str(info.value) == (
@@ -242,7 +245,7 @@ def test_check_policy_raises_with_every_violation(monkeypatch: pytest.MonkeyPatc
 
 def test_auto_target_is_held_to_the_tags_the_wheel_claims(monkeypatch: pytest.MonkeyPatch,
                                                          tmp_path: Path) -> None:
-    monkeypatch.setattr(rp, "scan_wheel", lambda _w: [elf(versions=[POW])])
+    monkeypatch.setattr(wheelscan, "scan_wheel", lambda _w: [elf(versions=[POW])])
     auto = parse_target("manylinux_auto_x86_64")
     claimed = make_wheel(tmp_path, "fastadd-1.0-cp312-cp312-manylinux_2_17_x86_64."
                                    "manylinux2014_x86_64.manylinux_2_35_x86_64.whl")
@@ -266,11 +269,11 @@ def test_unreadable_wheel_and_unparsable_elf(tmp_path: Path) -> None:
     junk = tmp_path / "junk-1-cp312-cp312-linux_x86_64.whl"
     junk.write_bytes(b"not a zip")
     with pytest.raises(RepairError, match="cannot read wheel junk"):
-        rp.scan_wheel(junk)
+        wheelscan.scan_wheel(junk)
     bad = make_wheel(tmp_path, members={"pkg/broken.so": BROKEN_ELF, "pkg/ok.py": b"x = 1\n"})
     with pytest.raises(RepairError, match=r"cannot parse ELF member pkg/broken\.so"):
-        rp.scan_wheel(bad)
-    assert rp.scan_wheel(make_wheel(tmp_path, members={"pkg/a.py": b"\x7fEL"})) == []
+        wheelscan.scan_wheel(bad)
+    assert wheelscan.scan_wheel(make_wheel(tmp_path, members={"pkg/a.py": b"\x7fEL"})) == []
 
 
 # -- check_binary -------------------------------------------------------------------------
@@ -322,7 +325,7 @@ def test_sources_only_in_tests_docs_examples_do_not_count(tmp_path: Path) -> Non
     pure = make_wheel(tmp_path, "fastadd-1.0-py3-none-any.whl", purelib=True)
     rp.check_binary(pure, src)
     for name in ("lib.rs", "m.pyx", "a.cc", "a.cpp", "a.cxx"):
-        assert rp.native_sources(_with(src, name)), name
+        assert wheelscan.native_sources(_with(src, name)), name
 
 
 def _with(src: Path, name: str) -> Path:
@@ -422,7 +425,7 @@ def test_repair_failure_names_auditwheels_reason(tmp_path: Path) -> None:
 def test_repair_refuses_too_new_symbols_before_running_auditwheel(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(rp, "scan_wheel", lambda _w: [elf(versions=[POW])])
+    monkeypatch.setattr(wheelscan, "scan_wheel", lambda _w: [elf(versions=[POW])])
     place = FakePlace("manylinux_2_17_x86_64")
     with pytest.raises(PolicyError, match=r"pow@GLIBC_2\.29 \(libm\.so\.6\)"):
         rp.repair(place, make_wheel(tmp_path), M2_17, tmp_path / "d")
@@ -432,7 +435,7 @@ def test_repair_refuses_too_new_symbols_before_running_auditwheel(
 def test_repaired_wheel_failing_the_check_is_removed(monkeypatch: pytest.MonkeyPatch,
                                                      tmp_path: Path) -> None:
     # e.g. a vendored library that auditwheel judged more leniently than we do
-    monkeypatch.setattr(rp, "scan_wheel", lambda w: [elf(versions=[POW])]
+    monkeypatch.setattr(wheelscan, "scan_wheel", lambda w: [elf(versions=[POW])]
                         if "manylinux" in w.name else [])
     dest = tmp_path / "d"
     with pytest.raises(PolicyError) as info:

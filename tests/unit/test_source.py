@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from wheelfarm import source
-from wheelfarm.errors import ConfigError, SourceError
 from wheelfarm.archive import safe_extract, sha256_file
+from wheelfarm.errors import ConfigError, SourceError
 from wheelfarm.source import SourceSpec, fetch
 
 PYPROJECT = b"[project]\nname = 'fastadd'\nversion = '0.1.0'\n"
