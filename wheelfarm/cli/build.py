@@ -1,36 +1,25 @@
-"""The command line. The only module that prints or exits."""
+"""`wheelfarm build`: recipes -> repaired, tested wheels and an index."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, executors, plan, recipe
-from . import config as farm_config
-from .errors import ConfigError, WheelfarmError
-from .pipeline import JobResult, Pipeline
-from .pythons import parse_tag
-from .targets import parse_target
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-# Off a terminal (CI logs, pipes) nothing should be cut to 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+from .. import config as farm_config
+from .. import executors, plan, recipe
+from ..errors import ConfigError
+from ..pipeline import JobResult, Pipeline
+from ..pythons import parse_tag
+from ..targets import parse_target
+from .ui import err, out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wheelfarm")
-def cli() -> None:
-    """wheelfarm: build, repair, test and index binary Python wheels."""
-
-
-@cli.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("wheelhouse"),
               show_default=True, help="Output directory: wheels plus a simple/ index.")
@@ -38,7 +27,7 @@ def cli() -> None:
               help="Build for this target instead of the recipes' (repeatable), e.g. native.")
 @click.option("--python", "pythons", multiple=True, metavar="cpXY",
               help="Build for this Python instead of the recipes' (repeatable), e.g. cp312.")
-@click.option("--executor", type=click.Choice(["host", "zig"]),
+@click.option("--executor", type=click.Choice(executors.names()),
               help="Override the executor chosen per target.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel jobs [default: cores].")
 @click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
@@ -150,24 +139,5 @@ def _report(results: Sequence[JobResult], out_dir: Path) -> None:
     out.print(f"{ok} of {len(results)} jobs succeeded; index: {out_dir / 'simple'}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 a job failed, 2 bad input)."""
-    try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="wheelfarm",
-                 standalone_mode=False)
-    except WheelfarmError as exc:
-        err.print(f"error: {exc}", markup=False)
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
 
-
-def entry() -> None:
-    sys.exit(main())
+COMMANDS = [build]
