@@ -209,7 +209,9 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, cache_dir: Path) 
         place.run(["sh", "-c", command], cwd=src, env=env)
     settings = []
     if recipe.abi3:
-        settings = [f"-C--build-option=--py-limited-api={recipe.abi3}"]
+        settings.append(f"-C--build-option=--py-limited-api={recipe.abi3}")
+    if recipe.build_number is not None:
+        settings.append(f"-C--build-option=--build-number={recipe.build_number}")
     dist = work / "dist"
     try:
         place.run([str(env_dir / "bin" / "python"), "-m", "build", "--wheel", "--no-isolation",

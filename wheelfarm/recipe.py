@@ -34,6 +34,7 @@ _BUILD: schema.Schema = {
     "abi3": str,
     "executor": str,
     "timeout": float,
+    "number": int,
 }
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]"}
 RECIPE_SCHEMA: schema.Schema = {
@@ -70,6 +71,7 @@ class Recipe:
     abi3: str | None = None
     executor: str | None = None
     timeout: float | None = None
+    build_number: int | None = None  # the PEP 427 build tag, for a rebuild of one version
     test: TestSpec = field(default_factory=TestSpec)
     requires_python: str | None = None
 
@@ -145,6 +147,9 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         if not pythons:
             raise RecipeError(path, f"{prefix}build.pythons", "must not be empty")
     abi3 = _python(path, f"{prefix}build.abi3", build["abi3"]) if "abi3" in build else None
+    number = build.get("number")
+    if number is not None and number < 0:
+        raise RecipeError(path, f"{prefix}build.number", "must be a non-negative integer")
     timeout = build.get("timeout")
     if timeout is not None and timeout <= 0:
         raise RecipeError(path, f"{prefix}build.timeout", "must be a positive number of seconds")
@@ -166,6 +171,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         abi3=abi3,
         executor=build.get("executor"),
         timeout=float(timeout) if timeout is not None else None,
+        build_number=number,
         test=TestSpec(
             imports=tuple(test.get("imports", ())),
             commands=tuple(test.get("commands", ())),
