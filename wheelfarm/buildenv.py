@@ -24,6 +24,7 @@ from .locks import file_lock
 _guard = threading.Lock()
 _locks: dict[str, threading.Lock] = {}
 _COMPLETE = ".wheelfarm-complete"
+_FROZEN = ".wheelfarm-freeze"
 
 
 def env_key(interpreter: str, requirements: Sequence[str]) -> str:
@@ -62,8 +63,20 @@ def ensure(place: Place, tag: str, requirements: Sequence[str], cache_dir: Path,
         except BaseException:
             shutil.rmtree(env, ignore_errors=True)
             raise
+        frozen = place.run([*place.pip(), "--python", str(env / "bin" / "python"), "list",
+                            "--format=freeze", "--disable-pip-version-check"], cwd=work).stdout
+        (env / _FROZEN).write_text(frozen)
         (env / _COMPLETE).write_text(json.dumps(sorted(set(requirements))) + "\n")
     return env
+
+
+def installed(env: Path) -> list[str]:
+    """``name==version`` of every package in a cached environment, as pip listed it."""
+    path = env / _FROZEN
+    if not path.exists():
+        return []
+    return sorted(line.strip() for line in path.read_text().splitlines()
+                  if "==" in line and not line.startswith("#"))
 
 
 def install(place: Place, env: Path, requirements: Sequence[str], work: Path) -> None:

@@ -8,7 +8,6 @@ it gets there by an atomic rename.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -18,17 +17,19 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
 
-from . import buildenv, index, repair, source
+from . import buildenv, index, proc, provenance, repair, reproducible, source
+from .archive import sha256_file
 from .config import FarmConfig
-from .errors import BuildError, CommandError, TestFailure, WheelfarmError
-from .executors import Executor, JobContext, Place
+from .errors import CommandError, WheelfarmError
+from .executors import Executor, JobContext
 from .plan import Job
-from .recipe import TestSpec
+from .steps import build_wheel, test_wheel
 
-STEPS = ("source", "toolchain", "build", "repair", "test", "output")
+STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "output")
 Status = Literal["ok", "failed"]
 OnStep = Callable[[Job, str], None]
 
@@ -55,12 +56,14 @@ class JobResult:
 
 class Pipeline:
     def __init__(self, config: FarmConfig, executors: Mapping[str, Executor], out_dir: Path,
-                 *, on_step: OnStep | None = None, keep_work: bool = False) -> None:
+                 *, on_step: OnStep | None = None, keep_work: bool = False,
+                 normalize: bool = True) -> None:
         self.config = config
         self.executors = executors
         self.out_dir = out_dir
         self.on_step = on_step
         self.keep_work = keep_work
+        self.normalize = normalize
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
         self._fetch_locks: dict[str, threading.Lock] = {}
@@ -74,6 +77,7 @@ class Pipeline:
 
     def run(self, jobs: Sequence[Job], parallel: int) -> list[JobResult]:
         """Run every job, ``parallel`` at a time, then rewrite the output's index."""
+        os.umask(0o022)  # files a build writes get the same modes on every machine
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             results = list(pool.map(self.run_job, jobs))
         if any(r.status == "ok" for r in results):
@@ -114,29 +118,54 @@ class Pipeline:
             fh.flush()
             self._emit(job, step)
 
+        started = datetime.now(UTC)
+        recipe = job.recipe
+        cache_dir = self.config.cache_dir
         enter("source")
         src = self._fetch(job, work / "src", fh)
+        epoch = recipe.source_date_epoch or reproducible.source_date_epoch(
+            recipe.source.kind, src, _git_time(src, fh) if recipe.source.kind == "git" else None)
         executor = self.executors[job.executor]
         enter("toolchain")
-        executor.prepare(job.target, self.config.cache_dir, fh)
-        timeout = job.recipe.timeout or self.config.timeout
-        ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout)
+        executor.prepare(job.target, cache_dir, fh)
+        timeout = recipe.timeout or self.config.timeout
+        ctx = JobContext(job.target, job.python, work, cache_dir, fh, timeout)
         with executor.open(ctx) as place:
             enter("build")
-            built = build_wheel(place, job, src, work, self.config.cache_dir)
+            toolchain = place.toolchain_env()
+            extra = reproducible.build_environment(
+                epoch, reproducible.path_maps(work, cache_dir), dict(recipe.env), toolchain)
+            fh.write(f"SOURCE_DATE_EPOCH={epoch}\n")
+            built, env_dir = build_wheel(place, job, src, work, cache_dir, extra)
             repair.check_binary(built, src)
             enter("repair")
             repaired = repair.repair(place, built, job.target, work / "repaired")
+            if self.normalize:
+                enter("normalize")
+                reproducible.normalize_wheel(repaired, epoch)
             enter("test")
             for tag in job.test_pythons:
-                test_wheel(place, tag, repaired, job.recipe.test, work)
+                test_wheel(place, tag, repaired, recipe.test, work)
+            network = place.network
         enter("output")
-        return self._deliver(repaired, fh)
+        facts = provenance.BuildFacts(
+            recipe_name=recipe.name, recipe_path=str(recipe.path.resolve()), recipe_digest=recipe.digest(),
+            source=_source_facts(recipe.source), target=job.target.name, python=job.python,
+            test_pythons=job.test_pythons, executor=job.executor, job_key=job.key,
+            source_date_epoch=epoch, network=network,
+            toolchain={**provenance.host_toolchain(),
+                       "executor": self.executors[job.executor].toolchain_id(job.target)},
+            build_requirements=buildenv.installed(env_dir), locked=False,
+            started=started, finished=datetime.now(UTC),
+        )
+        sidecar = provenance.write(repaired, facts, work / (repaired.name + provenance.SUFFIX))
+        return self._deliver(repaired, sidecar, fh)
 
     def _fetch(self, job: Job, dest: Path, fh: IO[str]) -> Path:
         # Jobs of one recipe share a download; each still extracts its own copy
         # because builds write into their source tree.
-        key = job.recipe.source.identity()
+        spec = job.recipe.source
+        key = f"{spec.kind}:{spec.location}:{spec.name}=={spec.version}"
         with self._locks_guard:
             lock = self._fetch_locks.setdefault(key, threading.Lock())
         dest.mkdir(parents=True)
@@ -144,23 +173,19 @@ class Pipeline:
             return source.fetch(job.recipe.source, dest, cache_dir=self.config.cache_dir,
                                 index_url=self.config.index_url, log=fh)
 
-    def _deliver(self, wheel: Path, fh: IO[str]) -> Path:
+    def _deliver(self, wheel: Path, sidecar: Path, fh: IO[str]) -> Path:
+        """Move the wheel and its provenance into the output, provenance first,
+        so the output never holds a wheel without its statement."""
         final = self.out_dir / wheel.name
         with self._out_lock:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            if final.exists() and source.sha256_file(final) == source.sha256_file(wheel):
+            if final.exists() and sha256_file(final) == sha256_file(wheel):
                 fh.write(f"{final.name} already in {self.out_dir} with the same bytes\n")
-                return final
-            # The temporary name carries no .whl suffix: an index written
-            # meanwhile must never list a half-copied wheel.
-            fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.out_dir)
-            os.close(fd)
-            try:
-                shutil.copyfile(wheel, tmp)
-                os.replace(tmp, final)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            else:
+                if final.exists():
+                    fh.write(f"replacing {final.name}: this build gave different bytes\n")
+                _place_atomically(sidecar, self.out_dir / sidecar.name)
+                _place_atomically(wheel, final)
         fh.write(f"wrote {final}\n")
         return final
 
@@ -173,109 +198,37 @@ class _State:
     step = "source"
 
 
-def build_requires(src: Path) -> list[str]:
-    """``build-system.requires``, or the PEP 517 fallback for a setup.py project."""
-    pyproject = src / "pyproject.toml"
-    if pyproject.is_file():
-        import tomllib
-
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BuildError(f"{pyproject.name}: invalid TOML: {exc}") from None
-        system = data.get("build-system")
-        if system is not None:
-            return [str(r) for r in system.get("requires", [])]
-    return ["setuptools>=40.8.0"]
-
-
-def build_wheel(place: Place, job: Job, src: Path, work: Path, cache_dir: Path) -> Path:
-    """Build one wheel with the PEP 517 frontend in a cached environment of our own.
-
-    The environment is made here rather than by ``build``'s isolation so the
-    recipe's extra requirements go in, and so the same set is installed once
-    for every job that needs it (see :mod:`wheelfarm.buildenv`).
-    """
-    recipe = job.recipe
-    static = ["build", *build_requires(src), *recipe.requires]
-    env_dir = buildenv.ensure(place, job.python, static, cache_dir, work)
-    out = place.run([str(env_dir / "bin" / "python"), "-c", _GET_REQUIRES, str(src)],
-                    cwd=src, env=_build_env(place, recipe.env, env_dir)).stdout
-    dynamic = _marked_json(out, "WHEELFARM-REQUIRES:")
-    if dynamic:
-        env_dir = buildenv.ensure(place, job.python, [*static, *dynamic], cache_dir, work)
-    env = _build_env(place, recipe.env, env_dir)
-    for command in recipe.before_build:
-        place.run(["sh", "-c", command], cwd=src, env=env)
-    settings = []
-    if recipe.abi3:
-        settings.append(f"-C--build-option=--py-limited-api={recipe.abi3}")
-    if recipe.build_number is not None:
-        settings.append(f"-C--build-option=--build-number={recipe.build_number}")
-    dist = work / "dist"
+def _place_atomically(src: Path, final: Path) -> None:
+    # The temporary name carries no .whl suffix: an index written meanwhile
+    # must never list a half-copied wheel.
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=final.parent)
+    os.close(fd)
     try:
-        place.run([str(env_dir / "bin" / "python"), "-m", "build", "--wheel", "--no-isolation",
-                   "--skip-dependency-check", *settings, "--outdir", str(dist), str(src)],
-                  cwd=src, env=env)
-    except CommandError as exc:
-        raise BuildError(f"build failed: {_last(exc)}") from exc
-    wheels = sorted(dist.glob("*.whl"))
-    if len(wheels) != 1:
-        raise BuildError(f"expected one wheel from the build, found {len(wheels)}")
-    return wheels[0]
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
-def _build_env(place: Place, extra: tuple[tuple[str, str], ...], env_dir: Path) -> dict[str, str]:
-    return {
-        **place.toolchain_env(),
-        **dict(extra),
-        "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "VIRTUAL_ENV": str(env_dir),
-    }
-
-
-def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path) -> None:
-    """Install ``wheel`` into a fresh venv of ``tag`` and run the recipe's tests there.
-
-    Tests run in an empty directory so the source tree cannot shadow the
-    installed wheel. The wheel is installed by path, so it cannot come from
-    anywhere else; its dependencies and ``test.requires`` come from the index.
-    """
-    venv = work / f"test-{tag}"
-    place.run([place.python(tag), "-m", "venv", "--without-pip", str(venv)], cwd=work)
-    vpy = str(venv / "bin" / "python")
+def _git_time(src: Path, fh: IO[str]) -> int | None:
     try:
-        place.run([*place.pip(), "--python", vpy, "install", "--disable-pip-version-check",
-                   str(wheel), *spec.requires], cwd=work)
-    except CommandError as exc:
-        raise TestFailure(f"installing {wheel.name} on {tag} failed: {_last(exc)}") from exc
-    scratch = work / f"test-{tag}-cwd"
-    scratch.mkdir()
-    env = {
-        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "VIRTUAL_ENV": str(venv),
-    }
-    checks = [[vpy, "-c", f"import {name}"] for name in spec.imports]
-    checks += [["sh", "-c", command] for command in spec.commands]
-    for argv in checks:
-        try:
-            place.run(argv, cwd=scratch, env=env)
-        except CommandError as exc:
-            shown = argv[-1]
-            raise TestFailure(f"test on {tag} failed: {shown}: {_last(exc)}") from exc
+        out = proc.run(["git", "-C", str(src), "log", "-1", "--format=%ct"], log=fh).stdout
+    except CommandError:
+        return None
+    digits = out.strip().splitlines()[-1] if out.strip() else ""
+    return int(digits) if digits.isdigit() else None
 
 
-def _last(exc: CommandError) -> str:
-    lines = [line for line in exc.tail.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else str(exc)
-
-
-def _marked_json(output: str, marker: str) -> list[str]:
-    for line in reversed(output.splitlines()):
-        if line.startswith(marker):
-            value = json.loads(line[len(marker):])
-            return [str(v) for v in value]
-    raise BuildError("the build backend did not report its requirements")
+def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
+    identity = spec.identity()
+    if spec.kind == "git":
+        return {"uri": f"git+{spec.location}@{spec.rev}", "digest": f"gitCommit:{spec.rev}"}
+    if spec.kind in ("pypi", "url"):
+        where = spec.location or f"pypi:{spec.name}=={spec.version}"
+        return {"uri": where, "digest": f"sha256:{spec.sha256}"}
+    return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
 
 
 def _tail(path: Path, lines: int = 25) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ _BUILD: schema.Schema = {
     "executor": str,
     "timeout": float,
     "number": int,
+    "needs": "list[str]",
+    "max-attempts": int,
+    "source-date-epoch": int,
 }
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]"}
 RECIPE_SCHEMA: schema.Schema = {
@@ -72,8 +76,11 @@ class Recipe:
     executor: str | None = None
     timeout: float | None = None
     build_number: int | None = None  # the PEP 427 build tag, for a rebuild of one version
+    source_date_epoch: int | None = None  # else taken from the source (see reproducible)
     test: TestSpec = field(default_factory=TestSpec)
     requires_python: str | None = None
+    needs: tuple[str, ...] = ()  # normalized names of farm recipes whose wheels the build uses
+    max_attempts: int | None = None  # None: the queue's default; not part of the content key
 
     @property
     def label(self) -> str:
@@ -83,6 +90,8 @@ class Recipe:
         """Hash of every setting that can change the built wheel (not the file's location)."""
         data = asdict(self)
         data.pop("path")
+        # How often to try is scheduling, not an input of the wheel.
+        data.pop("max_attempts")
         data["source"] = self.source.identity()
         data["targets"] = [t.name for t in self.targets] if self.targets else None
         blob = json.dumps(data, sort_keys=True, default=str).encode()
@@ -95,7 +104,27 @@ def load(path: Path) -> Recipe:
         if not (path / "pyproject.toml").is_file() and not (path / "setup.py").is_file():
             raise RecipeError(path, None, "not a project (no pyproject.toml or setup.py)")
         return _load_project(path)
-    data = schema.load_toml(path)
+    return _from_data(path, schema.load_toml(path))
+
+
+def loads(text: str, path: Path) -> Recipe:
+    """A recipe from its TOML text, read as if it were the file ``path``.
+
+    A queue stores a recipe's text so a worker builds exactly what was
+    submitted; relative ``source.path`` values still resolve against ``path``
+    and must exist where this runs. A project's ``pyproject.toml`` is loaded
+    from its directory, which must exist here.
+    """
+    if path.name == "pyproject.toml":
+        return load(path.parent)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(path, None, f"invalid TOML: {exc}") from None
+    return _from_data(path, data)
+
+
+def _from_data(path: Path, data: dict[str, Any]) -> Recipe:
     schema.check(data, RECIPE_SCHEMA, path)
     package = data.get("package", {})
     for key in ("name", "version"):
@@ -150,6 +179,9 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
     number = build.get("number")
     if number is not None and number < 0:
         raise RecipeError(path, f"{prefix}build.number", "must be a non-negative integer")
+    max_attempts = build.get("max-attempts")
+    if max_attempts is not None and max_attempts < 1:
+        raise RecipeError(path, f"{prefix}build.max-attempts", "must be at least 1")
     timeout = build.get("timeout")
     if timeout is not None and timeout <= 0:
         raise RecipeError(path, f"{prefix}build.timeout", "must be a positive number of seconds")
@@ -172,12 +204,16 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         executor=build.get("executor"),
         timeout=float(timeout) if timeout is not None else None,
         build_number=number,
+        source_date_epoch=build.get("source-date-epoch"),
         test=TestSpec(
             imports=tuple(test.get("imports", ())),
             commands=tuple(test.get("commands", ())),
             requires=tuple(test.get("requires", ())),
         ),
         requires_python=requires_python,
+        needs=tuple(canonicalize_name(_check_name(path, f"{prefix}build.needs", n))
+                    for n in build.get("needs", ())),
+        max_attempts=max_attempts,
     )
 
 

@@ -91,7 +91,11 @@ class SourceSpec:
             return f"url:{self.location}:sha256={sha}"
         if self.kind == "git":
             return f"git:{self.location}@{(self.rev or '').lower()}"
-        return f"path:{self.location}"
+        if Path(self.location).is_file():
+            return f"path-archive:sha256={sha256_file(Path(self.location))}"
+        # The tree's content, not its location: two clones of one recipe set
+        # make one key, and an edited source makes another.
+        return f"path:tree={tree_digest(Path(self.location))}"
 
 
 def fetch(spec: SourceSpec, dest: Path, *, cache_dir: Path, index_url: str = DEFAULT_INDEX_URL,
@@ -132,6 +136,35 @@ _IGNORE_ANYWHERE = frozenset({".git", "__pycache__", ".venv"})
 _IGNORE_AT_TOP = frozenset({"build", "dist"})
 
 
+def _ignored(top: Path, directory: str, names: list[str]) -> set[str]:
+    skip = {n for n in names if n in _IGNORE_ANYWHERE or n.endswith(".egg-info")}
+    if Path(directory) == top:
+        skip |= _IGNORE_AT_TOP & set(names)
+    if "target" in names and "Cargo.toml" in names:
+        skip.add("target")  # cargo's build dir, only where a crate lives
+    return skip
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over a source tree's paths, executable bits, link targets and bytes,
+    skipping what a path copy skips (build output, VCS and cache directories)."""
+    top = root.resolve()
+    digest = hashlib.sha256()
+    for directory, dirnames, filenames in os.walk(top):
+        skip = _ignored(top, directory, [*dirnames, *filenames])
+        dirnames[:] = sorted(d for d in dirnames if d not in skip)
+        base = Path(directory)
+        for name in sorted(f for f in filenames if f not in skip):
+            path = base / name
+            rel = path.relative_to(top).as_posix()
+            if path.is_symlink():
+                digest.update(f"L {rel} {os.readlink(path)}\n".encode())
+                continue
+            executable = "x" if os.access(path, os.X_OK) else "-"
+            digest.update(f"F {rel} {executable} {sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def _fetch_path(src: Path, sha256: str | None, dest: Path, log: IO[str]) -> Path:
     if not src.exists():
         raise SourceError(f"source path not found: {src}")
@@ -143,12 +176,7 @@ def _fetch_path(src: Path, sha256: str | None, dest: Path, log: IO[str]) -> Path
     top = src.resolve()
 
     def ignore(directory: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n in _IGNORE_ANYWHERE or n.endswith(".egg-info")}
-        if Path(directory) == top:
-            skip |= _IGNORE_AT_TOP & set(names)
-        if "target" in names and "Cargo.toml" in names:
-            skip.add("target")  # cargo's build dir, only where a crate lives
-        return skip
+        return _ignored(top, directory, names)
 
     target = dest / top.name
     _say(log, f"copy {src} -> {target}")

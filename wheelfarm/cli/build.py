@@ -13,7 +13,7 @@ from rich.table import Table
 from .. import config as farm_config
 from .. import executors, plan, recipe
 from ..errors import ConfigError
-from ..pipeline import JobResult, Pipeline
+from ..pipeline import STEPS, JobResult, Pipeline
 from ..pythons import parse_tag
 from ..targets import parse_target
 from .ui import err, out
@@ -98,7 +98,7 @@ class _progress:
             self.progress.start()
             for job in self.jobs:
                 self.tasks[job.key] = self.progress.add_task(
-                    job.id, total=6, step="queued", start=False)
+                    job.id, total=len(STEPS), step="queued", start=False)
         return self.on_step
 
     def on_step(self, job: plan.Job, step: str) -> None:

@@ -35,6 +35,9 @@ class JobContext:
 class Place(Protocol):
     """A place where a job's commands run (the host, a container, a remote Mac)."""
 
+    # Whether a build here can reach the network; recorded in provenance.
+    network: bool
+
     def python(self, tag: str) -> str:
         """Path of the interpreter for ``cpXY`` in this place; ConfigError if absent."""
         ...

@@ -19,6 +19,8 @@ from . import JobContext
 class HostPlace:
     """Runs commands directly on this machine."""
 
+    network = True  # the host's own network; nothing here isolates a build
+
     def __init__(self, ctx: JobContext, interpreters: Mapping[str, Path],
                  toolchain: Mapping[str, str] | None = None) -> None:
         self.ctx = ctx
