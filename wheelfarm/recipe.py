@@ -36,6 +36,7 @@ _BUILD: schema.Schema = {
     "executor": str,
     "timeout": float,
     "number": int,
+    "network": bool,
     "needs": "list[str]",
     "max-attempts": int,
     "source-date-epoch": int,
@@ -77,6 +78,7 @@ class Recipe:
     timeout: float | None = None
     build_number: int | None = None  # the PEP 427 build tag, for a rebuild of one version
     source_date_epoch: int | None = None  # else taken from the source (see reproducible)
+    network: bool = False  # the build may reach the network (containers run without one)
     test: TestSpec = field(default_factory=TestSpec)
     requires_python: str | None = None
     needs: tuple[str, ...] = ()  # normalized names of farm recipes whose wheels the build uses
@@ -205,6 +207,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         timeout=float(timeout) if timeout is not None else None,
         build_number=number,
         source_date_epoch=build.get("source-date-epoch"),
+        network=build.get("network", False),
         test=TestSpec(
             imports=tuple(test.get("imports", ())),
             commands=tuple(test.get("commands", ())),
