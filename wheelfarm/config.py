@@ -6,10 +6,16 @@ pythons = ["cp39", "cp312"]           # default pythons (else: every CPython >= 
 jobs = 2                              # parallel jobs (default: number of cores)
 index-url = "https://pypi.org/simple/"
 timeout = 3600                        # per-job build timeout, seconds
+state = "postgresql://farm@db/farm"   # the queue (default: SQLite in .wheelfarm/state.db);
+                                      # WHEELFARM_STATE overrides it
+lease = 30                            # seconds a claimed job stays a worker's without a heartbeat
+retry-backoff = 10                    # seconds before the first retry; doubles per failure
 [executors]                           # target -> executor (host, zig)
 "manylinux_2_28_x86_64" = "host"
 [python-paths]                        # interpreters to use instead of discovery
 cp312 = "/usr/bin/python3.12"
+[limits]                              # target -> most jobs leased or running at once
+"manylinux_2_17_aarch64" = 2
 ```
 """
 
@@ -37,7 +43,12 @@ FARM_SCHEMA: schema.Schema = {
     "timeout": float,
     "executors": "dict[str,str]",
     "python-paths": "dict[str,str]",
+    "state": str,
+    "lease": float,
+    "retry-backoff": float,
+    "limits": dict,  # target -> int, checked in load()
 }
+STATE_ENV = "WHEELFARM_STATE"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,10 @@ class FarmConfig:
     timeout: float = 3600.0
     executors: tuple[tuple[str, str], ...] = ()
     python_paths: tuple[tuple[str, str], ...] = ()
+    state: str | None = None  # a database URL; None: the SQLite file under state_dir
+    lease: float = 30.0
+    retry_backoff: float = 10.0
+    limits: tuple[tuple[str, int], ...] = ()
 
     @property
     def state_dir(self) -> Path:
@@ -58,6 +73,12 @@ class FarmConfig:
     @property
     def cache_dir(self) -> Path:
         return self.state_dir / "cache"
+
+    @property
+    def state_url(self) -> str:
+        """The queue's database: ``WHEELFARM_STATE``, else ``state``, else SQLite here."""
+        url = os.environ.get(STATE_ENV) or self.state
+        return url or f"sqlite:///{self.state_dir / 'state.db'}"
 
     def executor_for(self, target: Target) -> str:
         """The farm's choice of executor for a target.
@@ -108,4 +129,19 @@ def load(root: Path) -> FarmConfig:
         (parse_target(k).name, v) for k, v in sorted(data.get("executors", {}).items())
     )
     kwargs["python_paths"] = tuple(sorted(data.get("python-paths", {}).items()))
+    if "state" in data:
+        kwargs["state"] = data["state"]
+    for key, attr in (("lease", "lease"), ("retry-backoff", "retry_backoff")):
+        if key in data:
+            if data[key] <= 0:
+                raise RecipeError(path, key, "must be a positive number of seconds")
+            kwargs[attr] = float(data[key])
+    limits = data.get("limits", {})
+    try:
+        kwargs["limits"] = tuple(sorted((parse_target(k).name, v) for k, v in limits.items()))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: limits: {exc}") from None
+    for target, value in limits.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise RecipeError(path, f"limits.{target}", "must be at least 1")
     return FarmConfig(root=root, **kwargs)  # type: ignore[arg-type]

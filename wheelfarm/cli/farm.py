@@ -1,0 +1,258 @@
+"""The standing farm: `controller`, `worker`, `submit`, `status`, `retry`, `cancel`,
+`logs` and `token`, all on the queue in the farm's state database."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.table import Table
+
+from .. import config as farm_config
+from .. import executors, plan, recipe
+from ..errors import ConfigError
+from ..pythons import parse_tag
+from ..state import open_queue
+from ..state.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
+from ..targets import parse_target
+from .ui import err, out
+
+if TYPE_CHECKING:
+    from ..state.queue import Queue
+
+T = TypeVar("T")
+
+farm_option = click.option(
+    "--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+    help="Farm directory (wheelfarm.toml, .wheelfarm/).")
+
+
+def _queue(farm_dir: Path) -> tuple[farm_config.FarmConfig, Queue]:
+    config = farm_config.load(farm_dir.resolve())
+    return config, open_queue(config)
+
+
+def _parsed(flag: str, parse: Callable[[str], T], value: str) -> T:
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{flag} {value}: {exc}") from None
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--target", "targets", multiple=True, metavar="TARGET",
+              help="Instead of the recipes' targets (repeatable).")
+@click.option("--python", "pythons", multiple=True, metavar="cpXY",
+              help="Instead of the recipes' pythons (repeatable).")
+@click.option("--executor", type=click.Choice(executors.names()),
+              help="Override the executor chosen per target.")
+@click.option("--priority", type=int, default=0, show_default=True,
+              help="Higher runs first.")
+@click.option("--probe", type=click.IntRange(min=1), metavar="N",
+              help="Submit N probe jobs instead of recipes (no compiler; for checks and "
+                   "benchmarks of the farm itself).")
+@click.option("--seconds", type=click.FloatRange(min=0), default=0.0,
+              help="How long each probe runs.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0,
+              help="Probe timeout, seconds.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=DEFAULT_MAX_ATTEMPTS,
+              help="Probe attempts before it fails.")
+@farm_option
+def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str, ...],
+           executor: str | None, priority: int, probe: int | None, seconds: float,
+           timeout: float, max_attempts: int, farm_dir: Path) -> None:
+    """Queue the jobs of recipes (or probes) for the farm's workers.
+
+    PATHS are recipe files, folders of recipes or project directories, as for
+    `wheelfarm build`. A job whose key is already queued is not added again.
+    """
+    config, queue = _queue(farm_dir)
+    for tag in pythons:
+        _parsed("--python", parse_tag, tag)
+    chosen = tuple(_parsed("--target", parse_target, t) for t in targets)
+    if probe:
+        if paths:
+            raise ConfigError("give recipes or --probe N, not both")
+        new = probe_jobs(probe, seconds=seconds, timeout=timeout, max_attempts=max_attempts,
+                         priority=priority, python=pythons[0] if pythons else "",
+                         target=chosen[0].name if chosen else "",
+                         arch=chosen[0].arch if chosen else "", executor=executor or "")
+    else:
+        if not paths:
+            raise ConfigError("nothing to submit: give recipes, or --probe N")
+        selection = plan.Selection(targets=chosen, pythons=pythons, executor=executor)
+        recipes = recipe.discover(list(paths))
+        paths_config = dict(config.python_paths)
+        instances = {name: executors.get(name, pythons_config=paths_config)
+                     for name in sorted(plan.executor_names(recipes, config, selection))}
+        available = sorted({p for e in instances.values() for p in e.available_pythons()},
+                           key=parse_tag)
+        new = build_jobs(plan.make_plan(recipes, config, selection, instances, available),
+                         config, priority=priority)
+    added, known = queue.submit(new)
+    out.print(f"submitted {added} job(s)" + (f"; {known} already queued" if known else ""))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON (schema 1).")
+@click.option("--events", "with_events", is_flag=True, help="Also show the event log.")
+@farm_option
+def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
+    """Every job, its state and attempts, oldest first."""
+    from ..state import report
+
+    _config, queue = _queue(farm_dir)
+    jobs = report.queue_jobs(queue)
+    if as_json:
+        doc: dict[str, Any] = report.document(jobs)
+        if with_events:
+            doc["events"] = report.job_events(queue)
+        click.echo(json.dumps(doc, indent=2))
+        return
+    table = Table(title="wheelfarm status")
+    for col in ("job", "recipe", "target", "python", "state", "tries", "worker", "note"):
+        table.add_column(col)
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j["state"]] = counts.get(j["state"], 0) + 1
+        last = j["attempts"][-1] if j["attempts"] else {}
+        note = j["artifact"]["filename"] if j["artifact"] else (last.get("reason") or "")
+        table.add_row(j["key"][:12], j["recipe"], j["target"] or "-", j["python"] or "-",
+                      j["state"], str(len(j["attempts"])), last.get("worker") or "", note)
+    out.print(table)
+    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
+    if with_events:
+        for e in report.job_events(queue):
+            out.print(f"{e['at']} {e['kind']} job={e['job']} n={e['n']} worker={e['worker']} "
+                      f"{json.dumps(e['detail']) if e['detail'] else ''}", markup=False)
+
+
+@click.command()
+@click.argument("job")
+@farm_option
+def retry(job: str, farm_dir: Path) -> None:
+    """Queue a failed or cancelled JOB (a key or a unique prefix) again."""
+    _config, queue = _queue(farm_dir)
+    row = queue.retry(job)
+    out.print(f"job {row.key[:12]} ({row.recipe} {row.python} {row.target}) is pending again")
+
+
+@click.command()
+@click.argument("job")
+@farm_option
+def cancel(job: str, farm_dir: Path) -> None:
+    """Cancel JOB; a worker running it stops at its next heartbeat."""
+    _config, queue = _queue(farm_dir)
+    row = queue.cancel(job)
+    out.print(f"job {row.key[:12]} ({row.recipe} {row.python} {row.target}) cancelled")
+
+
+@click.command()
+@click.argument("job")
+@click.option("--attempt", type=int, help="Which attempt (default: the last).")
+@farm_option
+def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
+    """Print the log of JOB's last attempt (or of --attempt N)."""
+    from ..state import report
+
+    _config, queue = _queue(farm_dir)
+    row = queue.find(job)
+    tries = report.queue_jobs(queue, [row.key])[0]["attempts"]
+    if not tries:
+        raise ConfigError(f"job {row.key[:12]} has not run yet")
+    chosen = [t for t in tries if attempt is None or t["n"] == attempt]
+    if not chosen:
+        raise ConfigError(f"job {row.key[:12]} has no attempt {attempt} (it has 1-{len(tries)})")
+    where = chosen[-1]["log"]
+    if not where:
+        raise ConfigError(f"attempt {chosen[-1]['n']} of job {row.key[:12]} recorded no log")
+    try:
+        click.echo(Path(where).read_text(encoding="utf-8", errors="replace"), nl=False)
+    except OSError:
+        raise ConfigError(f"the log {where} is not on this machine") from None
+
+
+@click.command()
+@click.option("--controller", "controller_url", metavar="URL",
+              help="Work for this controller over HTTP instead of the farm's database.")
+@click.option("--token", envvar="WHEELFARM_TOKEN", help="The worker's token (or WHEELFARM_TOKEN).")
+@click.option("--drain", is_flag=True,
+              help="Exit once nothing this worker can run is pending or running.")
+@click.option("--name", default="", help="Worker name [default: host-pid].")
+@click.option("--executor", "executor_names", multiple=True, type=click.Choice(executors.names()),
+              help="Executors this worker offers (repeatable) [default: all].")
+@click.option("--python", "python_tags", multiple=True, metavar="cpXY",
+              help="Pythons this worker offers (repeatable) [default: those found].")
+@click.option("--image", "images", multiple=True, help="Container images it has (repeatable).")
+@click.option("--batch", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Jobs claimed at once.")
+@click.option("--grace", type=click.FloatRange(min=0),
+              help="After SIGTERM, hand the running job back after this many seconds.")
+@click.option("--out", "wheelhouse", type=click.Path(path_type=Path),
+              help="Where accepted wheels go [default: FARM/wheelhouse].")
+@farm_option
+def worker(controller_url: str | None, token: str | None, drain: bool, name: str,
+           executor_names: tuple[str, ...], python_tags: tuple[str, ...], images: tuple[str, ...],
+           batch: int, grace: float | None, wheelhouse: Path | None, farm_dir: Path) -> None:
+    """Claim jobs and run them, from the farm's database or a controller."""
+    from ..worker import DirectBroker, Worker, WorkerOptions, default_capabilities
+
+    _logging()
+    farm = farm_dir.resolve()
+    config = farm_config.load(farm)
+    for tag in python_tags:
+        _parsed("--python", parse_tag, tag)
+    broker: Any
+    if controller_url:
+        from ..remote import HttpBroker
+
+        broker = HttpBroker(controller_url, token or "")
+        house = wheelhouse  # a remote worker's wheels go to the controller
+    else:
+        broker = DirectBroker(open_queue(config))
+        house = wheelhouse or farm / "wheelhouse"
+    caps = default_capabilities(executor_names, python_tags, images, dict(config.python_paths))
+    w = Worker(broker, caps, farm, house.resolve() if house else None,
+               WorkerOptions(name=name, drain=drain, batch=batch, grace=grace))
+    w.install_signal_handlers()
+    done = w.run()
+    err.print(f"worker {w.name}: {done} job(s) reported")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8470, show_default=True)
+@click.option("--out", "wheelhouse", type=click.Path(path_type=Path),
+              help="Where accepted wheels go [default: FARM/wheelhouse].")
+@farm_option
+def controller(host: str, port: int, wheelhouse: Path | None, farm_dir: Path) -> None:
+    """Serve the HTTP API for remote workers (claim, heartbeat, upload, report)."""
+    from ..controller import Controller, serve
+
+    _logging()
+    _config, queue = _queue(farm_dir)
+    farm = farm_dir.resolve()
+    serve(Controller(queue, farm, (wheelhouse or farm / "wheelhouse").resolve()), host, port)
+
+
+@click.command()
+@click.argument("name")
+@farm_option
+def token(name: str, farm_dir: Path) -> None:
+    """Issue a new token for worker NAME (the old one stops working) and print it."""
+    from ..controller import issue_token
+
+    _config, queue = _queue(farm_dir)
+    click.echo(issue_token(queue, name))
+
+
+COMMANDS = [controller, worker, submit, status, retry, cancel, logs, token]

@@ -1,0 +1,126 @@
+"""A worker's side of the controller's HTTP API (the :class:`~wheelfarm.worker.Broker`
+of a machine without database access).
+
+Requests that fail to reach the controller are retried for ``patience``
+seconds, so a controller restart does not stop its workers; a lease that
+expired meanwhile is then refused, as it must be.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .archive import sha256_file
+from .controller import API
+from .errors import ConfigError, WheelfarmError
+from .state import Capabilities, Lease, LeaseLost, Outcome
+
+log = logging.getLogger(__name__)
+
+
+class HttpBroker:
+    def __init__(self, url: str, token: str, *, patience: float = 120.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"--controller {url}: expected an http:// or https:// URL")
+        if not token:
+            raise ConfigError("a remote worker needs --token (or WHEELFARM_TOKEN)")
+        self.url = url.rstrip("/") + API
+        self.patience = patience
+        self.client = httpx.Client(
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"wheelfarm/{__version__}"},
+            timeout=httpx.Timeout(60.0, connect=10.0))
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        deadline = time.monotonic() + self.patience
+        pause = 0.1
+        while True:
+            try:
+                resp = self.client.request(method, self.url + path, **kw)
+            except httpx.TransportError as exc:
+                if time.monotonic() > deadline:
+                    raise WheelfarmError(f"controller {self.url} unreachable: {exc}") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if resp.status_code == 409:
+                raise LeaseLost(resp.json().get("error", "lease lost"))
+            if resp.status_code == 401:
+                raise ConfigError("the controller refused the worker token")
+            if resp.status_code >= 500 and time.monotonic() < deadline:
+                time.sleep(pause)
+                continue
+            if resp.status_code >= 400:
+                raise WheelfarmError(f"controller: {resp.status_code} {_error(resp)}")
+            return resp.json() if resp.headers.get("content-type", "").startswith(
+                "application/json") else resp
+
+    def register(self, name: str, caps: Capabilities) -> None:
+        self._call("POST", "/register", json={"capabilities": caps.to_dict()})
+
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
+        body = self._call("POST", "/claim", json={"capabilities": caps.to_dict(),
+                                                  "limit": limit})
+        return [Lease.from_dict(d) for d in body["leases"]]
+
+    def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
+        body = self._call("POST", "/heartbeat", json={"leases": [x.to_dict() for x in leases]})
+        lost = set(body["lost"])
+        return [x for x in leases if x.job_id in lost]
+
+    def start(self, lease: Lease) -> None:
+        self._call("POST", "/start", json={"lease": lease.to_dict()})
+
+    def finish(self, lease: Lease, outcome: Outcome) -> Any:
+        body = self._call("POST", "/finish", json={"lease": lease.to_dict(),
+                                                   "outcome": outcome.to_dict()})
+        return body["state"]
+
+    def release(self, lease: Lease, reason: str) -> None:
+        self._call("POST", "/release", json={"lease": lease.to_dict(), "reason": reason})
+
+    def outstanding(self, caps: Capabilities) -> int:
+        return int(self._call("POST", "/outstanding",
+                              json={"capabilities": caps.to_dict()})["count"])
+
+    def _upload(self, lease: Lease, path: Path) -> str:
+        with path.open("rb") as fh:
+            body = self._call("PUT", f"/upload/{lease.job_id}/{lease.n}/{path.name}",
+                              params={"lease": lease.token}, content=fh.read())
+        return str(body["location"])
+
+    def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
+        """Upload the log and (for a build) the wheel; the report names their new homes."""
+        log_at = outcome.log
+        if log_at and Path(log_at).is_file():
+            log_at = self._upload(lease, Path(log_at))
+        art = outcome.artifact
+        if outcome.ok and art is not None and lease.kind == "build":
+            art = replace(art, location=self._upload(lease, Path(art.location)))
+        return replace(outcome, log=log_at, artifact=art)
+
+    def needs(self, lease: Lease, dest: Path) -> list[str]:
+        """Download the wheels the job needs (checking their sha256) into ``dest``."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for need in lease.spec.get("needs", ()):
+            resp = self._call("GET", f"/artifact/{need['key']}")
+            path = dest / Path(str(need["filename"])).name
+            path.write_bytes(resp.content)
+            if sha256_file(path) != need["sha256"]:
+                path.unlink()
+                raise WheelfarmError(f"{path.name}: downloaded bytes differ from the record")
+        return [str(dest)]
+
+
+def _error(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("error", resp.text))
+    except ValueError:
+        return resp.text[:200]

@@ -1,0 +1,31 @@
+"""The farm's state: a job queue with leases in SQLite or PostgreSQL.
+
+``open_queue(config)`` is the one way in; :mod:`.queue` holds the operations,
+:mod:`.lifecycle` the states and the retry rule, :mod:`.schema` the tables
+and their migrations, :mod:`.report` the JSON shape of a job. Importing this
+package loads no database library (a job's child process needs only the
+values in :mod:`.models`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..config import FarmConfig
+from .lifecycle import JobState
+from .models import Artifact, Capabilities, Lease, LeaseLost, NewJob, Outcome
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+__all__ = ["Artifact", "Capabilities", "JobState", "Lease", "LeaseLost", "NewJob", "Outcome",
+           "open_queue"]
+
+
+def open_queue(config: FarmConfig, url: str | None = None) -> Queue:
+    """The queue of the farm ``config`` describes (or of ``url``), schema up to date."""
+    from .db import open_engine
+    from .queue import Queue
+
+    engine = open_engine(url or config.state_url)
+    return Queue(engine, lease_seconds=config.lease, backoff=config.retry_backoff)

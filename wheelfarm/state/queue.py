@@ -1,0 +1,445 @@
+"""The persistent job queue: every move of a job is one conditional update.
+
+Claiming takes ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and runs in an
+immediate transaction on SQLite (see :mod:`.db`), so two workers never hold
+the same job. A lease carries a random token; heartbeats and results must
+present it and arrive before the lease expires, so a worker that lost its
+job (reclaimed, cancelled) can no longer record anything for it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, exists, func, or_, select, text, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..errors import ConfigError
+from . import lifecycle
+from .lifecycle import ACTIVE, JobState
+from .models import Capabilities, Lease, LeaseLost, NewJob, Outcome
+from .schema import attempts, events, job_needs, jobs, workers
+
+S = JobState
+_WINDOW = 32  # candidates read per claim; the rest of the matching is done in Python
+_RECLAIM_EVERY = 1.0  # seconds between automatic reclaim passes of one process
+
+
+class Queue:
+    """Domain operations on the state database; see :mod:`.lifecycle` for the states."""
+
+    def __init__(self, engine: Engine, *, lease_seconds: float = 30.0, backoff: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+        self.backoff = backoff
+        self.clock = clock
+        self._pg = engine.dialect.name == "postgresql"
+        self._last_reclaim = 0.0
+
+    # -- submitting -------------------------------------------------------------------------
+
+    def submit(self, new: Sequence[NewJob]) -> tuple[int, int]:
+        """Add jobs; a key already queued is left as it is. Returns (added, already there).
+
+        A needed recipe must have a job for the same target and python, in
+        this submission or already queued; otherwise ConfigError.
+        """
+        now = self.clock()
+        with self.engine.begin() as conn:
+            known: set[str] = set()
+            keys = [j.key for j in new]
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                known.update(conn.execute(select(jobs.c.key).where(jobs.c.key.in_(chunk)))
+                             .scalars())
+            fresh = list({j.key: j for j in new if j.key not in known}.values())
+            self._check_needs(conn, fresh)
+            if fresh:
+                conn.execute(jobs.insert(), [_row(j, now) for j in fresh])
+            with_needs = [j for j in fresh if j.needs]
+            ids = self._ids(conn, [j.key for j in fresh])
+            if with_needs:
+                conn.execute(job_needs.insert(), [
+                    {"job_id": ids[j.key], "recipe": r} for j in with_needs for r in j.needs])
+            if fresh:
+                conn.execute(events.insert(), [
+                    {"at": now, "job_id": ids[j.key], "kind": "submitted",
+                     "detail": json.dumps({"key": j.key, "priority": j.priority})}
+                    for j in fresh])
+        return len(fresh), len(new) - len(fresh)
+
+    def _ids(self, conn: Connection, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for i in range(0, len(keys), 500):
+            rows = conn.execute(select(jobs.c.key, jobs.c.id)
+                                .where(jobs.c.key.in_(keys[i:i + 500])))
+            found.update({r.key: r.id for r in rows})
+        return found
+
+    def _check_needs(self, conn: Connection, fresh: Sequence[NewJob]) -> None:
+        offered = {(j.recipe, j.target, j.python) for j in fresh}
+        for job in fresh:
+            for need in job.needs:
+                if (need, job.target, job.python) in offered:
+                    continue
+                queued = conn.execute(select(jobs.c.id).where(
+                    jobs.c.recipe == need, jobs.c.target == job.target,
+                    jobs.c.python == job.python).limit(1)).first()
+                if queued is None:
+                    raise ConfigError(
+                        f"{job.recipe} needs {need}, but no job builds {need} for "
+                        f"{job.target} and {job.python}; submit it too")
+                offered.add((need, job.target, job.python))
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def register(self, name: str, caps: Capabilities) -> None:
+        now = self.clock()
+        doc = json.dumps(caps.to_dict(), sort_keys=True)
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(workers).where(workers.c.name == name)
+                                   .values(capabilities=doc, last_seen=now)).rowcount
+            if not changed:
+                conn.execute(workers.insert().values(name=name, capabilities=doc,
+                                                     first_seen=now, last_seen=now))
+            _event(conn, now, "worker-registered", worker=name, detail=caps.to_dict())
+
+    def set_token(self, name: str, token_sha256: str) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(workers).where(workers.c.name == name)
+                                   .values(token_sha256=token_sha256)).rowcount
+            if not changed:
+                conn.execute(workers.insert().values(name=name, token_sha256=token_sha256,
+                                                     first_seen=now, capabilities="{}"))
+            _event(conn, now, "token-issued", worker=name)
+
+    def worker_for_token(self, token_sha256: str) -> str | None:
+        with self.engine.begin() as conn:
+            return conn.execute(select(workers.c.name)
+                                .where(workers.c.token_sha256 == token_sha256)).scalar()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
+        """Lease up to ``limit`` runnable jobs to ``worker``, best priority first."""
+        now = self.clock()
+        if now - self._last_reclaim >= _RECLAIM_EVERY:
+            self.reclaim()
+        leases: list[Lease] = []
+        with self.engine.begin() as conn:
+            query = (select(jobs).where(jobs.c.state == S.PENDING, jobs.c.not_before <= now,
+                                        *_matches(caps), _needs_met())
+                     .order_by(jobs.c.priority.desc(), jobs.c.id).limit(_WINDOW))
+            if self._pg:
+                query = query.with_for_update(skip_locked=True, of=jobs)
+            active: dict[str, int] = {}
+            for row in conn.execute(query).all():
+                if len(leases) >= limit:
+                    break
+                if not caps.runs(row.pythons.split(), row.image):
+                    continue
+                if row.target_limit and not self._below_limit(conn, row, active):
+                    continue
+                lease = self._lease(conn, row, worker, now)
+                if lease is not None:
+                    leases.append(lease)
+                    active[row.target] = active.get(row.target, 0) + 1
+        return leases
+
+    def _below_limit(self, conn: Connection, row: Row[Any], taken: dict[str, int]) -> bool:
+        if self._pg:
+            # Counting and leasing must not interleave between two claimers.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                         {"k": zlib.crc32(row.target.encode())})
+        running = conn.execute(select(func.count()).select_from(jobs).where(
+            jobs.c.target == row.target, jobs.c.state.in_([s.value for s in ACTIVE]))).scalar()
+        return int(running or 0) + taken.get(row.target, 0) < int(row.target_limit)
+
+    def _lease(self, conn: Connection, row: Row[Any], worker: str, now: float) -> Lease | None:
+        token = secrets.token_hex(16)
+        n = row.attempts + 1
+        expires = now + self.lease_seconds
+        moved = conn.execute(update(jobs).where(
+            jobs.c.id == row.id, jobs.c.state.in_(lifecycle.sources(S.LEASED))
+        ).values(state=S.LEASED, lease=token, worker=worker, lease_expires=expires,
+                 attempts=n, updated=now)).rowcount
+        if not moved:
+            return None
+        conn.execute(attempts.insert().values(job_id=row.id, n=n, worker=worker, lease=token,
+                                              started=now))
+        _event(conn, now, "leased", row.id, n, worker)
+        spec = json.loads(row.spec)
+        if row.kind == "build":
+            spec["needs"] = _needed_artifacts(conn, row)
+        return Lease(job_id=row.id, key=row.key, n=n, token=token, worker=worker,
+                     expires=expires, kind=row.kind, recipe=row.recipe, target=row.target,
+                     python=row.python, executor=row.executor,
+                     pythons=tuple(row.pythons.split()), timeout=row.timeout, spec=spec,
+                     seconds=self.lease_seconds)
+
+    # -- the holder's reports ----------------------------------------------------------------
+
+    def heartbeat(self, leases: Iterable[Lease]) -> list[Lease]:
+        """Extend each lease; returns those that are lost (their job must be abandoned)."""
+        now = self.clock()
+        lost: list[Lease] = []
+        with self.engine.begin() as conn:
+            worker = None
+            for lease in leases:
+                worker = lease.worker
+                moved = conn.execute(update(jobs).where(_held(lease, now)).values(
+                    lease_expires=now + self.lease_seconds)).rowcount
+                if not moved:
+                    lost.append(lease)
+            if worker is not None:
+                conn.execute(update(workers).where(workers.c.name == worker)
+                             .values(last_seen=now))
+        return lost
+
+    def start(self, lease: Lease) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            self._move(conn, lease, now, S.RUNNING, {})
+            _event(conn, now, "started", lease.job_id, lease.n, lease.worker)
+
+    def finish(self, lease: Lease, outcome: Outcome) -> JobState:
+        """Record an attempt's outcome; returns the job's new state.
+
+        Raises LeaseLost (after logging a ``result-refused`` event) when the
+        lease is no longer this worker's.
+        """
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                if outcome.ok:
+                    art = outcome.artifact
+                    self._move(conn, lease, now, S.SUCCEEDED, {
+                        "artifact_filename": art.filename if art else None,
+                        "artifact_sha256": art.sha256 if art else None,
+                        "artifact_location": art.location if art else None,
+                        "reason": None})
+                    self._close(conn, lease, now, "succeeded", None, outcome)
+                    detail = {"artifact": art.filename if art else None,
+                              "sha256": art.sha256 if art else None}
+                    _event(conn, now, "succeeded", lease.job_id, lease.n, lease.worker, detail)
+                    return S.SUCCEEDED
+                row = conn.execute(select(jobs).where(_held(lease, now))).first()
+                if row is None:
+                    raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
+                return self._failed(conn, row, lease.token, now, outcome.kind or "internal",
+                                    outcome.reason, "failed", outcome)
+        except LeaseLost as exc:
+            with self.engine.begin() as conn:
+                _event(conn, now, "result-refused", lease.job_id, lease.n, lease.worker,
+                       {"ok": outcome.ok, "why": str(exc)})
+            raise
+
+    def release(self, lease: Lease, reason: str) -> None:
+        """Hand a job back (the worker is stopping); this attempt does not count."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            self._move(conn, lease, now, S.PENDING, {
+                "lease": None, "worker": None, "lease_expires": None, "not_before": now})
+            self._close(conn, lease, now, "released", reason, None)
+            _event(conn, now, "released", lease.job_id, lease.n, lease.worker, {"why": reason})
+
+    def _move(self, conn: Connection, lease: Lease, now: float, to: JobState,
+              values: Mapping[str, Any]) -> None:
+        moved = conn.execute(update(jobs).where(
+            _held(lease, now), jobs.c.state.in_(lifecycle.sources(to, ACTIVE))
+        ).values(state=to, updated=now, **values)).rowcount
+        if not moved:
+            raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
+
+    def _close(self, conn: Connection, lease: Lease, now: float, outcome: str,
+               reason: str | None, report: Outcome | None) -> None:
+        values: dict[str, Any] = {"ended": now, "outcome": outcome, "reason": reason}
+        if report is not None:
+            values.update(log=report.log, duration=report.duration,
+                          reason=reason or report.reason or None)
+        conn.execute(update(attempts).where(attempts.c.job_id == lease.job_id,
+                                            attempts.c.n == lease.n).values(**values))
+
+    def _failed(self, conn: Connection, row: Row[Any], token: str, now: float, kind: str,
+                reason: str, outcome: str, report: Outcome | None) -> JobState:
+        failures = row.failures + 1
+        decision = lifecycle.decide(failures, row.max_attempts, kind, reason,
+                                    backoff=self.backoff)
+        to = S.PENDING if decision.retry else S.FAILED
+        moved = conn.execute(update(jobs).where(
+            jobs.c.id == row.id, jobs.c.lease == token,
+            jobs.c.state.in_(lifecycle.sources(to, ACTIVE))
+        ).values(state=to, failures=failures, lease=None, worker=None, lease_expires=None,
+                 not_before=now + decision.delay, reason=decision.reason, updated=now)).rowcount
+        if not moved:
+            raise LeaseLost(f"job {row.key[:12]}: the lease is no longer held")
+        lease = _ref(row, token)
+        self._close(conn, lease, now, outcome, reason, report)
+        detail = {"kind": kind, "reason": reason, "retry_in": decision.delay}
+        _event(conn, now, "retrying" if decision.retry else "failed", row.id, row.attempts,
+               row.worker, detail)
+        if to is S.FAILED:
+            self._fail_dependents(conn, row, now)
+        return to
+
+    def _fail_dependents(self, conn: Connection, row: Row[Any], now: float) -> None:
+        """Jobs waiting for this one's wheel can never run: fail them, transitively."""
+        waiting = conn.execute(select(jobs).where(
+            jobs.c.state == S.PENDING, jobs.c.target == row.target, jobs.c.python == row.python,
+            jobs.c.id.in_(select(job_needs.c.job_id).where(job_needs.c.recipe == row.recipe))
+        )).all()
+        for dep in waiting:
+            reason = (f"needs {row.recipe}, whose job {row.key[:12]} for {row.target} "
+                      f"{row.python} did not succeed")
+            moved = conn.execute(update(jobs).where(
+                jobs.c.id == dep.id,
+                jobs.c.state.in_(lifecycle.sources(S.FAILED, frozenset({S.PENDING})))
+            ).values(state=S.FAILED, reason=reason, updated=now)).rowcount
+            if moved:
+                _event(conn, now, "failed", dep.id, None, None, {"reason": reason})
+                self._fail_dependents(conn, dep, now)
+
+    # -- keeping leases honest ---------------------------------------------------------------
+
+    def reclaim(self) -> int:
+        """Take back every job whose lease expired; retry it or fail it. Returns how many."""
+        now = self.clock()
+        self._last_reclaim = now
+        count = 0
+        with self.engine.begin() as conn:
+            query = select(jobs).where(jobs.c.state.in_([s.value for s in ACTIVE]),
+                                       jobs.c.lease_expires < now)
+            if self._pg:
+                query = query.with_for_update(skip_locked=True)
+            for row in conn.execute(query).all():
+                why = f"lease expired: worker {row.worker} stopped heartbeating"
+                self._failed(conn, row, row.lease, now, "lease-expired", why, "lost", None)
+                count += 1
+        return count
+
+    # -- operators ---------------------------------------------------------------------------
+
+    def find(self, ref: str) -> Row[Any]:
+        """The job whose key is ``ref`` or starts with it; ConfigError if none or several."""
+        ref = ref.strip().lower()
+        if not ref:
+            raise ConfigError("give a job key or a prefix of one")
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(jobs).where(
+                jobs.c.key.startswith(ref, autoescape=True)).limit(3)).all()
+        if not rows:
+            raise ConfigError(f"no job matches {ref!r}")
+        if len(rows) > 1:
+            keys = ", ".join(r.key[:16] for r in rows)
+            raise ConfigError(f"{ref!r} matches several jobs ({keys}, ...); give more of the key")
+        return rows[0]
+
+    def retry(self, ref: str) -> Row[Any]:
+        row = self.find(ref)
+        now = self.clock()
+        if row.state not in (S.FAILED, S.CANCELLED):
+            raise ConfigError(f"job {row.key[:12]} is {row.state}; only failed or cancelled "
+                              "jobs can be retried")
+        with self.engine.begin() as conn:
+            moved = conn.execute(update(jobs).where(
+                jobs.c.id == row.id, jobs.c.state.in_(lifecycle.sources(S.PENDING,
+                                                                        lifecycle.FINAL))
+            ).values(state=S.PENDING, failures=0, not_before=0.0, reason=None,
+                     updated=now)).rowcount
+            if not moved:
+                raise ConfigError(f"job {row.key[:12]} changed meanwhile; look again")
+            _event(conn, now, "retried", row.id)
+        return row
+
+    def cancel(self, ref: str) -> Row[Any]:
+        row = self.find(ref)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            moved = conn.execute(update(jobs).where(
+                jobs.c.id == row.id, jobs.c.state.in_(lifecycle.sources(S.CANCELLED))
+            ).values(state=S.CANCELLED, lease=None, worker=None, lease_expires=None,
+                     reason="cancelled by an operator", updated=now)).rowcount
+            if not moved:
+                raise ConfigError(f"job {row.key[:12]} is {row.state}; it cannot be cancelled")
+            if row.state in (S.LEASED, S.RUNNING):
+                conn.execute(update(attempts).where(
+                    attempts.c.job_id == row.id, attempts.c.n == row.attempts
+                ).values(ended=now, outcome="cancelled", reason="cancelled by an operator"))
+            _event(conn, now, "cancelled", row.id, row.attempts if row.worker else None,
+                   row.worker)
+            self._fail_dependents(conn, row, now)
+        return row
+
+    def outstanding(self, caps: Capabilities) -> int:
+        """Jobs this worker could still get: pending, or active elsewhere (they may come back)."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(jobs.c.pythons, jobs.c.image).where(
+                jobs.c.state.in_([S.PENDING, S.LEASED, S.RUNNING]), *_matches(caps))).all()
+        return sum(1 for r in rows if caps.runs(r.pythons.split(), r.image))
+
+
+def _matches(caps: Capabilities) -> list[ColumnElement[bool]]:
+    def any_or(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        return or_(column == "", column.in_(list(values)))
+
+    return [any_or(jobs.c.os, [caps.os]), any_or(jobs.c.arch, [caps.arch]),
+            any_or(jobs.c.executor, caps.executors), jobs.c.kind.in_(list(caps.kinds))]
+
+
+def _needs_met() -> ColumnElement[bool]:
+    dep = jobs.alias("dep")
+    unmet = select(job_needs.c.job_id).where(
+        job_needs.c.job_id == jobs.c.id,
+        ~exists().where(dep.c.recipe == job_needs.c.recipe, dep.c.target == jobs.c.target,
+                        dep.c.python == jobs.c.python, dep.c.state == S.SUCCEEDED))
+    return ~exists(unmet)
+
+
+def _needed_artifacts(conn: Connection, row: Row[Any]) -> list[dict[str, Any]]:
+    """The recorded wheels of the recipes this job needs (same target and python)."""
+    needed = select(job_needs.c.recipe).where(job_needs.c.job_id == row.id)
+    found = conn.execute(select(jobs.c.key, jobs.c.artifact_filename, jobs.c.artifact_sha256,
+                                jobs.c.artifact_location).where(
+        jobs.c.recipe.in_(needed), jobs.c.target == row.target, jobs.c.python == row.python,
+        jobs.c.state == S.SUCCEEDED, jobs.c.artifact_sha256.is_not(None)))
+    return [{"key": r.key, "filename": r.artifact_filename, "sha256": r.artifact_sha256,
+             "location": r.artifact_location} for r in found]
+
+
+def _held(lease: Lease, now: float) -> ColumnElement[bool]:
+    return and_(jobs.c.id == lease.job_id, jobs.c.lease == lease.token,
+                jobs.c.lease_expires >= now)
+
+
+def _ref(row: Row[Any], token: str) -> Lease:
+    return Lease(job_id=row.id, key=row.key, n=row.attempts, token=token,
+                 worker=row.worker or "", expires=row.lease_expires or 0.0, kind=row.kind,
+                 recipe=row.recipe, target=row.target, python=row.python,
+                 executor=row.executor, pythons=tuple(row.pythons.split()),
+                 timeout=row.timeout, spec={})
+
+
+def _row(job: NewJob, now: float) -> dict[str, Any]:
+    return {
+        "key": job.key, "kind": job.kind, "recipe": job.recipe, "target": job.target,
+        "python": job.python, "executor": job.executor, "os": job.os, "arch": job.arch,
+        "pythons": " ".join(job.pythons), "image": job.image,
+        "spec": json.dumps(dict(job.spec), sort_keys=True), "priority": job.priority,
+        "state": S.PENDING.value, "attempts": 0, "failures": 0,
+        "max_attempts": job.max_attempts, "timeout": job.timeout,
+        "target_limit": job.target_limit, "not_before": 0.0, "created": now, "updated": now,
+    }
+
+
+def _event(conn: Connection, at: float, kind: str, job_id: int | None = None,
+           n: int | None = None, worker: str | None = None,
+           detail: Mapping[str, Any] | None = None) -> None:
+    conn.execute(events.insert().values(at=at, job_id=job_id, n=n, worker=worker, kind=kind,
+                                        detail=json.dumps(detail) if detail else None))

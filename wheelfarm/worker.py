@@ -1,0 +1,327 @@
+"""A worker: claim a job, run it, report the outcome; heartbeats keep the lease.
+
+The same loop serves a worker with direct access to the farm's database and
+a remote worker that talks to the controller's HTTP API: both sit behind the
+small :class:`Broker` protocol. SIGTERM stops claiming and lets the running
+job finish (or hands it back after ``grace`` seconds); a second SIGTERM or
+SIGINT hands it back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import index, jobrun, proc, pythons
+from .archive import sha256_file
+from .errors import CommandError, ConfigError, WheelfarmError
+from .locks import file_lock
+from .state import Artifact, Capabilities, Lease, LeaseLost, Outcome
+from .state.models import host_os
+from .targets import host_arch
+
+if TYPE_CHECKING:
+    from .state.queue import Queue
+
+log = logging.getLogger(__name__)
+
+
+class Broker(Protocol):
+    """Where a worker gets jobs and reports them: the queue itself, or the controller."""
+
+    def register(self, name: str, caps: Capabilities) -> None: ...
+
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]: ...
+
+    def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
+        """Renew the leases; returns the lost ones."""
+        ...
+
+    def start(self, lease: Lease) -> None: ...
+
+    def finish(self, lease: Lease, outcome: Outcome) -> Any:
+        """Record the outcome; LeaseLost if the lease is gone."""
+        ...
+
+    def release(self, lease: Lease, reason: str) -> None: ...
+
+    def outstanding(self, caps: Capabilities) -> int: ...
+
+    def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
+        """Make the attempt's log and artifact reachable by the farm (upload them)."""
+        ...
+
+    def needs(self, lease: Lease, dest: Path) -> list[str]:
+        """Find-links locations holding the wheels the job needs."""
+        ...
+
+
+def default_capabilities(executor_names: Sequence[str], python_tags: Sequence[str],
+                         images: Sequence[str], python_paths: dict[str, str]) -> Capabilities:
+    from . import executors
+
+    found = python_tags or pythons.supported(pythons.discover(python_paths))
+    return Capabilities(os=host_os(), arch=host_arch(),
+                        executors=tuple(executor_names or executors.names()),
+                        pythons=tuple(found), images=tuple(images))
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    name: str = ""
+    drain: bool = False
+    batch: int = 1  # jobs claimed at once
+    poll: float = 0.5  # the longest pause between claims when idle
+    grace: float | None = None  # after SIGTERM, hand the job back after this many seconds
+    max_jobs: int | None = None
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    def __init__(self, broker: Broker, caps: Capabilities, farm: Path, wheelhouse: Path | None,
+                 options: WorkerOptions) -> None:
+        self.broker = broker
+        self.caps = caps
+        self.farm = farm
+        self.wheelhouse = wheelhouse
+        self.options = options
+        self.name = options.name or default_name()
+        self.stopping = threading.Event()
+        self.handing_back = threading.Event()
+        self._held: dict[int, Lease] = {}
+        self._lost: set[int] = set()
+        self._current: jobrun.Attempt | None = None
+        self._guard = threading.Lock()
+        self.done = 0
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until stopped (or, with ``drain``, until nothing runnable is left)."""
+        self.broker.register(self.name, self.caps)
+        beat = threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat")
+        beat.start()
+        idle = 0.05
+        while not self.stopping.is_set():
+            if self.options.max_jobs is not None and self.done >= self.options.max_jobs:
+                break
+            try:
+                leases = self.broker.claim(self.name, self.caps, self.options.batch)
+                if not leases and self.options.drain and not self.broker.outstanding(self.caps):
+                    break
+            except ConfigError:
+                raise
+            except WheelfarmError as exc:
+                log.warning("%s: cannot claim: %s", self.name, exc)
+                leases = []
+            if not leases:
+                self.stopping.wait(idle)
+                idle = min(self.options.poll, idle * 2)
+                continue
+            idle = 0.05
+            with self._guard:
+                self._held.update({lease.job_id: lease for lease in leases})
+            for lease in leases:
+                if self.stopping.is_set():
+                    self._release(lease, "the worker is stopping")
+                    continue
+                self._run(lease)
+        self.stopping.set()
+        return self.done
+
+    def _run(self, lease: Lease) -> None:
+        attempt = self._attempt(lease)
+        try:
+            self.broker.start(lease)
+            try:
+                outcome = self._execute(attempt)
+            except WheelfarmError as exc:
+                outcome = Outcome(False, 0.0, "worker-error", f"on {self.name}: {exc}")
+            if lease.job_id in self._lost:
+                raise LeaseLost(f"job {lease.key[:12]}: the lease was lost meanwhile")
+            if self.handing_back.is_set():
+                self._release(lease, "the worker is stopping")
+                return
+            outcome = self.broker.deliver(lease, outcome)
+            self.broker.finish(lease, outcome)
+            self.done += 1
+            if outcome.ok and lease.kind == "build" and outcome.artifact is not None:
+                self._publish_locally(Path(attempt.out))
+        except LeaseLost as exc:
+            log.warning("%s: result not recorded: %s", self.name, exc)
+        except ConfigError:
+            raise
+        except WheelfarmError as exc:
+            # The lease runs out and the job is retried; this worker goes on.
+            log.error("%s: cannot report job %s: %s", self.name, lease.key[:12], exc)
+        finally:
+            with self._guard:
+                self._held.pop(lease.job_id, None)
+                self._lost.discard(lease.job_id)
+            self._current = None
+
+    def _attempt(self, lease: Lease) -> jobrun.Attempt:
+        state = self.farm / ".wheelfarm"
+        stem = f"{lease.key[:16]}-{lease.n}"
+        log_path = state / "logs" / "jobs" / f"{stem}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        return jobrun.Attempt(lease, state / "attempts" / stem, self.farm, log_path)
+
+    def _execute(self, attempt: jobrun.Attempt) -> Outcome:
+        lease = attempt.lease
+        started = time.monotonic()
+        if lease.kind == "probe" and not float(lease.spec.get("seconds", 0)):
+            # Nothing to wait for or kill: no child process, so that a probe
+            # measures the queue and not the start of a Python interpreter.
+            art = jobrun.probe(attempt)
+            return Outcome(ok=True, duration=time.monotonic() - started, artifact=art,
+                           log=None)
+        attempt = replace(attempt, find_links=tuple(
+            self.broker.needs(lease, attempt.dir / "needs")) if lease.spec.get("needs") else ())
+        spec = attempt.write_spec()
+        self._current = attempt
+        with attempt.log.open("a", encoding="utf-8") as fh:
+            fh.write(f"# job {lease.key} attempt {lease.n} on {self.name}\n")
+            try:
+                proc.run([sys.executable, "-m", "wheelfarm.jobrun", str(spec)], log=fh,
+                         cwd=attempt.dir,
+                         timeout=lease.timeout, check=False)
+            except CommandError as exc:
+                took = time.monotonic() - started
+                if exc.returncode is None:
+                    return Outcome(False, took, "timeout",
+                                   f"timed out after {lease.timeout:g}s; killed",
+                                   str(attempt.log))
+                return Outcome(False, took, "worker-error", str(exc), str(attempt.log))
+        took = time.monotonic() - started
+        result = jobrun.read_result(attempt.dir)
+        if result is None:
+            return Outcome(False, took, "worker-error",
+                           "the job's process ended without a result (killed?)",
+                           str(attempt.log))
+        found = result.get("artifact")
+        return Outcome(ok=bool(result["ok"]), duration=took, kind=str(result.get("kind", "")),
+                       reason=str(result.get("reason", "")), log=str(attempt.log),
+                       artifact=Artifact(**found) if found else None)
+
+    def _publish_locally(self, out: Path) -> None:
+        """Copy an accepted wheel into the farm's wheelhouse and rewrite its index."""
+        if self.wheelhouse is None:
+            return
+        self.wheelhouse.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.wheelhouse / ".wheelfarm-lock"):
+            for path in sorted(out.iterdir()):
+                if path.is_file():
+                    tmp = self.wheelhouse / f".incoming-{path.name}"
+                    shutil.copyfile(path, tmp)
+                    os.replace(tmp, self.wheelhouse / path.name)
+            index.write_simple_index(self.wheelhouse)
+
+    def _release(self, lease: Lease, reason: str) -> None:
+        try:
+            self.broker.release(lease, reason)
+        except LeaseLost:
+            pass
+        with self._guard:
+            self._held.pop(lease.job_id, None)
+
+    # -- heartbeats and signals -----------------------------------------------------------------
+
+    def _heartbeats(self) -> None:
+        while not self.stopping.is_set():
+            with self._guard:
+                held = list(self._held.values())
+            interval = 1.0
+            if held:
+                interval = max(0.05, min(lease.seconds for lease in held) / 3)
+                try:
+                    lost = self.broker.heartbeat(held)
+                except WheelfarmError as exc:
+                    log.warning("%s: heartbeat failed: %s", self.name, exc)
+                    lost = []
+                for lease in lost:
+                    with self._guard:
+                        self._lost.add(lease.job_id)
+                    current = self._current
+                    if current is not None and current.lease.job_id == lease.job_id:
+                        log.warning("%s: lost the lease of %s; stopping it", self.name,
+                                    lease.key[:12])
+                        jobrun.kill(current.dir)
+            self.stopping.wait(interval)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stopping.is_set() or signum == signal.SIGINT:
+            self.hand_back()
+            return
+        log.info("%s: stopping after the current job", self.name)
+        self.stopping.set()
+        if self.options.grace is not None:
+            timer = threading.Timer(self.options.grace, self.hand_back)
+            timer.daemon = True
+            timer.start()
+
+    def hand_back(self) -> None:
+        """Stop the running job now; it goes back to the queue without counting."""
+        self.stopping.set()
+        self.handing_back.set()
+        current = self._current
+        if current is not None:
+            jobrun.kill(current.dir)
+
+
+class DirectBroker:
+    """A worker on a machine that reaches the farm's database (and its files)."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    def register(self, name: str, caps: Capabilities) -> None:
+        self.queue.register(name, caps)
+
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
+        return self.queue.claim(worker, caps, limit)
+
+    def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
+        return self.queue.heartbeat(leases)
+
+    def start(self, lease: Lease) -> None:
+        self.queue.start(lease)
+
+    def finish(self, lease: Lease, outcome: Outcome) -> Any:
+        return self.queue.finish(lease, outcome)
+
+    def release(self, lease: Lease, reason: str) -> None:
+        self.queue.release(lease, reason)
+
+    def outstanding(self, caps: Capabilities) -> int:
+        return self.queue.outstanding(caps)
+
+    def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
+        return outcome  # the log and the artifact are already files of the farm
+
+    def needs(self, lease: Lease, dest: Path) -> list[str]:
+        return sorted({str(Path(n["location"]).parent) for n in lease.spec.get("needs", ())
+                       if n.get("location")})
+
+
+def verify_artifact(path: Path, sha256: str) -> None:
+    if sha256_file(path) != sha256:
+        raise WheelfarmError(f"{path.name}: sha256 differs from the worker's report")
