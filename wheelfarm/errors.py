@@ -56,6 +56,12 @@ class RepairError(JobError):
     step = "repair"
 
 
+class NotReproducible(JobError):
+    """Two builds of the same inputs gave different wheels."""
+
+    step = "reproduce"
+
+
 class TestFailure(JobError):
     step = "test"
     __test__ = False  # not a pytest test class

@@ -21,15 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
 
-from . import buildenv, index, proc, provenance, repair, reproducible, source
+from . import index, lock, proc, provenance, repair, reproducible, source
 from .archive import sha256_file
 from .config import FarmConfig
-from .errors import CommandError, WheelfarmError
-from .executors import Executor, JobContext
+from .errors import CommandError, NotReproducible, WheelfarmError
+from .executors import Executor, JobContext, Place
 from .plan import Job
-from .steps import build_wheel, test_wheel
+from .steps import BuildEnv, build_wheel, prepare_env, test_wheel
 
 STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "output")
+# With --check-reproducible the first five run twice, then "reproduce" compares.
 Status = Literal["ok", "failed"]
 OnStep = Callable[[Job, str], None]
 
@@ -57,13 +58,16 @@ class JobResult:
 class Pipeline:
     def __init__(self, config: FarmConfig, executors: Mapping[str, Executor], out_dir: Path,
                  *, on_step: OnStep | None = None, keep_work: bool = False,
-                 normalize: bool = True) -> None:
+                 normalize: bool = True, locked: bool = False,
+                 check_reproducible: bool = False) -> None:
         self.config = config
         self.executors = executors
         self.out_dir = out_dir
         self.on_step = on_step
         self.keep_work = keep_work
         self.normalize = normalize
+        self.locked = locked  # strict: a missing or stale lock fails the job
+        self.check_reproducible = check_reproducible
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
         self._fetch_locks: dict[str, threading.Lock] = {}
@@ -119,47 +123,87 @@ class Pipeline:
             self._emit(job, step)
 
         started = datetime.now(UTC)
+        executor = self.executors[job.executor]
+        timeout = job.recipe.timeout or self.config.timeout
+        ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout,
+                         network=job.recipe.network)
+        with executor.open(ctx) as place:
+            built = self._produce(place, job, work, fh, enter)
+            if self.check_reproducible:
+                self._build_again(job, built, work / "again", fh, enter)
+            enter("test")
+            for tag in job.test_pythons:
+                test_wheel(place, tag, built.wheel, job.recipe.test, work)
+            network = place.network
+        enter("output")
+        recipe = job.recipe
+        facts = provenance.BuildFacts(
+            recipe_name=recipe.name, recipe_path=str(recipe.path.resolve()),
+            recipe_digest=recipe.digest(),
+            source=_source_facts(recipe.source), target=job.target.name, python=job.python,
+            test_pythons=job.test_pythons, executor=job.executor, job_key=job.key,
+            source_date_epoch=built.epoch, network=network,
+            toolchain={**provenance.host_toolchain(),
+                       "executor": executor.toolchain_id(job.target)},
+            build_requirements=built.env.requirements, locked=built.env.locked,
+            started=started, finished=datetime.now(UTC),
+        )
+        wheel = built.wheel
+        sidecar = provenance.write(wheel, facts, work / (wheel.name + provenance.SUFFIX))
+        return self._deliver(wheel, sidecar, fh)
+
+    def _produce(self, place: Place, job: Job, work: Path, fh: IO[str],
+                 enter: Callable[[str], None]) -> _Built:
+        """source -> toolchain -> build -> repair/check -> normalize, in ``work``."""
         recipe = job.recipe
         cache_dir = self.config.cache_dir
         enter("source")
         src = self._fetch(job, work / "src", fh)
+        git_time = _git_time(src, fh) if recipe.source.kind == "git" else None
         epoch = recipe.source_date_epoch or reproducible.source_date_epoch(
-            recipe.source.kind, src, _git_time(src, fh) if recipe.source.kind == "git" else None)
-        executor = self.executors[job.executor]
+            recipe.source.kind, src, git_time)
         enter("toolchain")
-        executor.prepare(job.target, cache_dir, fh)
-        timeout = recipe.timeout or self.config.timeout
-        ctx = JobContext(job.target, job.python, work, cache_dir, fh, timeout)
+        self.executors[job.executor].prepare(job.target, cache_dir, fh)
+        enter("build")
+        extra = reproducible.build_environment(
+            epoch, reproducible.path_maps(work, cache_dir), dict(recipe.env),
+            place.toolchain_env())
+        fh.write(f"SOURCE_DATE_EPOCH={epoch}\n")
+        recipe_lock = lock.load(recipe)
+        benv = prepare_env(
+            place, job, src, work, cache_dir, extra,
+            recipe_lock.pythons.get(job.python) if recipe_lock else None,
+            recipe_lock.index_url if recipe_lock else self.config.index_url,
+            self.locked, fh)
+        built = build_wheel(place, job, src, work, benv.path, extra)
+        repair.check_binary(built, src)
+        enter("repair")
+        repaired = repair.repair(place, built, job.target, work / "repaired")
+        if self.normalize:
+            enter("normalize")
+            reproducible.normalize_wheel(repaired, epoch)
+        return _Built(repaired, benv, epoch, time.monotonic())
+
+    def _build_again(self, job: Job, first: _Built, work: Path, fh: IO[str],
+                     enter: Callable[[str], None]) -> None:
+        """Build once more in another directory, later, and demand the same bytes."""
+        # Zip timestamps have a two-second resolution: a clock leak must show.
+        time.sleep(max(0.0, first.finished + 2.1 - time.monotonic()))
+        work.mkdir()
+        executor = self.executors[job.executor]
+        ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh,
+                         job.recipe.timeout or self.config.timeout, network=job.recipe.network)
         with executor.open(ctx) as place:
-            enter("build")
-            toolchain = place.toolchain_env()
-            extra = reproducible.build_environment(
-                epoch, reproducible.path_maps(work, cache_dir), dict(recipe.env), toolchain)
-            fh.write(f"SOURCE_DATE_EPOCH={epoch}\n")
-            built, env_dir = build_wheel(place, job, src, work, cache_dir, extra)
-            repair.check_binary(built, src)
-            enter("repair")
-            repaired = repair.repair(place, built, job.target, work / "repaired")
-            if self.normalize:
-                enter("normalize")
-                reproducible.normalize_wheel(repaired, epoch)
-            enter("test")
-            for tag in job.test_pythons:
-                test_wheel(place, tag, repaired, recipe.test, work)
-            network = place.network
-        enter("output")
-        facts = provenance.BuildFacts(
-            recipe_name=recipe.name, recipe_path=str(recipe.path.resolve()), recipe_digest=recipe.digest(),
-            source=_source_facts(recipe.source), target=job.target.name, python=job.python,
-            test_pythons=job.test_pythons, executor=job.executor, job_key=job.key,
-            source_date_epoch=epoch, network=network,
-            toolchain={**provenance.host_toolchain(),
-                       "executor": self.executors[job.executor].toolchain_id(job.target)},
-            build_requirements=buildenv.installed(env_dir), locked=False,
-            started=started, finished=datetime.now(UTC),
-        )
-        sidecar = provenance.write(repaired, facts, work / (repaired.name + provenance.SUFFIX))
-        return self._deliver(repaired, sidecar, fh)
+            again = self._produce(place, job, work, fh, enter)
+        enter("reproduce")
+        if sha256_file(again.wheel) == sha256_file(first.wheel):
+            fh.write(f"reproducible: both builds gave {sha256_file(first.wheel)}\n")
+            return
+        members = reproducible.differing_members(first.wheel, again.wheel)
+        _diffoscope(first.wheel, again.wheel, fh)
+        shown = ", ".join(members[:8]) + (f" and {len(members) - 8} more" if len(members) > 8
+                                           else "")
+        raise NotReproducible(f"two builds differ in {len(members)} member(s): {shown}")
 
     def _fetch(self, job: Job, dest: Path, fh: IO[str]) -> Path:
         # Jobs of one recipe share a download; each still extracts its own copy
@@ -196,6 +240,21 @@ class Pipeline:
 
 class _State:
     step = "source"
+
+
+@dataclass(frozen=True)
+class _Built:
+    wheel: Path
+    env: BuildEnv
+    epoch: int
+    finished: float  # time.monotonic() when the wheel was ready
+
+
+def _diffoscope(a: Path, b: Path, fh: IO[str]) -> None:
+    if shutil.which("diffoscope") is None:
+        fh.write("(install diffoscope for a full report of the differences)\n")
+        return
+    proc.run(["diffoscope", "--text", "-", str(a), str(b)], log=fh, check=False, timeout=600)
 
 
 def _place_atomically(src: Path, final: Path) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from . import lock
 from .config import FarmConfig
 from .errors import ConfigError, RecipeError
 from .executors import Executor
@@ -41,13 +42,15 @@ class Selection:
     targets: tuple[Target, ...] = ()
     pythons: tuple[str, ...] = ()
     executor: str | None = None
+    locked: bool = False  # every job must have a lock entry (``--locked``)
 
 
 def content_key(recipe: Recipe, target: Target, python: str, executor: str,
-                toolchain: str, test_pythons: Sequence[str]) -> str:
+                toolchain: str, test_pythons: Sequence[str], lock_digest: str = "") -> str:
     blob = json.dumps(
         {
             "recipe": recipe.digest(),
+            "lock": lock_digest,
             "target": target.name,
             "python": python,
             "executor": executor,
@@ -73,6 +76,14 @@ def _choose(explicit: Sequence[str] | None, default: Sequence[str],
     return list(explicit) if explicit is not None else list(default)
 
 
+def pythons_for(recipe: Recipe, config: FarmConfig, selection: Selection,
+                available: Sequence[str]) -> list[str]:
+    """The pythons a recipe builds for: the command line's, the recipe's, or the
+    farm's defaults within the project's Requires-Python."""
+    default = [p for p in (config.pythons or available) if _allowed(recipe, p)]
+    return _choose(recipe.pythons, default, selection.pythons)
+
+
 def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selection,
               executors: Mapping[str, Executor], available: Sequence[str]) -> list[Job]:
     """Expand recipes into jobs; every check that needs no build happens here.
@@ -82,9 +93,9 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
     """
     jobs: list[Job] = []
     for recipe in recipes:
+        recipe_lock = lock.load(recipe)
         targets = list(selection.targets or recipe.targets or config.targets)
-        default_pys = [p for p in (config.pythons or available) if _allowed(recipe, p)]
-        pythons = _choose(recipe.pythons, default_pys, selection.pythons)
+        pythons = pythons_for(recipe, config, selection, available)
         missing = [p for p in pythons if p not in available]
         if missing:
             found = ", ".join(available) or "none"
@@ -113,7 +124,11 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
             else:
                 builds = [(p, (p,)) for p in pythons]
             for python, tests in builds:
-                key = content_key(recipe, target, python, name, toolchain, tests)
+                locked = recipe_lock.digest(python) if recipe_lock else ""
+                if selection.locked and not locked:
+                    raise RecipeError(lock.path_for(recipe), python,
+                                      "not locked; run 'wheelfarm lock' (--locked is strict)")
+                key = content_key(recipe, target, python, name, toolchain, tests, locked)
                 jobs.append(Job(recipe, target, python, name, tuple(tests), key))
     return jobs
 
@@ -131,3 +146,23 @@ def executor_names(recipes: Sequence[Recipe], config: FarmConfig,
             names.update(config.executor_for(t)
                          for t in selection.targets or r.targets or config.targets)
     return names
+
+
+@dataclass(frozen=True)
+class Planned:
+    jobs: list[Job]
+    executors: dict[str, Executor]
+
+
+def plan_recipes(recipes: Sequence[Recipe], config: FarmConfig,
+                 selection: Selection) -> Planned:
+    """Instantiate the executors the recipes need and plan their jobs."""
+    from . import executors as registry
+
+    instances = {
+        name: registry.get(name, pythons_config=dict(config.python_paths), config=config)
+        for name in sorted(executor_names(recipes, config, selection))
+    }
+    available = sorted({p for e in instances.values() for p in e.available_pythons()},
+                       key=parse_tag)
+    return Planned(make_plan(recipes, config, selection, instances, available), instances)

@@ -39,7 +39,16 @@ from .locks import file_lock
 
 __all__ = ["DEFAULT_INDEX_URL", "SourceSpec", "fetch", "safe_extract", "sha256_file"]
 
-DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+
+
+def _pip_default_index() -> str:
+    # pip's own default, so the farm reads from the same public index pip does.
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url.rstrip("/") + "/"
+
+
+DEFAULT_INDEX_URL = _pip_default_index()
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 GIT_TIMEOUT = 1800.0
 _CHUNK = 1 << 16

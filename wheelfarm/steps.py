@@ -6,13 +6,18 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from . import buildenv
 from .errors import BuildError, CommandError, TestFailure
 from .executors import Place
-from .plan import Job
-from .recipe import TestSpec
+from .recipe import Recipe, TestSpec
+
+if TYPE_CHECKING:
+    from .lock import LockedPython
+    from .plan import Job
 
 # Run by the build environment's interpreter: asks the backend for its
 # dynamic build requirements (PEP 517 get_requires_for_build_wheel).
@@ -37,24 +42,77 @@ def build_requires(src: Path) -> list[str]:
     return ["setuptools>=40.8.0"]
 
 
-def build_wheel(place: Place, job: Job, src: Path, work: Path, cache_dir: Path,
-                extra_env: Mapping[str, str]) -> tuple[Path, Path]:
-    """Build one wheel with the PEP 517 frontend in a cached environment of our own.
+@dataclass(frozen=True)
+class BuildEnv:
+    path: Path
+    requirements: tuple[str, ...]  # what was installed, for provenance
+    locked: bool
 
-    The environment is made here rather than by ``build``'s isolation so the
-    recipe's extra requirements go in, and so the same set is installed once
-    for every job that needs it (see :mod:`wheelfarm.buildenv`). Returns the
-    wheel and the environment it was built in.
+
+def static_requirements(src: Path, recipe: Recipe) -> list[str]:
+    """What a build needs before the backend is asked: the frontend, the
+    source's ``build-system.requires`` and the recipe's ``build.requires``."""
+    return ["build", *build_requires(src), *recipe.requires]
+
+
+def backend_requires(place: Place, env_dir: Path, src: Path, env: Mapping[str, str]) -> list[str]:
+    """The backend's dynamic build requirements (PEP 517 get_requires_for_build_wheel)."""
+    out = place.run([str(env_dir / "bin" / "python"), "-c", _GET_REQUIRES, str(src)],
+                    cwd=src, env=env).stdout
+    return _marked_json(out, "WHEELFARM-REQUIRES:")
+
+
+def prepare_env(place: Place, job: Job, src: Path, work: Path, cache_dir: Path,
+                extra_env: Mapping[str, str], locked: LockedPython | None, lock_index: str,
+                strict: bool, log: IO[str]) -> BuildEnv:
+    """The build environment: from the recipe's lock when there is a fresh one.
+
+    A lock is stale when the requirements it was made from changed, or the
+    backend now asks for something it does not pin. Strict mode (``--locked``)
+    fails the job then; otherwise the build goes on unlocked, with a warning.
     """
     recipe = job.recipe
-    static = ["build", *build_requires(src), *recipe.requires]
+    static = static_requirements(src, recipe)
+    if locked is not None:
+        if sorted(static) != sorted(locked.static):
+            reason = (f"the build requirements changed (locked: {', '.join(locked.static)}; "
+                      f"now: {', '.join(static)})")
+        else:
+            env_dir = buildenv.ensure(place, job.python, locked.lines(), cache_dir, work,
+                                      locked_index=lock_index)
+            dynamic = backend_requires(place, env_dir, src,
+                                       job_env(place, recipe.env, env_dir, extra_env))
+            missing = locked.unsatisfied(dynamic)
+            if not missing:
+                return BuildEnv(env_dir, tuple(locked.lines()), True)
+            reason = f"the build backend asks for {', '.join(missing)}, which the lock lacks"
+        if strict:
+            raise BuildError(f"stale lock for {recipe.name} ({job.python}): {reason}; "
+                             f"run 'wheelfarm lock {recipe.path}'")
+        log.write(f"warning: stale lock: {reason}; building unlocked\n")
+    elif strict:
+        raise BuildError(f"no lock for {recipe.name} ({job.python}); "
+                         f"run 'wheelfarm lock {recipe.path}'")
+    else:
+        log.write("warning: no lock file; build requirements are resolved afresh\n")
     env_dir = buildenv.ensure(place, job.python, static, cache_dir, work)
-    out = place.run([str(env_dir / "bin" / "python"), "-c", _GET_REQUIRES, str(src)],
-                    cwd=src, env=_build_env(place, recipe.env, env_dir, extra_env)).stdout
-    dynamic = _marked_json(out, "WHEELFARM-REQUIRES:")
+    dynamic = backend_requires(place, env_dir, src,
+                               job_env(place, recipe.env, env_dir, extra_env))
     if dynamic:
         env_dir = buildenv.ensure(place, job.python, [*static, *dynamic], cache_dir, work)
-    env = _build_env(place, recipe.env, env_dir, extra_env)
+    return BuildEnv(env_dir, tuple(buildenv.installed(env_dir)), False)
+
+
+def build_wheel(place: Place, job: Job, src: Path, work: Path, env_dir: Path,
+                extra_env: Mapping[str, str]) -> Path:
+    """Build one wheel with the PEP 517 frontend in ``env_dir`` (no isolation).
+
+    The environment is made by :func:`prepare_env` rather than by ``build``'s
+    isolation so the recipe's extra requirements and its lock go in, and so
+    one set is installed once for every job that needs it.
+    """
+    recipe = job.recipe
+    env = job_env(place, recipe.env, env_dir, extra_env)
     for command in recipe.before_build:
         place.run(["sh", "-c", command], cwd=src, env=env)
     settings = []
@@ -72,10 +130,10 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, cache_dir: Path,
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one wheel from the build, found {len(wheels)}")
-    return wheels[0], env_dir
+    return wheels[0]
 
 
-def _build_env(place: Place, recipe_env: tuple[tuple[str, str], ...], env_dir: Path,
+def job_env(place: Place, recipe_env: tuple[tuple[str, str], ...], env_dir: Path,
                extra: Mapping[str, str]) -> dict[str, str]:
     return {
         **place.toolchain_env(),
@@ -97,8 +155,7 @@ def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path) 
     place.run([place.python(tag), "-m", "venv", "--without-pip", str(venv)], cwd=work)
     vpy = str(venv / "bin" / "python")
     try:
-        place.run([*place.pip(), "--python", vpy, "install", "--disable-pip-version-check",
-                   str(wheel), *spec.requires], cwd=work)
+        place.install(venv, [str(wheel), *spec.requires], work)
     except CommandError as exc:
         raise TestFailure(f"installing {wheel.name} on {tag} failed: {_last(exc)}") from exc
     scratch = work / f"test-{tag}-cwd"

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from .. import config as farm_config
-from .. import executors, plan, recipe
+from .. import executors, lock, plan, recipe
 from ..errors import ConfigError
 from ..pipeline import STEPS, JobResult, Pipeline
 from ..pythons import parse_tag
@@ -33,9 +33,16 @@ from .ui import err, out
 @click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("."), help="Farm directory (wheelfarm.toml, .wheelfarm/).")
 @click.option("--keep-work", is_flag=True, help="Keep the work directory of failed jobs.")
+@click.option("--locked", is_flag=True,
+              help="Every build must install from a fresh lock (see 'wheelfarm lock').")
+@click.option("--check-reproducible", is_flag=True,
+              help="Build each job twice in different directories and compare the wheels.")
+@click.option("--no-normalize", is_flag=True, hidden=True,
+              help="Skip the deterministic rewrite (for measuring its cost).")
 def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           pythons: tuple[str, ...], executor: str | None, jobs: int | None,
-          farm_dir: Path, keep_work: bool) -> None:
+          farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
+          no_normalize: bool) -> None:
     """Build, repair and test wheels for recipes or project directories.
 
     PATHS are recipe files (*.toml), directories of recipes, or project
@@ -43,32 +50,40 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     a job failed, 2 on bad input.
     """
     config = farm_config.load(farm_dir.resolve())
-    for tag in pythons:
-        _option("--python", parse_tag, tag)
-    selection = plan.Selection(
-        targets=tuple(_option("--target", parse_target, t) for t in targets),
-        pythons=pythons,
-        executor=executor,
-    )
+    selection = selection_of(targets, pythons, executor, locked)
     recipes = recipe.discover(list(paths))
-    paths_config = dict(config.python_paths)
-    instances = {
-        name: executors.get(name, pythons_config=paths_config)
-        for name in sorted(plan.executor_names(recipes, config, selection))
-    }
-    available = sorted({p for e in instances.values() for p in e.available_pythons()},
-                       key=parse_tag)
-    job_list = plan.make_plan(recipes, config, selection, instances, available)
-    if not job_list:
+    planned = plan.plan_recipes(recipes, config, selection)
+    if not planned.jobs:
         raise ConfigError("nothing to build")
+    _warn_unlocked(recipes, locked)
     parallel = jobs or config.jobs
-    with _progress(job_list) as on_step:
-        pipeline = Pipeline(config, instances, out_dir.resolve(), on_step=on_step,
-                            keep_work=keep_work)
-        results = pipeline.run(job_list, parallel)
+    with _progress(planned.jobs) as on_step:
+        pipeline = Pipeline(config, planned.executors, out_dir.resolve(), on_step=on_step,
+                            keep_work=keep_work, normalize=not no_normalize, locked=locked,
+                            check_reproducible=check_reproducible)
+        results = pipeline.run(planned.jobs, parallel)
     _report(results, out_dir)
     if any(r.status != "ok" for r in results):
         raise SystemExit(1)
+
+
+def selection_of(targets: Sequence[str], pythons: Sequence[str], executor: str | None,
+                 locked: bool = False) -> plan.Selection:
+    for tag in pythons:
+        _option("--python", parse_tag, tag)
+    return plan.Selection(
+        targets=tuple(_option("--target", parse_target, t) for t in targets),
+        pythons=tuple(pythons), executor=executor, locked=locked,
+    )
+
+
+def _warn_unlocked(recipes: Sequence[recipe.Recipe], locked: bool) -> None:
+    if locked:
+        return
+    missing = [r.name for r in recipes if not lock.path_for(r).exists()]
+    if missing:
+        err.print(f"warning: no lock file for {', '.join(missing)}; build requirements are "
+                  "resolved afresh (run 'wheelfarm lock' to pin them)")
 
 
 def _option(flag: str, parse, value: str):  # type: ignore[no-untyped-def]
