@@ -47,7 +47,7 @@ def ensure(place: Place, tag: str, requirements: Sequence[str], cache_dir: Path,
     is marked complete only after its install succeeded, and retried otherwise.
     """
     python = place.python(tag)
-    key = env_key(python, requirements)
+    key = env_key(place.interpreter_id(tag), requirements)
     root = cache_dir / "envs"
     root.mkdir(parents=True, exist_ok=True)
     env = root / f"{tag}-{key}"
@@ -80,6 +80,5 @@ def installed(env: Path) -> list[str]:
 
 
 def install(place: Place, env: Path, requirements: Sequence[str], work: Path) -> None:
-    if requirements:
-        place.run([*place.pip(), "--python", str(env / "bin" / "python"), "install",
-                   "--disable-pip-version-check", *requirements], cwd=work)
+    # Through the place: one without a network fetches on the host first.
+    place.install(env, requirements, work)

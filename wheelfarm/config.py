@@ -14,6 +14,15 @@ retry-backoff = 10                    # seconds before the first retry; doubles 
 "manylinux_2_28_x86_64" = "host"
 [python-paths]                        # interpreters to use instead of discovery
 cp312 = "/usr/bin/python3.12"
+engine = "unix:///run/podman/podman.sock"  # container engine (else DOCKER_HOST, the sockets)
+[images]                              # target -> build image; its executor is "container"
+"manylinux_2_31_x86_64" = "localhost/wheelfarm-bullseye:latest"
+[container-limits]                    # per container job
+memory = "4g"
+cpus = 2
+timeout = 3600                        # wall clock for the whole job, seconds
+[image-pythons]                       # interpreters inside every image (else /opt/python/cp3*)
+cp39 = "/opt/python/cp39-cp39/bin/python"
 [limits]                              # target -> most jobs leased or running at once
 "manylinux_2_17_aarch64" = 2
 ```
@@ -24,6 +33,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import schema
 from .errors import ConfigError, RecipeError
@@ -47,8 +57,46 @@ FARM_SCHEMA: schema.Schema = {
     "lease": float,
     "retry-backoff": float,
     "limits": dict,  # target -> int, checked in load()
+    "engine": str,
+    "images": "dict[str,str]",
+    "container-limits": {"memory": (str, int), "cpus": float, "timeout": float},
+    "image-pythons": "dict[str,str]",
 }
 STATE_ENV = "WHEELFARM_STATE"
+LOCAL_IMAGE = "localhost/wheelfarm-bullseye:latest"
+DEFAULT_IMAGES = (("manylinux_2_31_x86_64", LOCAL_IMAGE),)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """The container executor's part of the farm config."""
+
+    engine: str | None = None  # a Docker API URL; None: DOCKER_HOST, then the usual sockets
+    images: tuple[tuple[str, str], ...] = DEFAULT_IMAGES  # target -> image
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    timeout: float | None = None  # wall clock per job, seconds
+    pythons: tuple[tuple[str, str], ...] = ()  # tag -> interpreter inside every image
+
+    def image_for(self, target: Target) -> str | None:
+        return dict(self.images).get(target.name)
+
+
+def parse_size(text: str | int) -> int:
+    """``"512m"`` / ``"4g"`` / ``1048576`` -> bytes; ValueError for anything else."""
+    if isinstance(text, int):
+        number, unit = text, ""
+    else:
+        value = text.strip().lower().removesuffix("ib").removesuffix("b")
+        unit = value[-1:] if value[-1:] in _SIZE_UNITS else ""
+        digits = value[: len(value) - len(unit)]
+        if not digits.isdigit():
+            raise ValueError(text)
+        number = int(digits)
+    if number <= 0:
+        raise ValueError(text)
+    return number * _SIZE_UNITS[unit]
 
 
 @dataclass(frozen=True)
@@ -65,6 +113,7 @@ class FarmConfig:
     lease: float = 30.0
     retry_backoff: float = 10.0
     limits: tuple[tuple[str, int], ...] = ()
+    container: ContainerSettings = ContainerSettings()
 
     @property
     def state_dir(self) -> Path:
@@ -83,12 +132,16 @@ class FarmConfig:
     def executor_for(self, target: Target) -> str:
         """The farm's choice of executor for a target.
 
+        An explicit ``[executors]`` entry first; then ``container`` for a target
+        with a build image (``[images]``, by default manylinux_2_31_x86_64);
         zig for manylinux policies older than the host's glibc; the host for
         ``linux_*``, ``native`` and policies the host glibc itself satisfies.
         """
         mapped = dict(self.executors).get(target.name)
         if mapped:
             return mapped
+        if self.container.image_for(target):
+            return "container"
         if target.kind != "manylinux":
             return "host"
         glibc = host_glibc()
@@ -144,4 +197,41 @@ def load(root: Path) -> FarmConfig:
     for target, value in limits.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise RecipeError(path, f"limits.{target}", "must be at least 1")
+    kwargs["container"] = _container(data, path)
     return FarmConfig(root=root, **kwargs)  # type: ignore[arg-type]
+
+
+def _container(data: dict[str, Any], path: Path) -> ContainerSettings:
+    images = dict(DEFAULT_IMAGES)
+    for target, image in data.get("images", {}).items():
+        try:
+            images[parse_target(target).name] = image
+        except ConfigError as exc:
+            raise RecipeError(path, f"images.{target}", str(exc)) from None
+        if not image.strip():
+            raise RecipeError(path, f"images.{target}", "must name an image")
+    limits: dict[str, Any] = data.get("container-limits", {})
+    memory = None
+    if "memory" in limits:
+        try:
+            memory = parse_size(limits["memory"])
+        except ValueError:
+            raise RecipeError(path, "container-limits.memory",
+                              "expected a size like '512m' or '4g'") from None
+    for key in ("cpus", "timeout"):
+        if key in limits and limits[key] <= 0:
+            raise RecipeError(path, f"container-limits.{key}", "must be a positive number")
+    pythons: dict[str, str] = data.get("image-pythons", {})
+    for tag in pythons:
+        try:
+            parse_tag(tag)
+        except ConfigError as exc:
+            raise RecipeError(path, f"image-pythons.{tag}", str(exc)) from None
+    return ContainerSettings(
+        engine=data.get("engine") or None,
+        images=tuple(sorted(images.items())),
+        memory=memory,
+        cpus=float(limits["cpus"]) if "cpus" in limits else None,
+        timeout=float(limits["timeout"]) if "timeout" in limits else None,
+        pythons=tuple(sorted(pythons.items())),
+    )

@@ -9,6 +9,7 @@ system, so paths need no translation.
 from __future__ import annotations
 
 import importlib
+import inspect
 import subprocess
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -30,6 +31,7 @@ class JobContext:
     cache_dir: Path  # shared, persistent: <farm>/.wheelfarm/cache
     log: IO[str]
     timeout: float | None = None
+    network: bool = False  # the recipe lets the build reach the network (build.network)
 
 
 class Place(Protocol):
@@ -42,6 +44,11 @@ class Place(Protocol):
         """Path of the interpreter for ``cpXY`` in this place; ConfigError if absent."""
         ...
 
+    def interpreter_id(self, tag: str) -> str:
+        """A stable identity of that interpreter (a host path, an image id and a path), for
+        cache keys: environments made with one must never be used with another."""
+        ...
+
     def toolchain_env(self) -> dict[str, str]:
         """Environment that selects the compilers (CC, CXX, LDSHARED, cargo linker, ...)."""
         ...
@@ -52,6 +59,17 @@ class Place(Protocol):
 
     def pip(self) -> list[str]:
         """Command prefix of a pip that installs into another environment (``--python``)."""
+        ...
+
+    def install(self, env: Path, requirements: Sequence[str], work: Path, *,
+                index_url: str | None = None) -> None:
+        """Install ``requirements`` (requirement strings, or paths of local wheels) into the
+        environment ``env``. With ``index_url`` they are a lock's pinned lines
+        (``name==1.0 --hash=sha256:...``), installed exactly, from that index only.
+
+        The one way packages get into an environment, so that a place without a
+        network (a container) can fetch them on the host first.
+        """
         ...
 
     def run(
@@ -96,6 +114,7 @@ class Executor(Protocol):
 REGISTRY: dict[str, str] = {
     "host": "wheelfarm.executors.host:HostExecutor",
     "zig": "wheelfarm.executors.zig:ZigExecutor",
+    "container": "wheelfarm.executors.container:ContainerExecutor",
 }
 
 
@@ -104,6 +123,8 @@ def names() -> list[str]:
 
 
 def get(name: str, **options: object) -> Executor:
+    """An executor by name. Each takes the options its constructor declares (all take
+    ``pythons_config``; ``config``, the farm config, goes to those that want it)."""
     try:
         module_name, _, class_name = REGISTRY[name].partition(":")
     except KeyError:
@@ -111,5 +132,8 @@ def get(name: str, **options: object) -> Executor:
             f"unknown executor {name!r}; expected one of: {', '.join(names())}"
         ) from None
     cls = getattr(importlib.import_module(module_name), class_name)
+    accepted = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        options = {k: v for k, v in options.items() if k in accepted}
     executor: Executor = cls(**options)
     return executor

@@ -15,6 +15,10 @@ from ..errors import ConfigError
 from ..targets import Target, host_arch
 from . import JobContext
 
+# pip reads no configuration of the machine: only the farm's index settings apply.
+ISOLATED_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": "",
+                "PIP_CONSTRAINT": ""}
+
 
 class HostPlace:
     """Runs commands directly on this machine."""
@@ -33,6 +37,9 @@ class HostPlace:
         except KeyError:
             raise ConfigError(f"python {tag} not found on this machine") from None
 
+    def interpreter_id(self, tag: str) -> str:
+        return self.python(tag)  # buildenv.env_key adds the binary's size and mtime
+
     def toolchain_env(self) -> dict[str, str]:
         return dict(self._toolchain)
 
@@ -43,6 +50,21 @@ class HostPlace:
         # The farm's own pip drives every environment: one known version, and
         # venvs are created without pip, which saves seconds per job.
         return [sys.executable, "-m", "pip"]
+
+    def install(self, env: Path, requirements: Sequence[str], work: Path, *,
+                index_url: str | None = None) -> None:
+        if not requirements:
+            return
+        argv = [*self.pip(), "--python", str(env / "bin" / "python"), "install",
+                "--disable-pip-version-check"]
+        if index_url is None:
+            self.run([*argv, *requirements], cwd=work)
+            return
+        # --hash is only valid inside a requirements file.
+        pinned = work / f"locked-{env.name}.txt"
+        pinned.write_text("".join(f"{line}\n" for line in requirements))
+        self.run([*argv, "--require-hashes", "--no-deps", "--index-url", index_url,
+                  "-r", str(pinned)], cwd=work, env=ISOLATED_PIP)
 
     def run(
         self,
