@@ -53,6 +53,7 @@ FARM_SCHEMA: schema.Schema = {
     "timeout": float,
     "executors": "dict[str,str]",
     "python-paths": "dict[str,str]",
+    "publish": {"url": str, "sign-key": str, "valid-days": float, "s3-endpoint-url": str},
     "state": str,
     "lease": float,
     "retry-backoff": float,
@@ -100,6 +101,16 @@ def parse_size(text: str | int) -> int:
 
 
 @dataclass(frozen=True)
+class PublishSettings:
+    """``[publish]``: where ``wheelfarm publish`` goes and how it signs."""
+
+    url: str | None = None  # default for --to / URL
+    sign_key: str | None = None  # after --sign-key and WHEELFARM_SIGN_KEY
+    valid_days: float = 30.0  # Valid-Until = date + this; `wheelfarm refresh` renews it
+    s3_endpoint_url: str | None = None  # else AWS_ENDPOINT_URL, else AWS itself
+
+
+@dataclass(frozen=True)
 class FarmConfig:
     root: Path
     targets: tuple[Target, ...] = tuple(parse_target(t) for t in DEFAULT_TARGETS)
@@ -109,6 +120,7 @@ class FarmConfig:
     timeout: float = 3600.0
     executors: tuple[tuple[str, str], ...] = ()
     python_paths: tuple[tuple[str, str], ...] = ()
+    publish: PublishSettings = PublishSettings()
     state: str | None = None  # a database URL; None: the SQLite file under state_dir
     lease: float = 30.0
     retry_backoff: float = 10.0
@@ -198,7 +210,17 @@ def load(root: Path) -> FarmConfig:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise RecipeError(path, f"limits.{target}", "must be at least 1")
     kwargs["container"] = _container(data, path)
+    kwargs["publish"] = _publish(data.get("publish", {}), path)
     return FarmConfig(root=root, **kwargs)  # type: ignore[arg-type]
+
+
+def _publish(table: dict[str, Any], path: Path) -> PublishSettings:
+    if table.get("valid-days", 1) <= 0:
+        raise RecipeError(path, "publish.valid-days", "must be a positive number of days")
+    return PublishSettings(
+        url=table.get("url") or None, sign_key=table.get("sign-key") or None,
+        valid_days=float(table.get("valid-days", 30.0)),
+        s3_endpoint_url=table.get("s3-endpoint-url") or None)
 
 
 def _container(data: dict[str, Any], path: Path) -> ContainerSettings:

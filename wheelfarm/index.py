@@ -16,7 +16,7 @@ import os
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .errors import ConfigError
+from .targets import DISTROS
 
 __all__ = [
     "API_VERSION",
@@ -96,7 +97,10 @@ def render_root_html(projects: Iterable[str]) -> str:
     return _page("Simple index", (f'<a href="{quote(n)}/">{html.escape(n)}</a><br>' for n in names))
 
 
-def render_project_html(project: str, files: Sequence[IndexFile]) -> str:
+def render_project_html(project: str, files: Sequence[IndexFile],
+                        distros: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """The PEP 503 page; ``distros`` (file name -> {"glibc", "RHEL", ...}) adds a table
+    of the distribution releases each wheel runs on. pip reads only the anchors."""
     name = canonicalize_name(project)
     links = []
     for f in _sorted_files(files):
@@ -110,7 +114,21 @@ def render_project_html(project: str, files: Sequence[IndexFile]) -> str:
         if f.yanked is not None:
             attrs += _attr("data-yanked", f.yanked)
         links.append(f"<a{attrs}>{html.escape(f.filename)}</a><br>")
+    if distros:
+        links += _distro_table(distros)
     return _page(f"Links for {name}", links)
+
+
+def _distro_table(distros: Mapping[str, Mapping[str, str]]) -> list[str]:
+    columns = ["glibc", *DISTROS]
+    rows = ["<h2>Runs on</h2>", "<table>",
+            "  <tr><th>file</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"]
+    for filename in sorted(distros):
+        cells = "".join(f"<td>{html.escape(distros[filename].get(c) or '-')}</td>"
+                        for c in columns)
+        rows.append(f"  <tr><td>{html.escape(filename)}</td>{cells}</tr>")
+    rows.append("</table>")
+    return rows
 
 
 # -- JSON (PEP 691, v1.1 per PEP 700) -----------------------------------------------------------

@@ -1,0 +1,206 @@
+"""`wheelfarm publish`, `rollback`, `history`, `yank`, `unyank`, `refresh`, `verify`, `serve`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+
+from .. import config as farm_config
+from ..errors import ConfigError
+from ..publish import Outcome, Publisher, history
+from ..signing import Keyring, Signer, resolve_key
+from ..store import Store, open_store
+from ..verify import default_state_dir, open_source, verify
+from .ui import err, out
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _farm_option(fn: F) -> F:
+    return click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
+                        default=Path("."), help="Farm directory (wheelfarm.toml).")(fn)
+
+
+def _signing_options(fn: F) -> F:
+    fn = click.option("--sign-key", metavar="KEYID",
+                      help="GnuPG key to sign with [default: WHEELFARM_SIGN_KEY, then "
+                           "[publish] sign-key]; GNUPGHOME selects the keyring.")(fn)
+    fn = click.option("--valid-days", type=click.FloatRange(min=0, min_open=True),
+                      help="Days until the manifest's Valid-Until [default: [publish] "
+                           "valid-days, else 30].")(fn)
+    return _farm_option(fn)
+
+
+def _store(url: str | None, config: farm_config.FarmConfig) -> Store:
+    url = url or config.publish.url
+    if not url:
+        raise ConfigError("no index URL: name one (a directory, file://PATH or "
+                          "s3://BUCKET/PREFIX) or set url in the [publish] table")
+    return open_store(url, endpoint_url=config.publish.s3_endpoint_url)
+
+
+def _publisher(url: str | None, farm_dir: Path, sign_key: str | None,
+               valid_days: float | None) -> Publisher:
+    config = farm_config.load(farm_dir.resolve())
+    store = _store(url, config)
+    signer = Signer(resolve_key(sign_key, config.publish.sign_key))
+    days = valid_days if valid_days is not None else config.publish.valid_days
+    return Publisher(store, signer, valid_for=timedelta(days=days))
+
+
+def _report(outcome: Outcome, url: str) -> None:
+    if outcome.created:
+        out.print(f"generation {outcome.generation} of {url}: {outcome.change}", markup=False)
+    else:
+        out.print(f"nothing to change; generation {outcome.generation} of {url} stays current",
+                  markup=False)
+    for name in outcome.unchanged:
+        out.print(f"  already published, same bytes: {name}", markup=False)
+
+
+@click.command()
+@click.argument("dirs", nargs=-1, required=True,
+                type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--to", "url", metavar="URL",
+              help="The index: a directory, file://PATH or s3://BUCKET/PREFIX "
+                   "[default: [publish] url].")
+@_signing_options
+def publish(dirs: tuple[Path, ...], url: str | None, farm_dir: Path, sign_key: str | None,
+            valid_days: float | None) -> None:
+    """Publish the wheels in DIRS (with their .intoto.json) as a new, signed generation.
+
+    Published files never change: a file name that exists with other bytes is
+    refused (exit 2); the same bytes again change nothing.
+    """
+    publisher = _publisher(url, farm_dir, sign_key, valid_days)
+    _report(publisher.publish(list(dirs)), publisher.store.url)
+
+
+@click.command()
+@click.argument("url", required=False)
+@click.option("--to", "generation", type=click.IntRange(min=1),
+              help="The generation whose pages to restore [default: the one before the current].")
+@_signing_options
+def rollback(url: str | None, generation: int | None, farm_dir: Path, sign_key: str | None,
+             valid_days: float | None) -> None:
+    """Publish a new generation whose pages equal those of generation N, freshly signed."""
+    publisher = _publisher(url, farm_dir, sign_key, valid_days)
+    _report(publisher.rollback(generation), publisher.store.url)
+
+
+@click.command()
+@click.argument("url", required=False)
+@_signing_options
+def refresh(url: str | None, farm_dir: Path, sign_key: str | None,
+            valid_days: float | None) -> None:
+    """Re-sign the current pages as a new generation with a new Valid-Until (for cron)."""
+    publisher = _publisher(url, farm_dir, sign_key, valid_days)
+    _report(publisher.refresh(), publisher.store.url)
+
+
+@click.command()
+@click.argument("url")
+@click.argument("spec", metavar="NAME==VERSION")
+@click.option("--reason", default="", help="Shown to installers (PEP 592).")
+@_signing_options
+def yank(url: str, spec: str, reason: str, farm_dir: Path, sign_key: str | None,
+         valid_days: float | None) -> None:
+    """Yank every file of NAME==VERSION: pip skips it unless pinned exactly."""
+    publisher = _publisher(url, farm_dir, sign_key, valid_days)
+    _report(publisher.yank(spec, reason), publisher.store.url)
+
+
+@click.command()
+@click.argument("url")
+@click.argument("spec", metavar="NAME==VERSION")
+@_signing_options
+def unyank(url: str, spec: str, farm_dir: Path, sign_key: str | None,
+           valid_days: float | None) -> None:
+    """Undo a yank of NAME==VERSION."""
+    publisher = _publisher(url, farm_dir, sign_key, valid_days)
+    _report(publisher.unyank(spec), publisher.store.url)
+
+
+@click.command(name="history")
+@click.argument("url", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@_farm_option
+def history_command(url: str | None, limit: int, farm_dir: Path) -> None:
+    """List the generations of an index, newest first, with what each changed."""
+    config = farm_config.load(farm_dir.resolve())
+    store = _store(url, config)
+    entries = history(store, limit)
+    if not entries:
+        out.print(f"nothing published at {store.url}", markup=False)
+        return
+    table = Table(title=f"generations of {store.url}")
+    for col in ("gen", "date (UTC)", "valid until", "change", "projects changed"):
+        table.add_column(col, justify="right" if col == "gen" else "left")
+    for entry in entries:
+        r = entry.release
+        changed = ", ".join(r.changed[:6]) + (f" (+{len(r.changed) - 6})"
+                                              if len(r.changed) > 6 else "")
+        table.add_row(f"{r.generation}{' *' if entry.live else ''}",
+                      f"{r.date:%Y-%m-%d %H:%M}", f"{r.valid_until:%Y-%m-%d}",
+                      r.change, changed or "-")
+    out.print(table)
+    out.print("* live", markup=False)
+
+
+@click.command(name="verify")
+@click.argument("source")
+@click.option("--key", "key_file", required=True,
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="The farm's public key (gpg --armor --export KEYID).")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where the newest generation seen is kept "
+                   "[default: ~/.local/state/wheelfarm/verify].")
+def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
+    """Verify an index (a directory or URL) offline against the farm's public key.
+
+    Checks the root manifest's signature, Valid-Until and generation (never
+    older than one seen before), every file's hash and every signature. Exit 0
+    only if everything holds; each failure is named.
+    """
+    with Keyring(key_file) as keyring:
+        report = verify(open_source(source), keyring, state_dir or default_state_dir())
+    for warning in report.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    for requirement in report.missing:
+        err.print(f"warning: not in this index: {requirement}", markup=False)
+    for failure in report.failures:
+        err.print(f"FAILED: {failure}", markup=False)
+    if report.failures:
+        err.print(f"{len(report.failures)} check(s) failed for {report.source}", markup=False)
+        raise SystemExit(1)
+    out.print(f"verified generation {report.generation} of {report.source}: {report.files} "
+              f"files, {report.signatures} signatures", markup=False)
+
+
+@click.command(name="serve")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def serve_command(directory: Path, port: int, host: str) -> None:
+    """Serve a published index over HTTP (pip: --index-url http://HOST:PORT/simple/)."""
+    from .. import serve
+
+    try:
+        sock = serve.bind(host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    out.print(f"serving {directory} at http://{shown}:{bound}/simple/", markup=False)
+    out.file.flush()
+    serve.serve(directory.resolve(), sock)
+
+
+COMMANDS = [publish, rollback, history_command, yank, unyank, refresh, verify_command,
+            serve_command]
