@@ -4,7 +4,7 @@
 targets = ["manylinux_2_17_x86_64"]   # default targets for recipes that name none
 pythons = ["cp39", "cp312"]           # default pythons (else: every CPython >= 3.9 found)
 jobs = 2                              # parallel jobs (default: number of cores)
-index-url = "https://pypi.org/simple/"
+index-url = "https://pypi.internal.example/simple/"   # default: pip's default index
 timeout = 3600                        # per-job build timeout, seconds
 state = "postgresql://farm@db/farm"   # the queue (default: SQLite in .wheelfarm/state.db);
                                       # WHEELFARM_STATE overrides it
@@ -38,12 +38,13 @@ from typing import Any
 from . import schema
 from .errors import ConfigError, RecipeError
 from .pythons import parse_tag
+from .source import DEFAULT_INDEX_URL
 from .targets import Target, host_glibc, parse_target
 
 CONFIG_NAME = "wheelfarm.toml"
 STATE_DIR = ".wheelfarm"
 DEFAULT_TARGETS = ("manylinux_2_17_x86_64",)
-DEFAULT_INDEX = "https://pypi.org/simple/"
+DEFAULT_INDEX = DEFAULT_INDEX_URL
 
 FARM_SCHEMA: schema.Schema = {
     "targets": "list[str]",
@@ -64,6 +65,7 @@ FARM_SCHEMA: schema.Schema = {
     "image-pythons": "dict[str,str]",
 }
 STATE_ENV = "WHEELFARM_STATE"
+CACHE_ENV = "WHEELFARM_CACHE_DIR"
 LOCAL_IMAGE = "localhost/wheelfarm-bullseye:latest"
 DEFAULT_IMAGES = (("manylinux_2_31_x86_64", LOCAL_IMAGE),)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -133,7 +135,14 @@ class FarmConfig:
 
     @property
     def cache_dir(self) -> Path:
-        return self.state_dir / "cache"
+        """Downloads, build environments and zig's compiled runtimes.
+
+        ``WHEELFARM_CACHE_DIR`` lets several farm directories on one machine
+        (a test suite, CI jobs) share one; caches are keyed by content, so
+        sharing is safe.
+        """
+        shared = os.environ.get(CACHE_ENV)
+        return Path(shared) if shared else self.state_dir / "cache"
 
     @property
     def state_url(self) -> str:
