@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
 RECIPES = ROOT / "recipes"
 
+# Every farm a test makes shares the checkout's cache (the one `make run`
+# fills): zig's runtimes and build environments are built once per machine,
+# not once per test.
+os.environ.setdefault("WHEELFARM_CACHE_DIR", str(ROOT / ".wheelfarm" / "cache"))
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
