@@ -127,7 +127,10 @@ def _read_elf(member: str, stream: IO[bytes]) -> ElfInfo:
         for n, sym in enumerate(dynsym.iter_symbols()):
             if n == 0 or sym["st_shndx"] != "SHN_UNDEF" or not sym.name:
                 continue
-            undefined.add(sym.name)
+            # A weak reference may stay unresolved (the code checks it at run
+            # time), so it cannot break a policy's symbol blacklist.
+            if sym["st_info"]["bind"] != "STB_WEAK":
+                undefined.add(sym.name)
             if versym is None:
                 continue
             ndx = versym.get_symbol(n)["ndx"]
