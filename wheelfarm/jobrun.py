@@ -20,13 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config as farm_config
-from . import executors, plan, recipe
 from .archive import sha256_file
 from .errors import WheelfarmError
-from .pipeline import Pipeline
 from .state.models import Artifact, Lease
-from .targets import parse_target
 
 SPEC = "job.json"
 RESULT = "result.json"
@@ -81,6 +77,12 @@ def probe(attempt: Attempt) -> Artifact:
 
 def build(attempt: Attempt) -> dict[str, Any]:
     """Rebuild the job from what the queue stored and run the pipeline on it."""
+    # Imported here: a probe's process should start in a fraction of a second.
+    from . import config as farm_config
+    from . import executors, plan, recipe
+    from .pipeline import Pipeline
+    from .targets import parse_target
+
     lease = attempt.lease
     spec = lease.spec
     try:
@@ -100,7 +102,7 @@ def build(attempt: Attempt) -> dict[str, Any]:
     job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,
                    tuple(spec["test_pythons"]), lease.key)
     result = Pipeline(config, {lease.executor: executor}, attempt.out).run_job(job)
-    doc: dict[str, Any] = {"ok": result.status == "ok", "pipeline_log": str(result.log)}
+    doc: dict[str, Any] = {"ok": result.status != "failed", "pipeline_log": str(result.log)}
     if result.wheel is not None:
         doc["artifact"] = {"filename": result.wheel.name, "sha256": sha256_file(result.wheel),
                            "location": str(result.wheel)}

@@ -23,6 +23,7 @@ from typing import IO, Literal
 
 from . import index, lock, proc, provenance, repair, reproducible, source
 from .archive import sha256_file
+from .cache import ArtifactCache, Cached
 from .config import FarmConfig
 from .errors import CommandError, NotReproducible, WheelfarmError
 from .executors import Executor, JobContext, Place
@@ -31,7 +32,7 @@ from .steps import BuildEnv, build_wheel, prepare_env, test_wheel
 
 STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "output")
 # With --check-reproducible the first five run twice, then "reproduce" compares.
-Status = Literal["ok", "failed"]
+Status = Literal["ok", "cached", "failed"]
 OnStep = Callable[[Job, str], None]
 
 # Run by the build environment's interpreter: asks the backend for its
@@ -59,7 +60,7 @@ class Pipeline:
     def __init__(self, config: FarmConfig, executors: Mapping[str, Executor], out_dir: Path,
                  *, on_step: OnStep | None = None, keep_work: bool = False,
                  normalize: bool = True, locked: bool = False,
-                 check_reproducible: bool = False) -> None:
+                 check_reproducible: bool = False, use_cache: bool = True) -> None:
         self.config = config
         self.executors = executors
         self.out_dir = out_dir
@@ -68,6 +69,9 @@ class Pipeline:
         self.normalize = normalize
         self.locked = locked  # strict: a missing or stale lock fails the job
         self.check_reproducible = check_reproducible
+        # A reproducibility check must build; a hit would prove nothing.
+        self.use_cache = use_cache and not check_reproducible
+        self.cache = ArtifactCache(config.state_dir)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
         self._fetch_locks: dict[str, threading.Lock] = {}
@@ -84,13 +88,15 @@ class Pipeline:
         os.umask(0o022)  # files a build writes get the same modes on every machine
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             results = list(pool.map(self.run_job, jobs))
-        if any(r.status == "ok" for r in results):
+        if any(r.status != "failed" for r in results):
             index.write_simple_index(self.out_dir)
         return results
 
     def run_job(self, job: Job) -> JobResult:
         started = time.monotonic()
         log_path = self.log_dir / f"{job.id}.log"
+        if self.use_cache and (hit := self.cache.lookup(job.key)) is not None:
+            return self._reuse(job, hit, log_path, started)
         work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._mkdir("work")))
         state = _State()
         wheel: Path | None = None
@@ -106,6 +112,8 @@ class Pipeline:
                 message = f"internal error: {exc!r} (see the log)"
                 fh.write("! internal error\n" + traceback.format_exc())
         status: Status = "ok" if wheel is not None else "failed"
+        if wheel is not None:
+            self.cache.store(job.key, wheel, provenance.path_for(wheel))
         if status == "ok" or not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
         self._emit(job, "done")
@@ -114,6 +122,22 @@ class Pipeline:
             wheel=wheel, step=None if wheel else state.step, message=message,
             tail="" if wheel else _tail(log_path),
         )
+
+    def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float) -> JobResult:
+        with log_path.open("w", encoding="utf-8") as fh:
+            fh.write(f"# job {job.id}\n# key {job.key}\ncache hit: {hit.filename} "
+                     f"sha256 {hit.sha256}\n")
+            sidecar = hit.provenance
+            with self._out_lock:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                if sidecar is not None:
+                    _place_atomically(sidecar, self.out_dir / sidecar.name)
+                final = self.out_dir / hit.filename
+                if not final.exists() or sha256_file(final) != hit.sha256:
+                    _place_atomically(hit.wheel, final)
+        self._emit(job, "done")
+        return JobResult(job=job, status="cached", seconds=time.monotonic() - started,
+                         log=log_path, wheel=final)
 
     def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
         def enter(step: str) -> None:

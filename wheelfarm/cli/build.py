@@ -37,12 +37,14 @@ from .ui import err, out
               help="Every build must install from a fresh lock (see 'wheelfarm lock').")
 @click.option("--check-reproducible", is_flag=True,
               help="Build each job twice in different directories and compare the wheels.")
+@click.option("--no-cache", is_flag=True,
+              help="Build every job even when its content key is already built.")
 @click.option("--no-normalize", is_flag=True, hidden=True,
               help="Skip the deterministic rewrite (for measuring its cost).")
 def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           pythons: tuple[str, ...], executor: str | None, jobs: int | None,
           farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
-          no_normalize: bool) -> None:
+          no_cache: bool, no_normalize: bool) -> None:
     """Build, repair and test wheels for recipes or project directories.
 
     PATHS are recipe files (*.toml), directories of recipes, or project
@@ -60,10 +62,10 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     with _progress(planned.jobs) as on_step:
         pipeline = Pipeline(config, planned.executors, out_dir.resolve(), on_step=on_step,
                             keep_work=keep_work, normalize=not no_normalize, locked=locked,
-                            check_reproducible=check_reproducible)
+                            check_reproducible=check_reproducible, use_cache=not no_cache)
         results = pipeline.run(planned.jobs, parallel)
     _report(results, out_dir)
-    if any(r.status != "ok" for r in results):
+    if any(r.status == "failed" for r in results):
         raise SystemExit(1)
 
 
@@ -141,17 +143,20 @@ def _report(results: Sequence[JobResult], out_dir: Path) -> None:
     for col in ("recipe", "python", "target", "result", "seconds", "wheel"):
         table.add_column(col, justify="right" if col == "seconds" else "left")
     for r in results:
-        mark = "[green]ok[/]" if r.status == "ok" else f"[red]failed ({r.step})[/]"
+        mark = {"ok": "[green]ok[/]", "cached": "[cyan]cached[/]"}.get(
+            r.status, f"[red]failed ({r.step})[/]")
         table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
                       f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
     out.print(table)
     for r in results:
-        if r.status != "ok":
+        if r.status == "failed":
             err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
             err.print(f"  log: {r.log}")
             err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
-    ok = sum(r.status == "ok" for r in results)
-    out.print(f"{ok} of {len(results)} jobs succeeded; index: {out_dir / 'simple'}")
+    ok = sum(r.status != "failed" for r in results)
+    cached = sum(r.status == "cached" for r in results)
+    out.print(f"{ok} of {len(results)} jobs succeeded ({cached} from the cache); "
+              f"index: {out_dir / 'simple'}")
 
 
 
