@@ -151,9 +151,9 @@ class Worker:
                 outcome = self._execute(attempt)
             except WheelfarmError as exc:
                 outcome = Outcome(False, 0.0, "worker-error", f"on {self.name}: {exc}")
-            if lease.job_id in self._lost:
-                raise LeaseLost(f"job {lease.key[:12]}: the lease was lost meanwhile")
-            if self.handing_back.is_set():
+            # A lost lease is still reported: the queue refuses the result and
+            # says so in the event log.
+            if self.handing_back.is_set() and lease.job_id not in self._lost:
                 self._release(lease, "the worker is stopping")
                 return
             outcome = self.broker.deliver(lease, outcome)

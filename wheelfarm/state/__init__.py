@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..config import FarmConfig
 from .lifecycle import JobState
 from .models import Artifact, Capabilities, Lease, LeaseLost, NewJob, Outcome
 
 if TYPE_CHECKING:
+    from ..config import FarmConfig
     from .queue import Queue
 
 __all__ = ["Artifact", "Capabilities", "JobState", "Lease", "LeaseLost", "NewJob", "Outcome",

@@ -139,28 +139,27 @@ class Queue:
                      .order_by(jobs.c.priority.desc(), jobs.c.id).limit(_WINDOW))
             if self._pg:
                 query = query.with_for_update(skip_locked=True, of=jobs)
-            active: dict[str, int] = {}
             for row in conn.execute(query).all():
                 if len(leases) >= limit:
                     break
                 if not caps.runs(row.pythons.split(), row.image):
                     continue
-                if row.target_limit and not self._below_limit(conn, row, active):
+                if row.target_limit and not self._below_limit(conn, row):
                     continue
                 lease = self._lease(conn, row, worker, now)
                 if lease is not None:
                     leases.append(lease)
-                    active[row.target] = active.get(row.target, 0) + 1
         return leases
 
-    def _below_limit(self, conn: Connection, row: Row[Any], taken: dict[str, int]) -> bool:
+    def _below_limit(self, conn: Connection, row: Row[Any]) -> bool:
+        """Whether ``row``'s target has room; counts this transaction's own leases too."""
         if self._pg:
             # Counting and leasing must not interleave between two claimers.
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
                          {"k": zlib.crc32(row.target.encode())})
         running = conn.execute(select(func.count()).select_from(jobs).where(
             jobs.c.target == row.target, jobs.c.state.in_([s.value for s in ACTIVE]))).scalar()
-        return int(running or 0) + taken.get(row.target, 0) < int(row.target_limit)
+        return int(running or 0) < int(row.target_limit)
 
     def _lease(self, conn: Connection, row: Row[Any], worker: str, now: float) -> Lease | None:
         token = secrets.token_hex(16)

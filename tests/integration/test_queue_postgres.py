@@ -1,0 +1,29 @@
+"""The queue's rules (every test of tests/unit/test_queue.py) against a real
+PostgreSQL server, where claims use FOR UPDATE SKIP LOCKED."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.unit.test_queue import *  # noqa: F403 - the same tests, another database
+from tests.unit.test_queue import Clock, Queue, open_engine
+
+from .test_queue_support import fresh_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def state_url() -> Iterator[str]:  # replaces the unit tests' SQLite file
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def queue(state_url: str, clock: Clock) -> Iterator[Queue]:
+    engine = open_engine(state_url)
+    assert engine.dialect.name == "postgresql"
+    yield Queue(engine, lease_seconds=10.0, backoff=5.0, clock=clock)
+    engine.dispose()

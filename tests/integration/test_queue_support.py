@@ -1,0 +1,125 @@
+"""Support for the queue's integration tests (no tests here): a throw-away
+database on the PostgreSQL server that CI starts (.ci/setup.d/30-postgres.sh
+exports WHEELFARM_TEST_POSTGRES), and real farm processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import func, select
+
+from wheelfarm.state.queue import Queue
+from wheelfarm.state.schema import jobs
+
+ENV = "WHEELFARM_TEST_POSTGRES"
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    base = os.environ.get(ENV)
+    if not base:
+        pytest.skip(f"{ENV} is not set (a PostgreSQL URL; .ci/setup.d/30-postgres.sh starts one)")
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    name = "wf_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield plain.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def state_database(kind: str, directory: os.PathLike[str]) -> Iterator[str]:
+    """A state URL of ``kind`` (sqlite or postgresql), empty, for one test."""
+    if kind == "sqlite":
+        yield f"sqlite:///{os.fspath(directory)}/state.db"
+    else:
+        with fresh_database() as url:
+            yield url
+
+
+# -- real farm processes ---------------------------------------------------------------------
+
+def farm_dir(root: Path, url: str, **settings: float) -> Path:
+    """A farm directory whose wheelfarm.toml points at ``url``."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [f'state = "{url}"'] + [f"{k.replace('_', '-')} = {v}" for k, v in settings.items()]
+    (root / "wheelfarm.toml").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def cli(*args: str | os.PathLike[str], cwd: Path, timeout: float = 120,
+        ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "WHEELFARM_STATE"}
+    return subprocess.run([sys.executable, "-m", "wheelfarm", *map(os.fspath, args)], cwd=cwd,
+                          env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def spawn(*args: str | os.PathLike[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A wheelfarm process (worker, controller) in the background, output to ``log``."""
+    env = {k: v for k, v in os.environ.items() if k != "WHEELFARM_STATE"}
+    with log.open("ab") as fh:
+        return subprocess.Popen([sys.executable, "-m", "wheelfarm", *map(os.fspath, args)],
+                                cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=30)
+
+
+def status(farm: Path) -> dict[str, Any]:
+    result = cli("status", "--json", "--events", "--farm", farm, cwd=farm)
+    assert result.returncode == 0, result.stderr
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
+             every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def states(queue: Queue) -> dict[str, int]:
+    with queue.engine.begin() as conn:
+        rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+    return {str(state): int(count) for state, count in rows}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def assert_each_succeeded_once(doc: dict[str, Any], total: int) -> None:
+    """Every job succeeded, with one accepted attempt and one recorded artifact."""
+    jobs_doc = doc["jobs"]
+    assert len(jobs_doc) == total
+    assert {j["state"] for j in jobs_doc} == {"succeeded"}, \
+        [(j["key"][:12], j["state"], j["attempts"]) for j in jobs_doc if j["state"] != "succeeded"]
+    ids = {e["job"] for e in doc["events"] if e["kind"] == "submitted"}
+    successes = [e["job"] for e in doc["events"] if e["kind"] == "succeeded"]
+    assert sorted(successes) == sorted(ids), "a job succeeded more than once, or never"
+    shas = [j["artifact"]["sha256"] for j in jobs_doc]
+    assert len(set(shas)) == total, "an artifact was recorded twice"

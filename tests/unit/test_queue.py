@@ -1,0 +1,315 @@
+"""The queue's rules, on SQLite here; tests/integration/test_queue_postgres.py
+runs these same tests against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from wheelfarm.errors import ConfigError
+from wheelfarm.state import Artifact, Capabilities, JobState, LeaseLost, NewJob, Outcome
+from wheelfarm.state import report as state_report
+from wheelfarm.state.db import open_engine
+from wheelfarm.state.queue import Queue
+from wheelfarm.state.schema import events
+
+LINUX = Capabilities(os="linux", arch="x86_64", executors=("host", "zig"),
+                     pythons=("cp39", "cp312"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def state_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def queue(state_url: str, clock: Clock) -> Iterator[Queue]:
+    engine = open_engine(state_url)
+    yield Queue(engine, lease_seconds=10.0, backoff=5.0, clock=clock)
+    engine.dispose()
+
+
+def job(key: str, *, recipe: str = "demo", python: str = "cp312", target: str = "t1",
+        executor: str = "host", arch: str = "x86_64", needs: tuple[str, ...] = (),
+        priority: int = 0, max_attempts: int = 3, limit: int = 0,
+        pythons: tuple[str, ...] | None = None) -> NewJob:
+    return NewJob(key=key, kind="build", recipe=recipe, target=target, python=python,
+                  executor=executor, arch=arch, pythons=pythons or (python,),
+                  spec={"recipe_text": "x"}, needs=needs, priority=priority,
+                  max_attempts=max_attempts, target_limit=limit)
+
+
+def ok(sha: str = "a" * 64) -> Outcome:
+    return Outcome(ok=True, duration=1.0, artifact=Artifact("demo.whl", sha, "/farm/demo.whl"))
+
+
+def state_of(queue: Queue, key: str) -> str:
+    return str(queue.find(key).state)
+
+
+def kinds(queue: Queue) -> list[str]:
+    with queue.engine.begin() as conn:
+        return [e.kind for e in conn.execute(select(events).order_by(events.c.id))]
+
+
+def test_submit_is_idempotent_per_key(queue: Queue) -> None:
+    assert queue.submit([job("k1"), job("k2")]) == (2, 0)
+    assert queue.submit([job("k1"), job("k3")]) == (1, 1)
+    assert [j["key"] for j in state_report.queue_jobs(queue)] == ["k1", "k2", "k3"]
+
+
+def test_lifecycle_to_success_records_the_artifact_once(queue: Queue) -> None:
+    queue.submit([job("k1")])
+    [lease] = queue.claim("w1", LINUX)
+    assert state_of(queue, "k1") == JobState.LEASED
+    queue.start(lease)
+    assert state_of(queue, "k1") == JobState.RUNNING
+    assert queue.finish(lease, ok()) == JobState.SUCCEEDED
+    with pytest.raises(LeaseLost):
+        queue.finish(lease, ok("b" * 64))
+    [doc] = state_report.queue_jobs(queue)
+    assert doc["artifact"] == {"filename": "demo.whl", "sha256": "a" * 64}
+    assert [a["n"] for a in doc["attempts"]] == [1]
+    assert kinds(queue).count("succeeded") == 1
+    assert kinds(queue)[-1] == "result-refused"
+
+
+def test_a_job_is_never_leased_twice(queue: Queue) -> None:
+    queue.submit([job("k1")])
+    assert len(queue.claim("w1", LINUX)) == 1
+    assert queue.claim("w2", LINUX) == []
+
+
+def test_success_needs_a_started_job(queue: Queue) -> None:
+    queue.submit([job("k1")])
+    [lease] = queue.claim("w1", LINUX)
+    with pytest.raises(LeaseLost):
+        queue.finish(lease, ok())  # leased -> succeeded is not a legal move
+    assert state_of(queue, "k1") == JobState.LEASED
+
+
+def test_expired_lease_is_reclaimed_and_its_late_result_refused(
+        queue: Queue, clock: Clock) -> None:
+    queue.submit([job("k1")])
+    [first] = queue.claim("w1", LINUX)
+    queue.start(first)
+    clock.now += 11  # w1 stopped heartbeating
+    assert queue.heartbeat([first]) == [first]
+    assert queue.reclaim() == 1
+    row = queue.find("k1")
+    assert row.state == JobState.PENDING and row.failures == 1
+    assert row.not_before == clock.now + 5.0  # the first backoff
+    assert queue.claim("w2", LINUX) == []
+    clock.now += 5
+    [second] = queue.claim("w2", LINUX)
+    assert second.n == 2
+    queue.start(second)
+    with pytest.raises(LeaseLost):
+        queue.finish(first, ok("b" * 64))
+    assert queue.finish(second, ok()) == JobState.SUCCEEDED
+    doc = state_report.queue_jobs(queue)[0]
+    assert [(a["worker"], a["reason"] is not None) for a in doc["attempts"]] == [
+        ("w1", True), ("w2", False)]
+    assert "lease expired" in doc["attempts"][0]["reason"]
+    assert doc["artifact"]["sha256"] == "a" * 64
+
+
+def test_expired_lease_refuses_even_before_reclaim(queue: Queue, clock: Clock) -> None:
+    queue.submit([job("k1")])
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    clock.now += 10.5
+    with pytest.raises(LeaseLost):
+        queue.finish(lease, ok())
+
+
+def test_heartbeat_extends_the_lease(queue: Queue, clock: Clock) -> None:
+    queue.submit([job("k1")])
+    [lease] = queue.claim("w1", LINUX)
+    for _ in range(5):
+        clock.now += 8
+        assert queue.heartbeat([lease]) == []
+    assert queue.reclaim() == 0
+    queue.start(lease)
+    assert queue.finish(lease, ok()) == JobState.SUCCEEDED
+
+
+def test_transient_failures_retry_with_backoff_until_max_attempts(
+        queue: Queue, clock: Clock) -> None:
+    queue.submit([job("k1", max_attempts=2)])
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    timeout = Outcome(ok=False, duration=3.0, kind="timeout", reason="timed out after 3s")
+    assert queue.finish(lease, timeout) == JobState.PENDING
+    clock.now += 5
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    assert queue.finish(lease, timeout) == JobState.FAILED
+    row = queue.find("k1")
+    assert row.reason == "timed out after 3s (attempt 2 of 2)"
+    doc = state_report.queue_jobs(queue)[0]
+    assert [a["reason"] for a in doc["attempts"]] == ["timed out after 3s"] * 2
+
+
+def test_a_build_failure_is_final_at_once(queue: Queue) -> None:
+    queue.submit([job("k1")])
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    broken = Outcome(ok=False, duration=1.0, kind="build", reason="build failed: error: x")
+    assert queue.finish(lease, broken) == JobState.FAILED
+
+
+def test_release_hands_back_without_counting(queue: Queue) -> None:
+    queue.submit([job("k1", max_attempts=1)])
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    queue.release(lease, "the worker is stopping")
+    row = queue.find("k1")
+    assert row.state == JobState.PENDING and row.failures == 0
+    [again] = queue.claim("w2", LINUX)
+    assert again.n == 2
+
+
+def test_capabilities_decide_who_gets_a_job(queue: Queue) -> None:
+    queue.submit([
+        job("old", python="cp39"),
+        job("zig", executor="zig"),
+        job("arm", arch="aarch64"),
+        job("abi3", python="cp39", pythons=("cp39", "cp313")),
+    ])
+    only312 = Capabilities(os="linux", arch="x86_64", executors=("host",), pythons=("cp312",))
+    assert queue.claim("small", only312, limit=10) == []
+    got = {lease.key for lease in queue.claim("big", LINUX, limit=10)}
+    assert got == {"old", "zig"}  # no aarch64, no cp313 here
+    assert queue.outstanding(only312) == 0
+    assert queue.outstanding(LINUX) == 2  # the two it holds
+
+
+def test_priority_then_age(queue: Queue) -> None:
+    queue.submit([job("a"), job("b", priority=5), job("c"), job("d", priority=5)])
+    order = [queue.claim("w", LINUX)[0].key for _ in range(4)]
+    assert order == ["b", "d", "a", "c"]
+
+
+def test_per_target_limit(queue: Queue) -> None:
+    queue.submit([job(f"k{i}", target="slow", limit=2) for i in range(4)] + [job("other")])
+    leases = queue.claim("w", LINUX, limit=10)
+    assert [lease.key for lease in leases] == ["k0", "k1", "other"]
+    assert queue.claim("w2", LINUX) == []
+    queue.start(leases[0])
+    queue.finish(leases[0], ok())
+    assert [lease.key for lease in queue.claim("w2", LINUX, limit=10)] == ["k2"]
+
+
+def test_needs_wait_for_the_dependency(queue: Queue) -> None:
+    queue.submit([job("user", recipe="user", needs=("base",)), job("base", recipe="base")])
+    [lease] = queue.claim("w", LINUX, limit=5)
+    assert lease.key == "base"
+    assert queue.claim("w", LINUX) == []
+    queue.start(lease)
+    queue.finish(lease, ok())
+    [user] = queue.claim("w", LINUX)
+    assert user.key == "user"
+    assert user.spec["needs"] == [{"key": "base", "filename": "demo.whl", "sha256": "a" * 64,
+                                   "location": "/farm/demo.whl"}]
+
+
+def test_needs_must_be_submittable(queue: Queue) -> None:
+    with pytest.raises(ConfigError, match="user needs base, but no job builds base"):
+        queue.submit([job("user", recipe="user", needs=("base",))])
+
+
+def test_a_failed_dependency_fails_its_dependents(queue: Queue) -> None:
+    queue.submit([job("base", recipe="base"), job("mid", recipe="mid", needs=("base",)),
+                  job("top", recipe="top", needs=("mid",))])
+    [lease] = queue.claim("w", LINUX)
+    queue.start(lease)
+    queue.finish(lease, Outcome(ok=False, duration=1, kind="test", reason="test failed"))
+    assert state_of(queue, "mid") == JobState.FAILED
+    assert state_of(queue, "top") == JobState.FAILED
+    assert "needs base" in queue.find("mid").reason
+
+
+def test_cancel_stops_the_holder_and_retry_requeues(queue: Queue) -> None:
+    queue.submit([job("k1")])
+    [lease] = queue.claim("w", LINUX)
+    queue.start(lease)
+    queue.cancel("k1")
+    assert queue.heartbeat([lease]) == [lease]
+    with pytest.raises(LeaseLost):
+        queue.finish(lease, ok())
+    assert state_of(queue, "k1") == JobState.CANCELLED
+    with pytest.raises(ConfigError, match="cannot be cancelled"):
+        queue.cancel("k1")
+    queue.retry("k1")
+    assert state_of(queue, "k1") == JobState.PENDING
+    with pytest.raises(ConfigError, match="only failed or cancelled"):
+        queue.retry("k1")
+    doc = state_report.queue_jobs(queue)[0]
+    assert doc["attempts"][0]["reason"] == "cancelled by an operator"
+
+
+def test_find_by_unique_prefix(queue: Queue) -> None:
+    queue.submit([job("abc1"), job("abd2")])
+    assert queue.find("abc").key == "abc1"
+    with pytest.raises(ConfigError, match="matches several jobs"):
+        queue.find("ab")
+    with pytest.raises(ConfigError, match="no job matches"):
+        queue.find("zz")
+    with pytest.raises(ConfigError, match="no job matches"):
+        queue.find("a%")  # LIKE wildcards are plain characters here
+
+
+def test_concurrent_claims_never_share_a_job(queue: Queue, state_url: str) -> None:
+    queue.submit([job(f"k{i:03d}") for i in range(60)])
+    got: list[str] = []
+    guard = threading.Lock()
+
+    def claimer(name: str) -> None:
+        own = Queue(open_engine(state_url), lease_seconds=10.0)
+        while leases := own.claim(name, LINUX, limit=2):
+            with guard:
+                got.extend(lease.key for lease in leases)
+        own.engine.dispose()
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == [f"k{i:03d}" for i in range(60)]
+
+
+def test_event_log_tells_the_story(queue: Queue, clock: Clock) -> None:
+    queue.submit([job("k1")])
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    clock.now += 20
+    queue.reclaim()
+    clock.now += 5
+    [lease] = queue.claim("w2", LINUX)
+    queue.start(lease)
+    queue.finish(lease, ok())
+    story = [(e["kind"], e["worker"]) for e in state_report.job_events(queue, 1)]
+    assert story == [("submitted", None), ("leased", "w1"), ("started", "w1"),
+                     ("retrying", "w1"), ("leased", "w2"), ("started", "w2"),
+                     ("succeeded", "w2")]
+    json.dumps(state_report.job_events(queue))  # serializable as it is
