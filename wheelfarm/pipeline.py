@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
@@ -54,6 +54,7 @@ class JobResult:
     step: str | None = None  # the failing step
     message: str = ""
     tail: str = ""  # the end of the log, for a failure
+    started_at: float = 0.0  # wall clock (time.time()), for reports
 
 
 class Pipeline:
@@ -94,9 +95,10 @@ class Pipeline:
 
     def run_job(self, job: Job) -> JobResult:
         started = time.monotonic()
+        wall = time.time()
         log_path = self.log_dir / f"{job.id}.log"
         if self.use_cache and (hit := self.cache.lookup(job.key)) is not None:
-            return self._reuse(job, hit, log_path, started)
+            return replace(self._reuse(job, hit, log_path, started), started_at=wall)
         work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._mkdir("work")))
         state = _State()
         wheel: Path | None = None
@@ -120,7 +122,7 @@ class Pipeline:
         return JobResult(
             job=job, status=status, seconds=time.monotonic() - started, log=log_path,
             wheel=wheel, step=None if wheel else state.step, message=message,
-            tail="" if wheel else _tail(log_path),
+            tail="" if wheel else _tail(log_path), started_at=wall,
         )
 
     def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float) -> JobResult:

@@ -45,11 +45,12 @@ class Selection:
     locked: bool = False  # every job must have a lock entry (``--locked``)
 
 
-def content_key(recipe: Recipe, target: Target, python: str, executor: str,
+def content_key(recipe_digest: str, target: Target, python: str, executor: str,
                 toolchain: str, test_pythons: Sequence[str], lock_digest: str = "") -> str:
+    """sha256 of everything that can change a job's wheel."""
     blob = json.dumps(
         {
-            "recipe": recipe.digest(),
+            "recipe": recipe_digest,
             "lock": lock_digest,
             "target": target.name,
             "python": python,
@@ -94,6 +95,7 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
     jobs: list[Job] = []
     for recipe in recipes:
         recipe_lock = lock.load(recipe)
+        digest = recipe.digest()
         targets = list(selection.targets or recipe.targets or config.targets)
         pythons = pythons_for(recipe, config, selection, available)
         missing = [p for p in pythons if p not in available]
@@ -128,7 +130,7 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
                 if selection.locked and not locked:
                     raise RecipeError(lock.path_for(recipe), python,
                                       "not locked; run 'wheelfarm lock' (--locked is strict)")
-                key = content_key(recipe, target, python, name, toolchain, tests, locked)
+                key = content_key(digest, target, python, name, toolchain, tests, locked)
                 jobs.append(Job(recipe, target, python, name, tuple(tests), key))
     return jobs
 

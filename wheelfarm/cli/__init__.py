@@ -16,7 +16,7 @@ from .. import __version__
 from ..errors import WheelfarmError
 from .ui import err
 
-MODULES = ("build", "farm", "publish")
+MODULES = ("build", "reproduce", "ci", "farm", "publish")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

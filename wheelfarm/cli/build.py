@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .. import config as farm_config
-from .. import executors, lock, plan, recipe
+from .. import executors, lock, matrix, plan, recipe
 from ..errors import ConfigError
 from ..pipeline import STEPS, JobResult, Pipeline
 from ..pythons import parse_tag
 from ..targets import parse_target
+from . import ci_output
 from .ui import err, out
 
 
@@ -39,12 +42,18 @@ from .ui import err, out
               help="Build each job twice in different directories and compare the wheels.")
 @click.option("--no-cache", is_flag=True,
               help="Build every job even when its content key is already built.")
+@click.option("--job", "entry", metavar="ID",
+              help="Build only the jobs of this matrix entry (see 'wheelfarm plan').")
+@click.option("--shard", metavar="i/N", help="Build only shard i of N (by job key, 1-based).")
+@click.option("--json", "json_report", metavar="PATH",
+              help="Write a JSON report of every job to PATH ('-': standard output).")
 @click.option("--no-normalize", is_flag=True, hidden=True,
               help="Skip the deterministic rewrite (for measuring its cost).")
 def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           pythons: tuple[str, ...], executor: str | None, jobs: int | None,
           farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
-          no_cache: bool, no_normalize: bool) -> None:
+          no_cache: bool, entry: str | None, shard: str | None, json_report: str | None,
+          no_normalize: bool) -> None:
     """Build, repair and test wheels for recipes or project directories.
 
     PATHS are recipe files (*.toml), directories of recipes, or project
@@ -55,16 +64,25 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     selection = selection_of(targets, pythons, executor, locked)
     recipes = recipe.discover(list(paths))
     planned = plan.plan_recipes(recipes, config, selection)
+    job_list = planned.jobs
+    if entry is not None:
+        job_list = matrix.select(job_list, entry)
+    if shard is not None:
+        job_list = matrix.shard(job_list, shard)
     if not planned.jobs:
         raise ConfigError("nothing to build")
     _warn_unlocked(recipes, locked)
     parallel = jobs or config.jobs
-    with _progress(planned.jobs) as on_step:
+    with _progress(job_list) as on_step:
         pipeline = Pipeline(config, planned.executors, out_dir.resolve(), on_step=on_step,
                             keep_work=keep_work, normalize=not no_normalize, locked=locked,
                             check_reproducible=check_reproducible, use_cache=not no_cache)
-        results = pipeline.run(planned.jobs, parallel)
-    _report(results, out_dir)
+        results = pipeline.run(job_list, parallel)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        ci_output.github(results)
+    _report(results, out_dir, err if json_report == "-" else out)
+    if json_report:
+        ci_output.write_json(results, json_report)
     if any(r.status == "failed" for r in results):
         raise SystemExit(1)
 
@@ -138,7 +156,7 @@ class _progress:
             self.progress.stop()
 
 
-def _report(results: Sequence[JobResult], out_dir: Path) -> None:
+def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> None:
     table = Table(title="wheelfarm build")
     for col in ("recipe", "python", "target", "result", "seconds", "wheel"):
         table.add_column(col, justify="right" if col == "seconds" else "left")
@@ -147,7 +165,7 @@ def _report(results: Sequence[JobResult], out_dir: Path) -> None:
             r.status, f"[red]failed ({r.step})[/]")
         table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
                       f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
-    out.print(table)
+    console.print(table)
     for r in results:
         if r.status == "failed":
             err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
@@ -155,7 +173,7 @@ def _report(results: Sequence[JobResult], out_dir: Path) -> None:
             err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
     ok = sum(r.status != "failed" for r in results)
     cached = sum(r.status == "cached" for r in results)
-    out.print(f"{ok} of {len(results)} jobs succeeded ({cached} from the cache); "
+    console.print(f"{ok} of {len(results)} jobs succeeded ({cached} from the cache); "
               f"index: {out_dir / 'simple'}")
 
 

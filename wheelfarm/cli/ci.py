@@ -1,0 +1,129 @@
+"""`wheelfarm plan` and `wheelfarm merge`: CI engines as the worker pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from .. import config as farm_config
+from .. import index, matrix, plan, recipe
+from ..archive import sha256_file
+from ..cache import ArtifactCache
+from ..errors import WheelfarmError
+from ..state.report import document, job_json
+from .build import selection_of
+from .ui import err, out
+
+
+class MergeConflict(WheelfarmError):
+    """Two inputs hold different files under one name."""
+
+
+@click.command("plan")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "github", "gitlab"]),
+              default="json", show_default=True)
+@click.option("--shards", type=click.IntRange(min=1),
+              help="Group the jobs into N shards per runner class.")
+@click.option("--all", "include_all", is_flag=True, help="Include jobs that are cached.")
+@click.option("--target", "targets", multiple=True, metavar="TARGET")
+@click.option("--python", "pythons", multiple=True, metavar="cpXY")
+@click.option("--executor", help="Override the executor chosen per target.")
+@click.option("--out", "out", default="dist", show_default=True,
+              help="Output directory the generated GitLab jobs build into.")
+@click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("."), help="Farm directory (wheelfarm.toml, .wheelfarm/).")
+def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_all: bool,
+                 targets: tuple[str, ...], pythons: tuple[str, ...], executor: str | None,
+                 out: str, farm_dir: Path) -> None:
+    """Print the jobs still to build: JSON, a GitHub matrix, or a GitLab child pipeline.
+
+    A job whose content key this farm already built is cached and left out
+    (unless --all). With GITHUB_OUTPUT set, the github format also writes the
+    `matrix` and `has-work` step outputs (GitHub rejects an empty matrix).
+    """
+    config = farm_config.load(farm_dir.resolve())
+    recipes = recipe.discover(list(paths))
+    planned = plan.plan_recipes(recipes, config, selection_of(targets, pythons, executor))
+    cache = ArtifactCache(config.state_dir)
+    cached = cache.known(j.key for j in planned.jobs)
+    if fmt == "json":
+        docs = []
+        for job in planned.jobs:
+            if job.key in cached and not include_all:
+                continue
+            hit = cache.lookup(job.key) if job.key in cached else None
+            docs.append(job_json(job.key, job.recipe.name, job.target.name, job.python,
+                                 "cached" if hit else "planned", (),
+                                 (hit.filename, hit.sha256) if hit else None))
+        _print(json.dumps(document(docs), indent=2))
+        return
+    entries = [g for g in matrix.groups(planned.jobs, shards=shards)
+               if include_all or any(j.key not in cached for j in g.jobs)]
+    if fmt == "github":
+        text = json.dumps(matrix.github_matrix(entries))
+        _print(text)
+        output = os.environ.get("GITHUB_OUTPUT")
+        if output:
+            with open(output, "a", encoding="utf-8") as fh:
+                fh.write(f"matrix={text}\nhas-work={'true' if entries else 'false'}\n")
+    else:
+        args = [str(p) for p in paths]
+        args += [f"--target={t}" for t in targets] + [f"--python={p}" for p in pythons]
+        _print(matrix.gitlab_pipeline(entries, args, out).rstrip("\n"))
+    todo = sum(1 for j in planned.jobs if j.key not in cached)
+    err.print(f"{todo} of {len(planned.jobs)} jobs to build in {len(entries)} matrix entries")
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Directory to merge into (wheels, provenance and a simple/ index).")
+def merge(inputs: tuple[Path, ...], out_dir: Path) -> None:
+    """Combine the wheelhouses of several matrix jobs into one index.
+
+    Two different files with the same name are refused (exit 1) before
+    anything is copied; the same bytes twice are merged once.
+    """
+    chosen: dict[str, Path] = {}
+    for directory in inputs:
+        for path in sorted(directory.iterdir()):
+            if not path.is_file() or not path.name.endswith((".whl", ".intoto.json")):
+                continue
+            merge_candidate(chosen, path, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, path in sorted(chosen.items()):
+        if path.parent.resolve() != out_dir.resolve():
+            tmp = out_dir / f".incoming-{name}"
+            shutil.copyfile(path, tmp)
+            tmp.replace(out_dir / name)
+    projects = index.write_simple_index(out_dir)
+    wheels = sum(1 for n in chosen if n.endswith(".whl"))
+    out.print(f"merged {wheels} wheels from {len(inputs)} directories into {out_dir} "
+              f"({len(projects)} projects)")
+
+
+def merge_candidate(chosen: dict[str, Path], path: Path, out_dir: Path) -> None:
+    existing = chosen.get(path.name)
+    if existing is None:
+        target = out_dir / path.name
+        if target.exists() and sha256_file(target) != sha256_file(path):
+            raise MergeConflict(f"{path.name}: {path} differs from the one already in {out_dir}")
+        chosen[path.name] = path
+        return
+    if sha256_file(existing) != sha256_file(path):
+        raise MergeConflict(f"{path.name}: {existing} and {path} differ; "
+                            "a rebuild needs a new build number ([build] number)")
+
+
+def _print(text: str) -> None:
+    click.echo(text)
+
+
+COMMANDS: Sequence[click.Command] = [plan_command, merge]
