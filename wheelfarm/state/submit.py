@@ -44,7 +44,8 @@ def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) ->
     found: list[NewJob] = []
     for job in jobs:
         r = job.recipe
-        path = str(r.path)
+        # Absolute: a worker resolves the recipe's relative source path against it.
+        path = str(r.path.resolve())
         if path not in texts:
             try:
                 texts[path] = r.path.read_text(encoding="utf-8")

@@ -1,0 +1,193 @@
+"""The controller's HTTP API with real processes: two machines' worth of
+workers on loopback, tokens, and a real build whose recipe needs another's wheel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from wheelfarm.controller import API, wait_until_up
+
+from .helpers import python_for, require
+from .test_queue_support import cli, farm_dir, free_port, spawn, state_database, status, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with state_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def controller(tmp_path: Path, state_url: str) -> Iterator[tuple[Path, str, Path]]:
+    farm = farm_dir(tmp_path / "farm", state_url, lease=5, retry_backoff=0.5)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    logs = tmp_path / "processes.log"
+    process = spawn("controller", "--port", str(port), cwd=farm, log=logs)
+    try:
+        wait_until_up(url)
+        yield farm, url, logs
+    finally:
+        stop(process)
+
+
+def test_each_job_goes_to_a_capable_worker(controller: tuple[Path, str, Path],
+                                          tmp_path: Path) -> None:
+    farm, url, logs = controller
+    assert cli("submit", "--probe", "12", "--python", "cp39", cwd=farm).returncode == 0
+    assert cli("submit", "--probe", "24", "--python", "cp312", "--seconds", "0.1",
+               cwd=farm).returncode == 0
+    workers: list[subprocess.Popen[bytes]] = []
+    offers = {"both": ["cp39", "cp312"], "newonly": ["cp312"]}
+    try:
+        for name, pythons in offers.items():
+            token = cli("token", name, cwd=farm).stdout.strip()
+            home = tmp_path / name
+            home.mkdir()
+            flags = [f for p in pythons for f in ("--python", p)]
+            workers.append(spawn("worker", "--controller", url, "--token", token, "--drain",
+                                 "--batch", "4", *flags, "--farm", home, cwd=home, log=logs))
+        for w in workers:
+            assert w.wait(timeout=300) == 0, logs.read_text()[-3000:]
+    finally:
+        for w in workers:
+            stop(w)
+    doc = status(farm)
+    assert {j["state"] for j in doc["jobs"]} == {"succeeded"}
+    ran = {(j["python"], j["attempts"][-1]["worker"]) for j in doc["jobs"]}
+    assert ("cp39", "newonly") not in ran
+    assert ("cp39", "both") in ran
+    registered = [e for e in doc["events"] if e["kind"] == "worker-registered"]
+    assert {e["worker"]: e["detail"]["pythons"] for e in registered} == offers
+
+
+def test_tokens_guard_the_api(controller: tuple[Path, str, Path], tmp_path: Path) -> None:
+    farm, url, _logs = controller
+    assert httpx.post(url + API + "/claim", json={}).status_code == 401
+    wrong = {"Authorization": "Bearer not-a-token"}
+    assert httpx.post(url + API + "/claim", json={}, headers=wrong).status_code == 401
+    old = cli("token", "w1", cwd=farm).stdout.strip()
+    new = cli("token", "w1", cwd=farm).stdout.strip()
+    good = {"Authorization": f"Bearer {new}"}
+    assert httpx.get(url + API + "/status", headers=good).json()["schema"] == 1
+    bad = httpx.post(url + API + "/claim", json={"capabilities": {"os": "linux"}}, headers=good)
+    assert bad.status_code == 400 and "capabilities" in bad.json()["error"]
+    home = tmp_path / "w1"
+    home.mkdir()
+    refused = cli("worker", "--controller", url, "--token", old, "--farm", home, cwd=home)
+    assert refused.returncode == 2
+    assert "error: the controller refused the worker token" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert cli("token", "bad name!", cwd=farm).returncode == 2
+
+
+def test_a_stale_lease_cannot_upload_or_report(controller: tuple[Path, str, Path]) -> None:
+    farm, url, _logs = controller
+    assert cli("submit", "--probe", "1", cwd=farm).returncode == 0
+    headers = {"Authorization": f"Bearer {cli('token', 'w9', cwd=farm).stdout.strip()}"}
+    caps = {"os": "linux", "arch": "x86_64", "executors": [], "pythons": []}
+    [lease] = httpx.post(url + API + "/claim", json={"capabilities": caps},
+                         headers=headers).json()["leases"]
+    forged = {**lease, "token": "0" * 32}
+    upload = httpx.put(f"{url}{API}/upload/{lease['job_id']}/{lease['n']}/x.whl",
+                       params={"lease": forged["token"]}, content=b"x", headers=headers)
+    assert upload.status_code == 409
+    started = httpx.post(url + API + "/start", json={"lease": forged}, headers=headers)
+    assert started.status_code == 409
+    assert httpx.post(url + API + "/start", json={"lease": lease},
+                      headers=headers).status_code == 200
+    outcome = {"ok": True, "duration": 0.1, "artifact": None}
+    assert httpx.post(url + API + "/finish", json={"lease": forged, "outcome": outcome},
+                      headers=headers).status_code == 409
+    assert httpx.post(url + API + "/finish", json={"lease": lease, "outcome": outcome},
+                      headers=headers).json() == {"state": "succeeded"}
+
+
+# -- a recipe that needs another recipe's wheel ---------------------------------------------
+
+BASE_SETUP = """from setuptools import setup
+setup(name="wfneedsbase", version="1.0", packages=["wfneedsbase"])
+"""
+USER_SETUP = """import wfneedsbase  # importable only from the farm's own wheel
+from setuptools import setup
+from pathlib import Path
+Path("wfneedsuser").mkdir(exist_ok=True)
+Path("wfneedsuser/__init__.py").write_text(f"FROM_BASE = {wfneedsbase.VALUE!r}\\n")
+setup(name="wfneedsuser", version="1.0", packages=["wfneedsuser"])
+"""
+
+
+def _project(root: Path, name: str, setup_py: str, requires: list[str]) -> None:
+    root.mkdir(parents=True)
+    (root / "setup.py").write_text(setup_py)
+    (root / "pyproject.toml").write_text(
+        f'[build-system]\nrequires = {requires!r}\nbuild-backend = "setuptools.build_meta"\n')
+    if name == "wfneedsbase":
+        (root / name).mkdir()
+        (root / name / "__init__.py").write_text("VALUE = 'built by the farm'\n")
+
+
+def test_a_recipe_with_needs_builds_after_its_dependency_and_uses_its_wheel(
+        tmp_path: Path) -> None:
+    # A real build, once: the needs rule itself is tested on both databases
+    # in test_queue_postgres.py / tests/unit/test_queue.py.
+    require("gcc")
+    python_for("cp312")
+    farm = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'state.db'}", lease=30)
+    _project(farm / "src" / "base", "wfneedsbase", BASE_SETUP, ["setuptools>=61"])
+    _project(farm / "src" / "user", "wfneedsuser", USER_SETUP,
+             ["setuptools>=61", "wfneedsbase"])
+    common = '[build]\ntargets = ["linux_x86_64"]\npythons = ["cp312"]\nexecutor = "host"\n'
+    (farm / "recipes").mkdir()
+    (farm / "recipes" / "base.toml").write_text(
+        '[package]\nname = "wfneedsbase"\nversion = "1.0"\n[source]\npath = "../src/base"\n'
+        + common + '[test]\nimports = ["wfneedsbase"]\n')
+    (farm / "recipes" / "user.toml").write_text(
+        '[package]\nname = "wfneedsuser"\nversion = "1.0"\n[source]\npath = "../src/user"\n'
+        + common + 'needs = ["wfneedsbase"]\n[test]\ncommands = ["python -c \'import '
+        'wfneedsuser; assert wfneedsuser.FROM_BASE == \\"built by the farm\\"\'"]\n')
+    submitted = cli("submit", "recipes/", cwd=farm)
+    assert submitted.returncode == 0, submitted.stderr
+    logs = tmp_path / "workers.log"
+    workers = [spawn("worker", "--drain", "--name", f"w{i}", cwd=farm, log=logs)
+               for i in range(2)]
+    try:
+        for w in workers:
+            assert w.wait(timeout=800) == 0, logs.read_text()[-3000:]
+    finally:
+        for w in workers:
+            stop(w)
+    doc = status(farm)
+    by_recipe = {j["recipe"]: j for j in doc["jobs"]}
+    assert {j["state"] for j in doc["jobs"]} == {"succeeded"}, json.dumps(doc["jobs"])[:3000]
+    base, user = by_recipe["wfneedsbase"], by_recipe["wfneedsuser"]
+    assert user["attempts"][0]["started"] >= base["attempts"][-1]["ended"]
+    wheel = farm / "wheelhouse" / user["artifact"]["filename"]
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("wfneedsuser/__init__.py").decode() == "FROM_BASE = 'built by the farm'\n"
+    assert (farm / "wheelhouse" / "simple" / "wfneedsuser" / "index.html").is_file()
+    log_text = cli("logs", user["key"][:10], cwd=farm).stdout
+    assert "wfneedsbase" in log_text
+
+
+def test_a_needs_cycle_is_refused_before_anything_is_queued(tmp_path: Path) -> None:
+    farm = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'state.db'}")
+    (farm / "recipes").mkdir()
+    for name, other in (("cyca", "cycb"), ("cycb", "cyca")):
+        (farm / "recipes" / f"{name}.toml").write_text(
+            f'[package]\nname = "{name}"\nversion = "1.0"\n[source]\n'
+            f'url = "https://example.org/{name}.tar.gz"\nsha256 = "{"0" * 64}"\n'
+            f'[build]\ntargets = ["linux_x86_64"]\nneeds = ["{other}"]\n')
+    result = cli("submit", "recipes/", cwd=farm)
+    assert result.returncode == 2
+    assert "error: build.needs makes a cycle: cyca -> cycb -> cyca" in result.stderr
+    assert status(farm)["jobs"] == []
