@@ -180,12 +180,12 @@ def test_discovery_reads_pythons_glibc_and_rust() -> None:
         "python /opt/python/cp39-cp39/bin/python\n"
         "python /opt/python/cp38-cp38/bin/python\n"
         "python /opt/python/cp313-cp313t/bin/python\n"
-        "glibc 2.31\narch x86_64\nrustc yes\n"
+        "glibc 2.31\narch x86_64\nrustc yes\npath /usr/bin:/bin\n"
     )
-    pythons, glibc, arch, rustc = parse_discovery(output)
+    pythons, glibc, arch, rustc, path = parse_discovery(output)
     assert pythons == {"cp39": "/opt/python/cp39-cp39/bin/python",
                        "cp312": "/opt/python/cp312-cp312/bin/python"}
-    assert (glibc, arch, rustc) == ((2, 31), "x86_64", True)
+    assert (glibc, arch, rustc, path) == ((2, 31), "x86_64", True, "/usr/bin:/bin")
     configured, *_ = parse_discovery(output, {"cp311": "/usr/bin/python3.11"})
     assert configured == {"cp311": "/usr/bin/python3.11"}
 
@@ -196,11 +196,39 @@ def test_writes_outside_the_work_dir_are_named() -> None:
         {"Path": "/tmp/x", "Kind": 1},
         {"Path": "/root/.cache/pip", "Kind": 1},
         {"Path": "/farm", "Kind": 0},  # a parent of the mounted work dir
+        {"Path": "/farm/.wheelfarm", "Kind": 1},  # made by the engine for the mount
         {"Path": "/usr/local/lib/evil.so", "Kind": 1},
         {"Path": "/etc/passwd", "Kind": 0},
+        {"Path": "/usr", "Kind": 0},
+        {"Path": "/usr/local/lib", "Kind": 0},
         {"Path": "/opt/python/cp39-cp39/lib/python3.9/site-packages/x.py", "Kind": 2},
     ]
     assert check_writes(changes, allowed) == [
         "/etc/passwd", "/opt/python/cp39-cp39/lib/python3.9/site-packages/x.py",
         "/usr/local/lib/evil.so"]
     assert check_writes(None, allowed) == []
+
+
+def _wheel(directory: Path, name: str, *requires: str) -> Path:
+    path = directory / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{name}-1.0.dist-info/METADATA",
+                    f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+                    + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    return path
+
+
+def test_markers_are_judged_for_the_containers_python(tmp_path: Path) -> None:
+    # The host (3.11) skipped importlib-metadata; the container's 3.9 needs it.
+    build = _wheel(tmp_path, "build", "packaging>=19", "importlib-metadata>=4.6; "
+                   'python_full_version < "3.10.2"', 'tomli>=1.1; python_version < "3.11"',
+                   'colorama; os_name == "nt"', 'pytest; extra == "test"')
+    packaging_whl = _wheel(tmp_path, "packaging")
+    interp = offline.Interpreter((3, 9), "x86_64", (2, 31))
+    missing = offline.missing_requirements([build, packaging_whl], ["build"], interp)
+    assert missing == ["importlib-metadata>=4.6", "tomli>=1.1"]
+    # Asked with the extra, its requirements count too.
+    missing = offline.missing_requirements([build, packaging_whl], ["build[test]"], interp)
+    assert "pytest" in missing
+    newer = offline.Interpreter((3, 12), "x86_64", (2, 31))
+    assert offline.missing_requirements([build, packaging_whl], ["build"], newer) == []

@@ -13,7 +13,6 @@ process is reaped by the next run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
@@ -38,6 +37,7 @@ from . import JobContext
 from .container_place import (
     ALLOWED_WRITES,
     BASE_ENV,
+    BASE_PATH,
     ContainerPlace,
     Image,
     Limits,
@@ -51,20 +51,24 @@ _DISCOVER = r"""
 for p in /opt/python/cp3*/bin/python; do [ -x "$p" ] && echo "python $p"; done
 echo "glibc $(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //')"
 echo "arch $(uname -m)"
+echo "path $PATH"
 command -v rustc >/dev/null 2>&1 && echo "rustc yes"
 true
 """
 _PY_DIR = re.compile(r"^/opt/python/cp(\d)(\d+)-cp\d+/bin/python$")
+_SYSTEM_DIRS = {Path(p) for p in ("/", "/usr", "/usr/local", "/opt")}
 _IDLE = 24 * 3600  # the container's own lifetime cap without a job timeout, seconds
 
 
 def parse_discovery(output: str, configured: Mapping[str, str] | None = None
-                    ) -> tuple[dict[str, str], tuple[int, int] | None, str, bool]:
-    """Pythons (tag -> path), glibc, arch and whether rustc is there, from ``_DISCOVER``."""
+                    ) -> tuple[dict[str, str], tuple[int, int] | None, str, bool, str]:
+    """Pythons (tag -> path), glibc, arch, whether rustc is there and the image's PATH,
+    from ``_DISCOVER``."""
     pythons: dict[str, str] = {}
     glibc = None
     arch = "x86_64"
     rustc = False
+    path = BASE_PATH
     for line in output.splitlines():
         key, _, value = line.strip().partition(" ")
         if key == "python" and (m := _PY_DIR.match(value)):
@@ -76,10 +80,12 @@ def parse_discovery(output: str, configured: Mapping[str, str] | None = None
             arch = value
         elif key == "rustc":
             rustc = True
+        elif key == "path" and value:
+            path = value
     if configured:
         pythons = dict(configured)
     ordered = {t: pythons[t] for t in sorted(pythons, key=parse_tag)}
-    return ordered, glibc, arch, rustc
+    return ordered, glibc, arch, rustc, path
 
 
 class ContainerExecutor:
@@ -149,15 +155,17 @@ class ContainerExecutor:
 
     @contextmanager
     def open(self, ctx: JobContext) -> Iterator[ContainerPlace]:
-        self.prepare(ctx.target, ctx.cache_dir, ctx.log)
-        engine = self.engine()
         name = self.settings.image_for(ctx.target)
+        if name is None or name not in self._images or not self._reaped:
+            self.prepare(ctx.target, ctx.cache_dir, ctx.log)
         assert name is not None
+        engine = self.engine()
         image = self._image(name, pull=False)
         network = ctx.network
         volumes = {str(ctx.work_dir): {"bind": str(ctx.work_dir), "mode": "rw"},
                    str(ctx.cache_dir): {"bind": str(ctx.cache_dir), "mode": "rw"}}
-        extra_path = []
+        # The image's PATH (its Rust, its tools) comes after whatever a step puts first.
+        extra_path = image.path.split(":")
         sysroot = None if image.rustc else self.rust_sysroot()
         if sysroot:
             volumes[sysroot] = {"bind": sysroot, "mode": "ro"}
@@ -174,6 +182,8 @@ class ContainerExecutor:
             # sleep is the container's init: it ends (and the container with it)
             # by itself should the farm die without removing it.
             "command": ["sleep", str(int((timeout or _IDLE) + 60))],
+            # PID 1 ignores SIGTERM; SIGKILL makes a forced removal immediate.
+            "stop_signal": "SIGKILL",
             "detach": True,
         }
         if self.settings.memory:
@@ -197,7 +207,7 @@ class ContainerExecutor:
                                    ctx.cache_dir, network=network, limits=limits,
                                    command_timeout=ctx.timeout, extra_path=extra_path)
             yield place
-            bad = check_writes(container.diff(), [*ALLOWED_WRITES, str(ctx.work_dir)])
+            bad = check_writes(container.diff(), [*ALLOWED_WRITES, *volumes])
             if bad:
                 raise outside_writes_error(bad)
         except docker.errors.APIError as exc:
@@ -264,14 +274,14 @@ class ContainerExecutor:
                 except docker.errors.APIError as exc:
                     raise JobError(f"image {name}: could not look inside: "
                                    f"{_api_reason(exc)}") from exc
-                pythons, glibc, arch, rustc = parse_discovery(output)
+                pythons, glibc, arch, rustc, path = parse_discovery(output)
                 data = {"id": image_id, "pythons": pythons, "glibc": glibc, "arch": arch,
-                        "rustc": rustc}
+                        "rustc": rustc, "path": path}
                 record.write_text(json.dumps(data, indent=1) + "\n")
         pythons = configured or data["pythons"]
         image = Image(name=name, id=image_id, pythons=pythons,
                       glibc=(data["glibc"][0], data["glibc"][1]) if data["glibc"] else None,
-                      arch=data["arch"], rustc=data["rustc"])
+                      arch=data["arch"], rustc=data["rustc"], path=data.get("path", BASE_PATH))
         by_name = self.cache / f"name-{_slug(name)}.json"
         by_name.write_text(json.dumps(asdict(image)) + "\n")
         return image
@@ -286,7 +296,7 @@ class ContainerExecutor:
         glibc = data.get("glibc")
         return Image(name=name, id=data["id"], pythons=data["pythons"],
                      glibc=(glibc[0], glibc[1]) if glibc else None, arch=data["arch"],
-                     rustc=data["rustc"])
+                     rustc=data["rustc"], path=data.get("path", BASE_PATH))
 
     def rust_sysroot(self) -> str | None:
         """The host's Rust toolchain, mounted read-only into images that have none.
@@ -303,15 +313,18 @@ class ContainerExecutor:
                         sysroot = proc.run([rustc, "--print", "sysroot"], timeout=60).stdout.strip()
                     except JobError:
                         sysroot = None
-                self._rust_sysroot = sysroot if sysroot and Path(sysroot).is_dir() else None
+                # Only a toolchain of its own (rustup's): a distribution's rustc
+                # lives in /usr, needs the host's glibc and must never be mounted.
+                own = sysroot and Path(sysroot, "lib", "rustlib").is_dir() \
+                    and Path(sysroot).resolve() not in _SYSTEM_DIRS
+                self._rust_sysroot = sysroot if own else None
             return self._rust_sysroot if isinstance(self._rust_sysroot, str) else None
 
 
 def remove(container: Any, log: IO[str]) -> None:
-    """Kill and remove a container with its anonymous volumes; never raises."""
+    """Remove a container (created with stop_signal SIGKILL) and its anonymous volumes;
+    never raises."""
     started = time.monotonic()
-    with contextlib.suppress(docker.errors.APIError):
-        container.kill()  # its init ignores SIGTERM: stopping would wait for a timeout
     try:
         container.remove(force=True, v=True)
     except docker.errors.NotFound:

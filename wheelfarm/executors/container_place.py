@@ -26,10 +26,10 @@ from .offline import Interpreter, Wheelhouse, requires_dist, split_local
 
 # The container's own environment: nothing of the host's leaks in but what the
 # pipeline passes per command.
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BASE_ENV = {
     "HOME": "/root",
     "LANG": "C.UTF-8",
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     "PIP_NO_INPUT": "1",
 }
@@ -46,6 +46,7 @@ class Image:
     glibc: tuple[int, int] | None = None
     arch: str = "x86_64"
     rustc: bool = False
+    path: str = BASE_PATH  # the image's own PATH
 
 
 @dataclass
@@ -139,11 +140,14 @@ class ContainerPlace:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        full = {**BASE_ENV, **(env or {})}
+        full = {**BASE_ENV, "PATH": "", **(env or {})}
         for extra in self.extra_path:
-            if extra not in full["PATH"].split(":"):
-                full["PATH"] = f"{full['PATH']}:{extra}"
-        limit = self._remaining(timeout if timeout is not None else self.command_timeout)
+            if extra and extra not in full["PATH"].split(":"):
+                full["PATH"] = f"{full['PATH']}:{extra}" if full["PATH"] else extra
+        own = timeout if timeout is not None else self.command_timeout
+        limit = self._remaining(own)
+        # Which limit a kill would be for: the job's wall clock or the command's own.
+        job_bound = self.limits.deadline is not None and (own is None or limit != own)
         cmd = [str(a) for a in argv]
         self.log.write("+ " + shlex.join(cmd) + "\n")
         self.log.flush()
@@ -177,7 +181,7 @@ class ContainerPlace:
         reader.join(limit)
         returncode: int | None
         if reader.is_alive():
-            self._kill("timeout" if limit == self._remaining(None) else "command timeout")
+            self._kill("timeout" if job_bound else "command timeout")
             reader.join(10)
             returncode = None
         else:
@@ -256,11 +260,11 @@ def check_writes(changes: Sequence[Mapping[str, Any]] | None, allowed: Sequence[
         path = str(change.get("Path", ""))
         if any(path == a or path.startswith(a.rstrip("/") + "/") for a in allowed):
             continue
-        if change.get("Kind") == 0 and any(a.startswith(path.rstrip("/") + "/")
-                                           for a in allowed):
-            continue  # a parent directory of an allowed path, touched by a write below
+        if any(a.startswith(path.rstrip("/") + "/") for a in allowed):
+            continue  # a parent of an allowed path: the engine makes mount points
         bad.append(path)
-    return sorted(bad)
+    # A directory is "changed" when something in it is: name what was written.
+    return sorted(p for p in bad if not any(o.startswith(p.rstrip("/") + "/") for o in bad))
 
 
 ALLOWED_WRITES = ("/tmp", "/var/tmp", "/root", "/run", "/dev", "/proc", "/sys", "/etc/hostname",

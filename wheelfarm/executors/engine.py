@@ -14,6 +14,7 @@ by the next farm run on that host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -162,6 +163,9 @@ def reap(client: docker.DockerClient, log: IO[str] | None = None) -> list[str]:
     ]
     for container in stale:
         try:
+            # Its stop signal may be SIGTERM, which a sleeping PID 1 ignores.
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
             container.remove(force=True, v=True)
         except docker.errors.NotFound:
             continue

@@ -16,6 +16,8 @@ from __future__ import annotations
 import email.parser
 import hashlib
 import json
+import os
+import re
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -23,9 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from .. import proc
 from ..errors import CommandError, JobError
 from ..locks import file_lock
+from .host import ISOLATED_PIP
 
 # manylinux1 / 2010 / 2014 are aliases of these glibc versions (PEP 600).
 _LEGACY = {(2, 5): "manylinux1", (2, 12): "manylinux2010", (2, 17): "manylinux2014"}
@@ -133,12 +139,24 @@ class Wheelhouse:
                           f"{' '.join(requirements)}\n")
                 return
             pinned = None
+            env = None
             if index_url is not None:
+                # A lock names its index: none of the machine's pip configuration applies.
+                env = {**os.environ, **ISOLATED_PIP}
                 pinned = work / f"download-{key}.txt"
                 pinned.write_text("".join(f"{line}\n" for line in requirements))
-            argv = download_argv(self.files, interp, requirements, index_url, pinned)
             try:
-                proc.run(argv, log=log, cwd=work, timeout=timeout)
+                got = self._download(download_argv(self.files, interp, requirements,
+                                                   index_url, pinned), work, log, env, timeout)
+                # pip judges markers by the host's Python, not the container's: add
+                # what the container's Python needs and the host's did not.
+                for _round in range(_MAX_ROUNDS):
+                    missing = missing_requirements(got, list(requirements), interp)
+                    if not missing or index_url is not None:
+                        break
+                    log.write(f"the container's Python needs more: {' '.join(missing)}\n")
+                    got += self._download(download_argv(self.files, interp, missing),
+                                          work, log, env, timeout)
             except CommandError as exc:
                 raise JobError(
                     f"downloading requirements for {interp.abi} "
@@ -147,6 +165,63 @@ class Wheelhouse:
                     f"set build.network = true to let it install from the index itself)"
                 ) from exc
             marker.write_text(json.dumps(sorted(set(requirements))) + "\n")
+
+    def _download(self, argv: list[str], work: Path, log: IO[str],
+                  env: dict[str, str] | None, timeout: float | None) -> list[Path]:
+        """Run pip download; the wheels it saved or found already here."""
+        out = proc.run(argv, log=log, cwd=work, env=env, timeout=timeout).stdout
+        names = set(_SAVED.findall(out))
+        return [self.files / Path(n).name for n in sorted(names)
+                if (self.files / Path(n).name).is_file()]
+
+
+_MAX_ROUNDS = 5
+_SAVED = re.compile(r"(?:Saved|File was already downloaded) (\S+\.whl)")
+
+
+def marker_environment(interp: Interpreter) -> dict[str, str]:
+    """PEP 508 marker values of the container's interpreter (patch level unknown: .0)."""
+    version = f"{interp.version[0]}.{interp.version[1]}"
+    return {
+        "python_version": version, "python_full_version": f"{version}.0",
+        "implementation_name": "cpython", "implementation_version": f"{version}.0",
+        "platform_python_implementation": "CPython", "os_name": "posix",
+        "sys_platform": "linux", "platform_system": "Linux", "platform_machine": interp.arch,
+    }
+
+
+def missing_requirements(wheels: Sequence[Path], requirements: Sequence[str],
+                         interp: Interpreter) -> list[str]:
+    """Requirements of ``wheels`` (and ``requirements``) that apply to ``interp`` but
+    name no distribution among ``wheels``."""
+    env = marker_environment(interp)
+    have = {canonicalize_name(w.name.split("-")[0]) for w in wheels}
+    wanted: dict[str, Requirement] = {}
+    queue = [(r, "") for r in requirements]
+    for wheel in wheels:
+        extras = {e for r in requirements for e in _extras(r, wheel)}
+        queue += [(r, extra) for r in requires_dist(wheel) for extra in ("", *extras)]
+    for text, extra in queue:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate({**env, "extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        if name not in have:
+            wanted.setdefault(name, req)
+    return sorted(str(r).split(";")[0].strip() for r in wanted.values())
+
+
+def _extras(text: str, wheel: Path) -> set[str]:
+    """The extras ``text`` asks of the distribution ``wheel`` holds."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return set()
+    same = canonicalize_name(req.name) == canonicalize_name(wheel.name.split("-")[0])
+    return set(req.extras) if same else set()
 
 
 def _last(exc: CommandError) -> str:
