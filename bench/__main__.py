@@ -7,11 +7,12 @@ import platform
 import sys
 import time
 
-from . import build, container, farm
+from . import build, container, dispatch, farm
 from .common import ROOT
 
 SUITES = {"overhead": build.overhead, "parallel": build.parallel, "zig": build.zig,
-          "container": container.container, "normalize": farm.normalize, "plan": farm.plan}
+          "container": container.container, "normalize": farm.normalize, "plan": farm.plan,
+          "dispatch": dispatch.dispatch}
 
 
 def main(argv: list[str]) -> int:
@@ -103,6 +104,7 @@ def render(results: dict[str, dict[str, object]]) -> str:
         lines.append("")
     lines += container.render(results)
     lines += _render_farm(results)
+    lines += dispatch.render(results)
     return "\n".join(lines)
 
 

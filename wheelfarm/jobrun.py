@@ -9,6 +9,7 @@ delivers a wheel that nobody recorded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -58,7 +59,7 @@ class Attempt:
                    Path(data["log"]), tuple(data["find_links"]))
 
 
-def probe(attempt: Attempt) -> Artifact:
+def probe(attempt: Attempt, out: Path | None = None) -> Artifact:
     """A probe's work: wait ``seconds``, then write a small file naming the attempt.
 
     Probes measure and exercise the farm itself (dispatch rate, leases,
@@ -68,11 +69,13 @@ def probe(attempt: Attempt) -> Artifact:
     seconds = float(attempt.lease.spec.get("seconds", 0))
     if seconds > 0:
         time.sleep(seconds)
-    attempt.out.mkdir(parents=True, exist_ok=True)
+    out = out or attempt.out
+    out.mkdir(parents=True, exist_ok=True)
     lease = attempt.lease
-    path = attempt.out / f"probe-{lease.key[:16]}-{lease.n}.txt"
-    path.write_text(f"{lease.key} attempt {lease.n} by {lease.worker}\n")
-    return Artifact(path.name, sha256_file(path), str(path))
+    path = out / f"probe-{lease.key[:16]}-{lease.n}.txt"
+    content = f"{lease.key} attempt {lease.n} by {lease.worker}\n".encode()
+    path.write_bytes(content)
+    return Artifact(path.name, hashlib.sha256(content).hexdigest(), str(path))
 
 
 def build(attempt: Attempt) -> dict[str, Any]:

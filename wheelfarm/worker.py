@@ -17,14 +17,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import index, jobrun, proc, pythons
-from .archive import sha256_file
 from .errors import CommandError, ConfigError, WheelfarmError
 from .locks import file_lock
 from .state import Artifact, Capabilities, Lease, LeaseLost, Outcome
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from .state.queue import Queue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Broker(Protocol):
@@ -178,21 +178,21 @@ class Worker:
         state = self.farm / ".wheelfarm"
         stem = f"{lease.key[:16]}-{lease.n}"
         log_path = state / "logs" / "jobs" / f"{stem}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         return jobrun.Attempt(lease, state / "attempts" / stem, self.farm, log_path)
 
     def _execute(self, attempt: jobrun.Attempt) -> Outcome:
         lease = attempt.lease
         started = time.monotonic()
         if lease.kind == "probe" and not float(lease.spec.get("seconds", 0)):
-            # Nothing to wait for or kill: no child process, so that a probe
-            # measures the queue and not the start of a Python interpreter.
-            art = jobrun.probe(attempt)
+            # Nothing to wait for or kill: no child process (and no directory
+            # of its own), so that a probe measures the queue, not the OS.
+            art = jobrun.probe(attempt, self.farm / ".wheelfarm" / "probes")
             return Outcome(ok=True, duration=time.monotonic() - started, artifact=art,
                            log=None)
         attempt = replace(attempt, find_links=tuple(
             self.broker.needs(lease, attempt.dir / "needs")) if lease.spec.get("needs") else ())
         spec = attempt.write_spec()
+        attempt.log.parent.mkdir(parents=True, exist_ok=True)
         self._current = attempt
         with attempt.log.open("a", encoding="utf-8") as fh:
             fh.write(f"# job {lease.key} attempt {lease.n} on {self.name}\n")
@@ -288,31 +288,44 @@ class Worker:
 
 
 class DirectBroker:
-    """A worker on a machine that reaches the farm's database (and its files)."""
+    """A worker on a machine that reaches the farm's database (and its files).
+
+    A database that goes away (a restart, the network) is a WheelfarmError
+    for the worker loop, which waits and tries again; the leases meanwhile
+    run out as they would for any worker that vanished.
+    """
 
     def __init__(self, queue: Queue) -> None:
         self.queue = queue
 
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return fn(*args)
+        except DBAPIError as exc:
+            raise WheelfarmError(f"state database: {str(exc.orig).strip()}") from exc
+
     def register(self, name: str, caps: Capabilities) -> None:
-        self.queue.register(name, caps)
+        self._call(self.queue.register, name, caps)
 
     def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
-        return self.queue.claim(worker, caps, limit)
+        return self._call(self.queue.claim, worker, caps, limit)
 
     def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
-        return self.queue.heartbeat(leases)
+        return self._call(self.queue.heartbeat, leases)
 
     def start(self, lease: Lease) -> None:
-        self.queue.start(lease)
+        self._call(self.queue.start, lease)
 
     def finish(self, lease: Lease, outcome: Outcome) -> Any:
-        return self.queue.finish(lease, outcome)
+        return self._call(self.queue.finish, lease, outcome)
 
     def release(self, lease: Lease, reason: str) -> None:
-        self.queue.release(lease, reason)
+        self._call(self.queue.release, lease, reason)
 
     def outstanding(self, caps: Capabilities) -> int:
-        return self.queue.outstanding(caps)
+        return self._call(self.queue.outstanding, caps)
 
     def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
         return outcome  # the log and the artifact are already files of the farm
@@ -320,8 +333,3 @@ class DirectBroker:
     def needs(self, lease: Lease, dest: Path) -> list[str]:
         return sorted({str(Path(n["location"]).parent) for n in lease.spec.get("needs", ())
                        if n.get("location")})
-
-
-def verify_artifact(path: Path, sha256: str) -> None:
-    if sha256_file(path) != sha256:
-        raise WheelfarmError(f"{path.name}: sha256 differs from the worker's report")

@@ -195,6 +195,8 @@ def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
 @click.option("--image", "images", multiple=True, help="Container images it has (repeatable).")
 @click.option("--batch", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Jobs claimed at once.")
+@click.option("--poll", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
+              help="Longest pause between claims while idle, seconds.")
 @click.option("--grace", type=click.FloatRange(min=0),
               help="After SIGTERM, hand the running job back after this many seconds.")
 @click.option("--out", "wheelhouse", type=click.Path(path_type=Path),
@@ -202,7 +204,8 @@ def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
 @farm_option
 def worker(controller_url: str | None, token: str | None, drain: bool, name: str,
            executor_names: tuple[str, ...], python_tags: tuple[str, ...], images: tuple[str, ...],
-           batch: int, grace: float | None, wheelhouse: Path | None, farm_dir: Path) -> None:
+           batch: int, poll: float, grace: float | None, wheelhouse: Path | None,
+           farm_dir: Path) -> None:
     """Claim jobs and run them, from the farm's database or a controller."""
     from ..worker import DirectBroker, Worker, WorkerOptions, default_capabilities
 
@@ -222,7 +225,7 @@ def worker(controller_url: str | None, token: str | None, drain: bool, name: str
         house = wheelhouse or farm / "wheelhouse"
     caps = default_capabilities(executor_names, python_tags, images, dict(config.python_paths))
     w = Worker(broker, caps, farm, house.resolve() if house else None,
-               WorkerOptions(name=name, drain=drain, batch=batch, grace=grace))
+               WorkerOptions(name=name, drain=drain, batch=batch, poll=poll, grace=grace))
     w.install_signal_handlers()
     done = w.run()
     err.print(f"worker {w.name}: {done} job(s) reported")

@@ -13,17 +13,17 @@ import json
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, exists, func, or_, select, text, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, Engine, Row, func, select, text, update
 
 from ..errors import ConfigError
-from . import lifecycle
+from . import lifecycle, sql
 from .lifecycle import ACTIVE, JobState
 from .models import Capabilities, Lease, LeaseLost, NewJob, Outcome
 from .schema import attempts, events, job_needs, jobs, workers
+from .sql import event as _event
 
 S = JobState
 _WINDOW = 32  # candidates read per claim; the rest of the matching is done in Python
@@ -61,7 +61,7 @@ class Queue:
             fresh = list({j.key: j for j in new if j.key not in known}.values())
             self._check_needs(conn, fresh)
             if fresh:
-                conn.execute(jobs.insert(), [_row(j, now) for j in fresh])
+                conn.execute(jobs.insert(), [sql.job_values(j, now) for j in fresh])
             with_needs = [j for j in fresh if j.needs]
             ids = self._ids(conn, [j.key for j in fresh])
             if with_needs:
@@ -135,10 +135,11 @@ class Queue:
         leases: list[Lease] = []
         with self.engine.begin() as conn:
             query = (select(jobs).where(jobs.c.state == S.PENDING, jobs.c.not_before <= now,
-                                        *_matches(caps), _needs_met())
+                                        *sql.matches(caps), sql.needs_met())
                      .order_by(jobs.c.priority.desc(), jobs.c.id).limit(_WINDOW))
             if self._pg:
                 query = query.with_for_update(skip_locked=True, of=jobs)
+            tries: list[dict[str, Any]] = []
             for row in conn.execute(query).all():
                 if len(leases) >= limit:
                     break
@@ -149,6 +150,13 @@ class Queue:
                 lease = self._lease(conn, row, worker, now)
                 if lease is not None:
                     leases.append(lease)
+                    tries.append({"job_id": lease.job_id, "n": lease.n, "worker": worker,
+                                  "lease": lease.token, "started": now})
+            if tries:
+                conn.execute(attempts.insert(), tries)
+                conn.execute(events.insert(), [
+                    {"at": now, "job_id": t["job_id"], "n": t["n"], "worker": worker,
+                     "kind": "leased", "detail": None} for t in tries])
         return leases
 
     def _below_limit(self, conn: Connection, row: Row[Any]) -> bool:
@@ -165,18 +173,13 @@ class Queue:
         token = secrets.token_hex(16)
         n = row.attempts + 1
         expires = now + self.lease_seconds
-        moved = conn.execute(update(jobs).where(
-            jobs.c.id == row.id, jobs.c.state.in_(lifecycle.sources(S.LEASED))
-        ).values(state=S.LEASED, lease=token, worker=worker, lease_expires=expires,
-                 attempts=n, updated=now)).rowcount
+        moved = conn.execute(sql.LEASE, {"b_id": row.id, "b_lease": token, "b_worker": worker,
+                                         "b_expires": expires, "b_n": n, "b_now": now}).rowcount
         if not moved:
             return None
-        conn.execute(attempts.insert().values(job_id=row.id, n=n, worker=worker, lease=token,
-                                              started=now))
-        _event(conn, now, "leased", row.id, n, worker)
         spec = json.loads(row.spec)
         if row.kind == "build":
-            spec["needs"] = _needed_artifacts(conn, row)
+            spec["needs"] = sql.needed_artifacts(conn, row)
         return Lease(job_id=row.id, key=row.key, n=n, token=token, worker=worker,
                      expires=expires, kind=row.kind, recipe=row.recipe, target=row.target,
                      python=row.python, executor=row.executor,
@@ -193,9 +196,8 @@ class Queue:
             worker = None
             for lease in leases:
                 worker = lease.worker
-                moved = conn.execute(update(jobs).where(_held(lease, now)).values(
-                    lease_expires=now + self.lease_seconds)).rowcount
-                if not moved:
+                params = {**sql.lease_params(lease, now), "b_expires": now + self.lease_seconds}
+                if not conn.execute(sql.HEARTBEAT, params).rowcount:
                     lost.append(lease)
             if worker is not None:
                 conn.execute(update(workers).where(workers.c.name == worker)
@@ -205,7 +207,7 @@ class Queue:
     def start(self, lease: Lease) -> None:
         now = self.clock()
         with self.engine.begin() as conn:
-            self._move(conn, lease, now, S.RUNNING, {})
+            self._move(conn, sql.START, sql.lease_params(lease, now), lease)
             _event(conn, now, "started", lease.job_id, lease.n, lease.worker)
 
     def finish(self, lease: Lease, outcome: Outcome) -> JobState:
@@ -219,17 +221,18 @@ class Queue:
             with self.engine.begin() as conn:
                 if outcome.ok:
                     art = outcome.artifact
-                    self._move(conn, lease, now, S.SUCCEEDED, {
-                        "artifact_filename": art.filename if art else None,
-                        "artifact_sha256": art.sha256 if art else None,
-                        "artifact_location": art.location if art else None,
-                        "reason": None})
+                    self._move(conn, sql.SUCCEED, {
+                        **sql.lease_params(lease, now),
+                        "b_filename": art.filename if art else None,
+                        "b_sha256": art.sha256 if art else None,
+                        "b_location": art.location if art else None}, lease)
                     self._close(conn, lease, now, "succeeded", None, outcome)
                     detail = {"artifact": art.filename if art else None,
                               "sha256": art.sha256 if art else None}
                     _event(conn, now, "succeeded", lease.job_id, lease.n, lease.worker, detail)
                     return S.SUCCEEDED
-                row = conn.execute(select(jobs).where(_held(lease, now))).first()
+                row = conn.execute(select(jobs).where(sql.held()),
+                                   sql.lease_params(lease, now)).first()
                 if row is None:
                     raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
                 return self._failed(conn, row, lease.token, now, outcome.kind or "internal",
@@ -244,27 +247,22 @@ class Queue:
         """Hand a job back (the worker is stopping); this attempt does not count."""
         now = self.clock()
         with self.engine.begin() as conn:
-            self._move(conn, lease, now, S.PENDING, {
-                "lease": None, "worker": None, "lease_expires": None, "not_before": now})
+            self._move(conn, sql.RELEASE, sql.lease_params(lease, now), lease)
             self._close(conn, lease, now, "released", reason, None)
             _event(conn, now, "released", lease.job_id, lease.n, lease.worker, {"why": reason})
 
-    def _move(self, conn: Connection, lease: Lease, now: float, to: JobState,
-              values: Mapping[str, Any]) -> None:
-        moved = conn.execute(update(jobs).where(
-            _held(lease, now), jobs.c.state.in_(lifecycle.sources(to, ACTIVE))
-        ).values(state=to, updated=now, **values)).rowcount
-        if not moved:
+    def _move(self, conn: Connection, statement: Any, params: dict[str, Any],
+              lease: Lease) -> None:
+        if not conn.execute(statement, params).rowcount:
             raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
 
     def _close(self, conn: Connection, lease: Lease, now: float, outcome: str,
                reason: str | None, report: Outcome | None) -> None:
-        values: dict[str, Any] = {"ended": now, "outcome": outcome, "reason": reason}
-        if report is not None:
-            values.update(log=report.log, duration=report.duration,
-                          reason=reason or report.reason or None)
-        conn.execute(update(attempts).where(attempts.c.job_id == lease.job_id,
-                                            attempts.c.n == lease.n).values(**values))
+        conn.execute(sql.CLOSE_ATTEMPT, {
+            "b_id": lease.job_id, "b_n": lease.n, "b_now": now, "b_outcome": outcome,
+            "b_reason": reason or (report.reason if report else None) or None,
+            "b_log": report.log if report else None,
+            "b_duration": report.duration if report else None})
 
     def _failed(self, conn: Connection, row: Row[Any], token: str, now: float, kind: str,
                 reason: str, outcome: str, report: Outcome | None) -> JobState:
@@ -279,7 +277,7 @@ class Queue:
                  not_before=now + decision.delay, reason=decision.reason, updated=now)).rowcount
         if not moved:
             raise LeaseLost(f"job {row.key[:12]}: the lease is no longer held")
-        lease = _ref(row, token)
+        lease = sql.lease_of(row, token)
         self._close(conn, lease, now, outcome, reason, report)
         detail = {"kind": kind, "reason": reason, "retry_in": decision.delay}
         _event(conn, now, "retrying" if decision.retry else "failed", row.id, row.attempts,
@@ -380,65 +378,5 @@ class Queue:
         """Jobs this worker could still get: pending, or active elsewhere (they may come back)."""
         with self.engine.begin() as conn:
             rows = conn.execute(select(jobs.c.pythons, jobs.c.image).where(
-                jobs.c.state.in_([S.PENDING, S.LEASED, S.RUNNING]), *_matches(caps))).all()
+                jobs.c.state.in_([S.PENDING, S.LEASED, S.RUNNING]), *sql.matches(caps))).all()
         return sum(1 for r in rows if caps.runs(r.pythons.split(), r.image))
-
-
-def _matches(caps: Capabilities) -> list[ColumnElement[bool]]:
-    def any_or(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
-        return or_(column == "", column.in_(list(values)))
-
-    return [any_or(jobs.c.os, [caps.os]), any_or(jobs.c.arch, [caps.arch]),
-            any_or(jobs.c.executor, caps.executors), jobs.c.kind.in_(list(caps.kinds))]
-
-
-def _needs_met() -> ColumnElement[bool]:
-    dep = jobs.alias("dep")
-    unmet = select(job_needs.c.job_id).where(
-        job_needs.c.job_id == jobs.c.id,
-        ~exists().where(dep.c.recipe == job_needs.c.recipe, dep.c.target == jobs.c.target,
-                        dep.c.python == jobs.c.python, dep.c.state == S.SUCCEEDED))
-    return ~exists(unmet)
-
-
-def _needed_artifacts(conn: Connection, row: Row[Any]) -> list[dict[str, Any]]:
-    """The recorded wheels of the recipes this job needs (same target and python)."""
-    needed = select(job_needs.c.recipe).where(job_needs.c.job_id == row.id)
-    found = conn.execute(select(jobs.c.key, jobs.c.artifact_filename, jobs.c.artifact_sha256,
-                                jobs.c.artifact_location).where(
-        jobs.c.recipe.in_(needed), jobs.c.target == row.target, jobs.c.python == row.python,
-        jobs.c.state == S.SUCCEEDED, jobs.c.artifact_sha256.is_not(None)))
-    return [{"key": r.key, "filename": r.artifact_filename, "sha256": r.artifact_sha256,
-             "location": r.artifact_location} for r in found]
-
-
-def _held(lease: Lease, now: float) -> ColumnElement[bool]:
-    return and_(jobs.c.id == lease.job_id, jobs.c.lease == lease.token,
-                jobs.c.lease_expires >= now)
-
-
-def _ref(row: Row[Any], token: str) -> Lease:
-    return Lease(job_id=row.id, key=row.key, n=row.attempts, token=token,
-                 worker=row.worker or "", expires=row.lease_expires or 0.0, kind=row.kind,
-                 recipe=row.recipe, target=row.target, python=row.python,
-                 executor=row.executor, pythons=tuple(row.pythons.split()),
-                 timeout=row.timeout, spec={})
-
-
-def _row(job: NewJob, now: float) -> dict[str, Any]:
-    return {
-        "key": job.key, "kind": job.kind, "recipe": job.recipe, "target": job.target,
-        "python": job.python, "executor": job.executor, "os": job.os, "arch": job.arch,
-        "pythons": " ".join(job.pythons), "image": job.image,
-        "spec": json.dumps(dict(job.spec), sort_keys=True), "priority": job.priority,
-        "state": S.PENDING.value, "attempts": 0, "failures": 0,
-        "max_attempts": job.max_attempts, "timeout": job.timeout,
-        "target_limit": job.target_limit, "not_before": 0.0, "created": now, "updated": now,
-    }
-
-
-def _event(conn: Connection, at: float, kind: str, job_id: int | None = None,
-           n: int | None = None, worker: str | None = None,
-           detail: Mapping[str, Any] | None = None) -> None:
-    conn.execute(events.insert().values(at=at, job_id=job_id, n=n, worker=worker, kind=kind,
-                                        detail=json.dumps(detail) if detail else None))

@@ -1,0 +1,114 @@
+"""The queue's SQL: conditions and the statements of the hot path, built once.
+
+Building a SQLAlchemy statement costs more than running it on SQLite, so
+the statements every job runs (lease, start, heartbeat, finish) are made
+here with bound parameters and reused; their ``WHERE state IN (...)``
+comes from :mod:`.lifecycle`, so storage enforces the legal moves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, exists, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from .lifecycle import ACTIVE, JobState, sources
+from .models import Capabilities, Lease, NewJob
+from .schema import attempts, events, job_needs, jobs
+
+S = JobState
+
+
+def held() -> ColumnElement[bool]:
+    """The job is still this lease's: same token, not expired (``b_id``, ``b_lease``, ``b_now``)."""
+    return and_(jobs.c.id == bindparam("b_id"), jobs.c.lease == bindparam("b_lease"),
+                jobs.c.lease_expires >= bindparam("b_now"))
+
+
+LEASE = update(jobs).where(
+    jobs.c.id == bindparam("b_id"), jobs.c.state.in_(sources(S.LEASED))
+).values(state=S.LEASED.value, lease=bindparam("b_lease"), worker=bindparam("b_worker"),
+         lease_expires=bindparam("b_expires"), attempts=bindparam("b_n"),
+         updated=bindparam("b_now"))
+START = update(jobs).where(held(), jobs.c.state.in_(sources(S.RUNNING, ACTIVE))).values(
+    state=S.RUNNING.value, updated=bindparam("b_now"))
+SUCCEED = update(jobs).where(held(), jobs.c.state.in_(sources(S.SUCCEEDED, ACTIVE))).values(
+    state=S.SUCCEEDED.value, updated=bindparam("b_now"), reason=None,
+    artifact_filename=bindparam("b_filename"), artifact_sha256=bindparam("b_sha256"),
+    artifact_location=bindparam("b_location"))
+RELEASE = update(jobs).where(held(), jobs.c.state.in_(sources(S.PENDING, ACTIVE))).values(
+    state=S.PENDING.value, updated=bindparam("b_now"), lease=None, worker=None,
+    lease_expires=None, not_before=bindparam("b_now"))
+HEARTBEAT = update(jobs).where(held(), jobs.c.state.in_([s.value for s in ACTIVE])).values(
+    lease_expires=bindparam("b_expires"))
+CLOSE_ATTEMPT = update(attempts).where(
+    attempts.c.job_id == bindparam("b_id"), attempts.c.n == bindparam("b_n")
+).values(ended=bindparam("b_now"), outcome=bindparam("b_outcome"),
+         reason=bindparam("b_reason"), log=bindparam("b_log"),
+         duration=bindparam("b_duration"))
+
+
+def lease_params(lease: Lease, now: float) -> dict[str, Any]:
+    return {"b_id": lease.job_id, "b_lease": lease.token, "b_now": now}
+
+
+def matches(caps: Capabilities) -> list[ColumnElement[bool]]:
+    """What the claim query checks itself; set inclusion is left to :meth:`Capabilities.runs`."""
+    def any_or(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        return or_(column == "", column.in_(list(values)))
+
+    return [any_or(jobs.c.os, [caps.os]), any_or(jobs.c.arch, [caps.arch]),
+            any_or(jobs.c.executor, caps.executors), jobs.c.kind.in_(list(caps.kinds))]
+
+
+def needs_met() -> ColumnElement[bool]:
+    """Every recipe the job needs has a succeeded job for the same target and python."""
+    dep = jobs.alias("dep")
+    unmet = select(job_needs.c.job_id).where(
+        job_needs.c.job_id == jobs.c.id,
+        ~exists().where(dep.c.recipe == job_needs.c.recipe, dep.c.target == jobs.c.target,
+                        dep.c.python == jobs.c.python, dep.c.state == S.SUCCEEDED))
+    return ~exists(unmet)
+
+
+def needed_artifacts(conn: Connection, row: Row[Any]) -> list[dict[str, Any]]:
+    """The recorded wheels of the recipes this job needs (same target and python)."""
+    needed = select(job_needs.c.recipe).where(job_needs.c.job_id == row.id)
+    found = conn.execute(select(jobs.c.key, jobs.c.artifact_filename, jobs.c.artifact_sha256,
+                                jobs.c.artifact_location).where(
+        jobs.c.recipe.in_(needed), jobs.c.target == row.target, jobs.c.python == row.python,
+        jobs.c.state == S.SUCCEEDED, jobs.c.artifact_sha256.is_not(None)))
+    return [{"key": r.key, "filename": r.artifact_filename, "sha256": r.artifact_sha256,
+             "location": r.artifact_location} for r in found]
+
+
+def lease_of(row: Row[Any], token: str) -> Lease:
+    """The lease a row's current attempt holds (for the queue's own moves)."""
+    return Lease(job_id=row.id, key=row.key, n=row.attempts, token=token,
+                 worker=row.worker or "", expires=row.lease_expires or 0.0, kind=row.kind,
+                 recipe=row.recipe, target=row.target, python=row.python,
+                 executor=row.executor, pythons=tuple(row.pythons.split()),
+                 timeout=row.timeout, spec={})
+
+
+def job_values(job: NewJob, now: float) -> dict[str, Any]:
+    return {
+        "key": job.key, "kind": job.kind, "recipe": job.recipe, "target": job.target,
+        "python": job.python, "executor": job.executor, "os": job.os, "arch": job.arch,
+        "pythons": " ".join(job.pythons), "image": job.image,
+        "spec": json.dumps(dict(job.spec), sort_keys=True), "priority": job.priority,
+        "state": S.PENDING.value, "attempts": 0, "failures": 0,
+        "max_attempts": job.max_attempts, "timeout": job.timeout,
+        "target_limit": job.target_limit, "not_before": 0.0, "created": now, "updated": now,
+    }
+
+
+def event(conn: Connection, at: float, kind: str, job_id: int | None = None,
+          n: int | None = None, worker: str | None = None,
+          detail: Mapping[str, Any] | None = None) -> None:
+    conn.execute(events.insert(), {"at": at, "job_id": job_id, "n": n, "worker": worker,
+                                   "kind": kind,
+                                   "detail": json.dumps(detail) if detail else None})
