@@ -39,8 +39,13 @@ def env_key(interpreter: str, requirements: Sequence[str]) -> str:
 
 
 def ensure(place: Place, tag: str, requirements: Sequence[str], cache_dir: Path,
-           work: Path) -> Path:
+           work: Path, *, locked_index: str | None = None) -> Path:
     """The cached environment for ``tag`` + ``requirements``; created on first use.
+
+    With ``locked_index``, ``requirements`` are a lock's pinned lines
+    (``name==version --hash=sha256:…``), installed exactly — no dependency
+    resolution, every hash checked, from that index only, with none of the
+    machine's pip configuration.
 
     Safe against concurrent jobs in this process (a lock per key) and in other
     farm processes (a file lock); a half-made environment is never used: it
@@ -59,7 +64,10 @@ def ensure(place: Place, tag: str, requirements: Sequence[str], cache_dir: Path,
         shutil.rmtree(env, ignore_errors=True)
         place.run([python, "-m", "venv", "--without-pip", str(env)], cwd=work)
         try:
-            install(place, env, requirements, work)
+            if locked_index is not None:
+                install_locked(place, env, requirements, work, locked_index)
+            else:
+                install(place, env, requirements, work)
         except BaseException:
             shutil.rmtree(env, ignore_errors=True)
             raise
@@ -79,6 +87,11 @@ def installed(env: Path) -> list[str]:
                   if "==" in line and not line.startswith("#"))
 
 
-def install(place: Place, env: Path, requirements: Sequence[str], work: Path) -> None:
+def install_locked(place: Place, env: Path, pinned: Sequence[str], work: Path,
+                   index_url: str) -> None:
     # Through the place: one without a network fetches on the host first.
+    place.install(env, pinned, work, index_url=index_url)
+
+
+def install(place: Place, env: Path, requirements: Sequence[str], work: Path) -> None:
     place.install(env, requirements, work)

@@ -7,7 +7,8 @@ build, so a hit is the same wheel by construction.
 
 It lives in the farm directory (``.wheelfarm/artifacts/``), not in the
 shareable toolchain cache: a farm's record of what *it* built. Layout:
-``keys/<k[:2]>/<key>.json`` names the wheel and its sha256;
+``keys/<k[:2]>/<key>.<sha256>.json`` names the wheel (the sha256 is in the
+file name too, so a listing tells whether the blob is there);
 ``blobs/<sha256>/`` holds the wheel and its provenance.
 """
 
@@ -37,11 +38,24 @@ class ArtifactCache:
     def __init__(self, state_dir: Path) -> None:
         self.root = state_dir / "artifacts"
 
-    def _record(self, key: str) -> Path:
-        return self.root / "keys" / key[:2] / f"{key}.json"
+    def _records(self, prefix: str) -> dict[str, str]:
+        """key -> sha256 of every record under one key prefix."""
+        try:
+            names = [e.name for e in os.scandir(self.root / "keys" / prefix)]
+        except FileNotFoundError:
+            return {}
+        found = {}
+        for name in names:
+            key, _, rest = name.partition(".")
+            if rest.endswith(".json"):
+                found[key] = rest[:-5]
+        return found
 
     def lookup(self, key: str) -> Cached | None:
-        path = self._record(key)
+        sha = self._records(key[:2]).get(key)
+        if sha is None:
+            return None
+        path = self.root / "keys" / key[:2] / f"{key}.{sha}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -60,13 +74,15 @@ class ArtifactCache:
         wanted: dict[str, set[str]] = {}
         for key in keys:
             wanted.setdefault(key[:2], set()).add(key)
+        try:
+            blobs = {e.name for e in os.scandir(self.root / "blobs")}
+        except FileNotFoundError:
+            return set()
         found: set[str] = set()
         for prefix, group in wanted.items():
-            try:
-                names = {e.name[:-5] for e in os.scandir(self.root / "keys" / prefix)}
-            except FileNotFoundError:
-                continue
-            found |= group & names
+            records = self._records(prefix)
+            # A record whose blob was removed is a miss, as in lookup().
+            found |= {k for k in group if records.get(k) in blobs}
         return found
 
     def store(self, key: str, wheel: Path, provenance: Path | None) -> None:
@@ -77,12 +93,15 @@ class ArtifactCache:
         for src in (wheel, provenance):
             if src is not None and not (blob / src.name).exists():
                 _copy_atomically(src, blob / src.name)
-        record = self._record(key)
-        record.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=record.parent, prefix=".record-")
+        folder = self.root / "keys" / key[:2]
+        folder.mkdir(parents=True, exist_ok=True)
+        stale = self._records(key[:2]).get(key)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".record-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump({"filename": wheel.name, "sha256": digest}, fh)
-        os.replace(tmp, record)
+        os.replace(tmp, folder / f"{key}.{digest}.json")
+        if stale is not None and stale != digest:
+            (folder / f"{key}.{stale}.json").unlink(missing_ok=True)
 
 
 def _copy_atomically(src: Path, dest: Path) -> None:

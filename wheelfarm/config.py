@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
+from .defaults import DEFAULT_INDEX_URL
 from .errors import ConfigError, RecipeError
 from .pythons import parse_tag
-from .source import DEFAULT_INDEX_URL
 from .targets import Target, host_glibc, parse_target
 
 CONFIG_NAME = "wheelfarm.toml"

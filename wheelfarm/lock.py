@@ -21,8 +21,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from . import buildenv, source, steps
-from .buildenv import ISOLATED_PIP
 from .errors import ConfigError
 from .executors import Place
 from .recipe import Recipe
@@ -96,6 +94,8 @@ def load(recipe: Recipe) -> Lock | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("pythons"), dict):
+            raise ValueError("expected a table with a 'pythons' table")
         if data.get("schema") != SCHEMA:
             raise ConfigError(f"{path}: unknown lock schema {data.get('schema')!r}")
         pythons = {
@@ -106,7 +106,7 @@ def load(recipe: Recipe) -> Lock | None:
             for tag, entry in data["pythons"].items()
         }
         return Lock(path=path, index_url=str(data["index-url"]), pythons=pythons)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: malformed lock file ({exc}); run 'wheelfarm lock'") from None
 
 
@@ -131,6 +131,8 @@ def write(lock: Lock) -> None:
 def resolve(place: Place, env: Path, requirements: Sequence[str], work: Path,
             index_url: str) -> tuple[Pinned, ...]:
     """Resolve ``requirements`` for the interpreter of ``env`` with pip's report."""
+    from .executors.host import ISOLATED_PIP
+
     report = work / "resolve-report.json"
     place.run([*place.pip(), "--python", str(env / "bin" / "python"), "install",
                "--disable-pip-version-check", "--dry-run", "--ignore-installed",
@@ -158,6 +160,9 @@ def lock_recipe(recipe: Recipe, place: Place, tags: Sequence[str], cache_dir: Pa
     for its dynamic ones inside an environment installed from those pins, and
     the union is resolved again, so the lock covers everything a build installs.
     """
+    # Imported here: planning reads locks and should not load the build machinery.
+    from . import buildenv, source, steps
+
     src = source.fetch(recipe.source, work / "src", cache_dir=cache_dir, index_url=index_url,
                        log=log)
     pythons: dict[str, LockedPython] = {}

@@ -114,8 +114,10 @@ def github_matrix(entries: Iterable[Group]) -> dict[str, list[dict[str, str]]]:
     ]}
 
 
-def gitlab_pipeline(entries: Sequence[Group], build_args: Sequence[str], out: str) -> str:
-    """A child-pipeline definition (JSON is YAML): one build job per entry.
+def gitlab_pipeline(entries: Sequence[Group], build_args: Sequence[str], out: str,
+                    publish_to: str | None = None) -> str:
+    """A child-pipeline definition (JSON is YAML): one build job per entry,
+    then, with ``publish_to``, one job that merges their output and publishes.
 
     GitLab's ``parallel:matrix`` is static, so the plan generates the jobs.
     A pipeline must have a job: with nothing to build it holds one that says so.
@@ -129,7 +131,14 @@ def gitlab_pipeline(entries: Sequence[Group], build_args: Sequence[str], out: st
             "script": [f"wheelfarm build {args} --job {g.id} --out {out}/{g.id}"],
             "artifacts": {"paths": [f"{out}/{g.id}/"], "when": "always"},
         }
+    if jobs and publish_to:
+        jobs["publish"] = {
+            "stage": "publish",
+            "needs": list(jobs),
+            "script": [f"wheelfarm merge {out}/*/ --out wheelhouse",
+                       f"wheelfarm publish wheelhouse --to {publish_to}"],
+        }
     if not jobs:
         jobs["nothing-to-build"] = {"stage": "build",
                                     "script": ["echo every job is cached; nothing to build"]}
-    return json.dumps({"stages": ["build"], **jobs}, indent=2) + "\n"
+    return json.dumps({"stages": ["build", "publish"], **jobs}, indent=2) + "\n"

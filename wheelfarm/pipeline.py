@@ -114,7 +114,8 @@ class Pipeline:
                 message = f"internal error: {exc!r} (see the log)"
                 fh.write("! internal error\n" + traceback.format_exc())
         status: Status = "ok" if wheel is not None else "failed"
-        if wheel is not None:
+        if wheel is not None and self.normalize:
+            # Only canonical wheels with provenance are worth reusing.
             self.cache.store(job.key, wheel, provenance.path_for(wheel))
         if status == "ok" or not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -175,7 +176,9 @@ class Pipeline:
             started=started, finished=datetime.now(UTC),
         )
         wheel = built.wheel
-        sidecar = provenance.write(wheel, facts, work / (wheel.name + provenance.SUFFIX))
+        sidecar = None
+        if self.normalize:
+            sidecar = provenance.write(wheel, facts, work / (wheel.name + provenance.SUFFIX))
         return self._deliver(wheel, sidecar, fh)
 
     def _produce(self, place: Place, job: Job, work: Path, fh: IO[str],
@@ -243,7 +246,7 @@ class Pipeline:
             return source.fetch(job.recipe.source, dest, cache_dir=self.config.cache_dir,
                                 index_url=self.config.index_url, log=fh)
 
-    def _deliver(self, wheel: Path, sidecar: Path, fh: IO[str]) -> Path:
+    def _deliver(self, wheel: Path, sidecar: Path | None, fh: IO[str]) -> Path:
         """Move the wheel and its provenance into the output, provenance first,
         so the output never holds a wheel without its statement."""
         final = self.out_dir / wheel.name
@@ -254,7 +257,8 @@ class Pipeline:
             else:
                 if final.exists():
                     fh.write(f"replacing {final.name}: this build gave different bytes\n")
-                _place_atomically(sidecar, self.out_dir / sidecar.name)
+                if sidecar is not None:
+                    _place_atomically(sidecar, self.out_dir / sidecar.name)
                 _place_atomically(wheel, final)
         fh.write(f"wrote {final}\n")
         return final

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -16,7 +16,9 @@ from .errors import ConfigError, RecipeError
 from .executors import Executor
 from .pythons import parse_tag
 from .recipe import Recipe
-from .targets import Target
+from .targets import Target, parse_target
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -44,23 +46,31 @@ class Selection:
     executor: str | None = None
     locked: bool = False  # every job must have a lock entry (``--locked``)
 
+    @classmethod
+    def parse(cls, targets: Sequence[str], pythons: Sequence[str], executor: str | None,
+              locked: bool = False) -> Selection:
+        """From command-line values; a bad one is a ConfigError naming its flag."""
+        for tag in pythons:
+            _flag("--python", parse_tag, tag)
+        return cls(targets=tuple(_flag("--target", parse_target, t) for t in targets),
+                   pythons=tuple(pythons), executor=executor, locked=locked)
+
+
+def _flag(flag: str, parse: Callable[[str], _T], value: str) -> _T:
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{flag} {value}: {exc}") from None
+
 
 def content_key(recipe_digest: str, target: Target, python: str, executor: str,
                 toolchain: str, test_pythons: Sequence[str], lock_digest: str = "") -> str:
     """sha256 of everything that can change a job's wheel."""
-    blob = json.dumps(
-        {
-            "recipe": recipe_digest,
-            "lock": lock_digest,
-            "target": target.name,
-            "python": python,
-            "executor": executor,
-            "toolchain": toolchain,
-            "test": list(test_pythons),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    # Fields joined by a separator none of them contains (digests are hex,
+    # tags and names have no newline); cheaper than JSON for 15,000 jobs.
+    parts = ["v1", recipe_digest, lock_digest, target.name, python, executor, toolchain,
+             " ".join(test_pythons)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _allowed(recipe: Recipe, tag: str) -> bool:

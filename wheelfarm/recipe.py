@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +89,24 @@ class Recipe:
         return self.name
 
     def digest(self) -> str:
-        """Hash of every setting that can change the built wheel (not the file's location)."""
-        data = asdict(self)
-        data.pop("path")
+        """Hash of every setting that can change the built wheel (not the file's location).
+
+        Computed once per recipe object: a plan asks for it for every job, and a
+        path source's identity hashes its whole tree.
+        """
+        cached = self.__dict__.get("_digest")
+        if cached is not None:
+            return str(cached)
         # How often to try is scheduling, not an input of the wheel.
-        data.pop("max_attempts")
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                                if f.name not in ("path", "max_attempts")}
+        data["test"] = asdict(self.test)
         data["source"] = self.source.identity()
         data["targets"] = [t.name for t in self.targets] if self.targets else None
         blob = json.dumps(data, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()
+        digest = hashlib.sha256(blob).hexdigest()
+        self.__dict__["_digest"] = digest  # a frozen dataclass still has a __dict__
+        return digest
 
 
 def load(path: Path) -> Recipe:

@@ -10,7 +10,9 @@ canonical zip.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import os
 import time
 import zipfile
@@ -121,9 +123,12 @@ def normalize_wheel(wheel: Path, epoch: int) -> None:
              if i.filename != record_name}
     stamp = time.gmtime(max(epoch, ZIP_EPOCH))[:6]
     names = sorted(files, key=lambda n: _order(n, dist_info))
-    record_lines = [f"{n},{_record_hash(files[n][0])},{len(files[n][0])}" for n in names]
-    record_lines.append(f"{record_name},,")
-    record = ("\n".join(record_lines) + "\n").encode()
+    # RECORD is CSV: a member name with a comma or quote must be quoted.
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerows([n, _record_hash(files[n][0]), len(files[n][0])] for n in names)
+    writer.writerow([record_name, "", ""])
+    record = rows.getvalue().encode()
     tmp = wheel.with_name(wheel.name + ".normalizing")
     try:
         with zipfile.ZipFile(tmp, "w") as out:

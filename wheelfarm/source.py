@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
+
 from packaging.utils import (
     InvalidSdistFilename,
     canonicalize_name,
@@ -34,21 +36,13 @@ from packaging.version import InvalidVersion, Version
 
 from . import __version__, proc
 from .archive import safe_extract, sha256_file
+from .defaults import DEFAULT_INDEX_URL
 from .errors import CommandError, ConfigError, SourceError
 from .locks import file_lock
 
 __all__ = ["DEFAULT_INDEX_URL", "SourceSpec", "fetch", "safe_extract", "sha256_file"]
 
 
-
-def _pip_default_index() -> str:
-    # pip's own default, so the farm reads from the same public index pip does.
-    from pip._internal.models.index import PyPI
-
-    return PyPI.simple_url.rstrip("/") + "/"
-
-
-DEFAULT_INDEX_URL = _pip_default_index()
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 GIT_TIMEOUT = 1800.0
 _CHUNK = 1 << 16
@@ -214,6 +208,8 @@ def _ssl_context() -> ssl.SSLContext:
 
 def _http_client() -> httpx.Client:
     """The one place HTTP clients are made (tests substitute a mock transport here)."""
+    import httpx  # on first download: planning, and builds from paths, never need it
+
     return httpx.Client(
         verify=_ssl_context(),
         timeout=httpx.Timeout(60.0, connect=20.0),
@@ -231,6 +227,8 @@ def _url_filename(url: str) -> str:
 @contextlib.contextmanager
 def _http_errors(url: str, what: str = "download") -> Iterator[None]:
     """Turn httpx's exception zoo into one clear line."""
+    import httpx
+
     try:
         yield
     except httpx.HTTPStatusError as exc:

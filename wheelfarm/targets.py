@@ -7,6 +7,7 @@ and Ubuntu releases a wheel runs on.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import platform
 import re
@@ -73,6 +74,7 @@ def host_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 
 
+@functools.cache
 def host_glibc() -> tuple[int, int] | None:
     try:
         version = os.confstr("CS_GNU_LIBC_VERSION") or ""

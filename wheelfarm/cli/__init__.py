@@ -16,18 +16,38 @@ from .. import __version__
 from ..errors import WheelfarmError
 from .ui import err
 
-MODULES = ("build", "reproduce", "ci", "farm", "publish")
+# module -> the commands it defines. Modules load only when one of their
+# commands runs: a CI step that plans should not pay for importing the
+# controller's database layer or the publisher's S3 client.
+MODULES: dict[str, tuple[str, ...]] = {
+    "build": ("build",),
+    "reproduce": ("lock", "rebuild"),
+    "ci": ("plan", "merge"),
+    "farm": ("controller", "worker", "submit", "status", "retry", "cancel", "logs", "token"),
+    "publish": ("publish", "rollback", "history", "yank", "unyank", "refresh", "verify",
+                "serve"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for names in MODULES.values() for name in names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module, names in MODULES.items():
+            if cmd_name in names:
+                loaded = importlib.import_module(f"{__name__}.{module}")
+                for command in loaded.COMMANDS:
+                    if command.name == cmd_name:
+                        found: click.Command = command
+                        return found
+        return None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wheelfarm")
 def cli() -> None:
     """wheelfarm: build, repair, test and index binary Python wheels."""
-
-
-for _name in MODULES:
-    for _command in importlib.import_module(f"{__name__}.{_name}").COMMANDS:
-        cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,8 +16,6 @@ from .. import config as farm_config
 from .. import executors, lock, matrix, plan, recipe
 from ..errors import ConfigError
 from ..pipeline import STEPS, JobResult, Pipeline
-from ..pythons import parse_tag
-from ..targets import parse_target
 from . import ci_output
 from .ui import err, out
 
@@ -48,7 +46,7 @@ from .ui import err, out
 @click.option("--json", "json_report", metavar="PATH",
               help="Write a JSON report of every job to PATH ('-': standard output).")
 @click.option("--no-normalize", is_flag=True, hidden=True,
-              help="Skip the deterministic rewrite (for measuring its cost).")
+              help="Skip the deterministic rewrite and provenance (to measure their cost).")
 def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           pythons: tuple[str, ...], executor: str | None, jobs: int | None,
           farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
@@ -61,7 +59,7 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     a job failed, 2 on bad input.
     """
     config = farm_config.load(farm_dir.resolve())
-    selection = selection_of(targets, pythons, executor, locked)
+    selection = plan.Selection.parse(targets, pythons, executor, locked)
     recipes = recipe.discover(list(paths))
     planned = plan.plan_recipes(recipes, config, selection)
     job_list = planned.jobs
@@ -87,16 +85,6 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
         raise SystemExit(1)
 
 
-def selection_of(targets: Sequence[str], pythons: Sequence[str], executor: str | None,
-                 locked: bool = False) -> plan.Selection:
-    for tag in pythons:
-        _option("--python", parse_tag, tag)
-    return plan.Selection(
-        targets=tuple(_option("--target", parse_target, t) for t in targets),
-        pythons=tuple(pythons), executor=executor, locked=locked,
-    )
-
-
 def _warn_unlocked(recipes: Sequence[recipe.Recipe], locked: bool) -> None:
     if locked:
         return
@@ -104,13 +92,6 @@ def _warn_unlocked(recipes: Sequence[recipe.Recipe], locked: bool) -> None:
     if missing:
         err.print(f"warning: no lock file for {', '.join(missing)}; build requirements are "
                   "resolved afresh (run 'wheelfarm lock' to pin them)")
-
-
-def _option(flag: str, parse, value: str):  # type: ignore[no-untyped-def]
-    try:
-        return parse(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{flag} {value}: {exc}") from None
 
 
 class _progress:

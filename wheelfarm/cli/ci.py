@@ -11,12 +11,11 @@ from pathlib import Path
 import click
 
 from .. import config as farm_config
-from .. import index, matrix, plan, recipe
+from .. import index, matrix, plan, provenance, recipe
 from ..archive import sha256_file
 from ..cache import ArtifactCache
 from ..errors import WheelfarmError
-from ..state.report import document, job_json
-from .build import selection_of
+from ..jobjson import document, job_json
 from .ui import err, out
 
 
@@ -36,11 +35,13 @@ class MergeConflict(WheelfarmError):
 @click.option("--executor", help="Override the executor chosen per target.")
 @click.option("--out", "out", default="dist", show_default=True,
               help="Output directory the generated GitLab jobs build into.")
+@click.option("--publish-to", metavar="URL",
+              help="gitlab: end the child pipeline with a merge and a publish to URL.")
 @click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("."), help="Farm directory (wheelfarm.toml, .wheelfarm/).")
 def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_all: bool,
                  targets: tuple[str, ...], pythons: tuple[str, ...], executor: str | None,
-                 out: str, farm_dir: Path) -> None:
+                 out: str, publish_to: str | None, farm_dir: Path) -> None:
     """Print the jobs still to build: JSON, a GitHub matrix, or a GitLab child pipeline.
 
     A job whose content key this farm already built is cached and left out
@@ -49,7 +50,7 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     """
     config = farm_config.load(farm_dir.resolve())
     recipes = recipe.discover(list(paths))
-    planned = plan.plan_recipes(recipes, config, selection_of(targets, pythons, executor))
+    planned = plan.plan_recipes(recipes, config, plan.Selection.parse(targets, pythons, executor))
     cache = ArtifactCache(config.state_dir)
     cached = cache.known(j.key for j in planned.jobs)
     if fmt == "json":
@@ -75,7 +76,7 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     else:
         args = [str(p) for p in paths]
         args += [f"--target={t}" for t in targets] + [f"--python={p}" for p in pythons]
-        _print(matrix.gitlab_pipeline(entries, args, out).rstrip("\n"))
+        _print(matrix.gitlab_pipeline(entries, args, out, publish_to).rstrip("\n"))
     todo = sum(1 for j in planned.jobs if j.key not in cached)
     err.print(f"{todo} of {len(planned.jobs)} jobs to build in {len(entries)} matrix entries")
 
@@ -85,11 +86,15 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
                 type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Directory to merge into (wheels, provenance and a simple/ index).")
-def merge(inputs: tuple[Path, ...], out_dir: Path) -> None:
+@click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("."), help="Farm whose artifact cache records the merged wheels.")
+def merge(inputs: tuple[Path, ...], out_dir: Path, farm_dir: Path) -> None:
     """Combine the wheelhouses of several matrix jobs into one index.
 
     Two different files with the same name are refused (exit 1) before
-    anything is copied; the same bytes twice are merged once.
+    anything is copied; the same bytes twice are merged once. Each wheel with
+    provenance is recorded in the farm's artifact cache under its job key, so
+    a later plan in this farm finds it cached.
     """
     chosen: dict[str, Path] = {}
     for directory in inputs:
@@ -104,6 +109,10 @@ def merge(inputs: tuple[Path, ...], out_dir: Path) -> None:
             shutil.copyfile(path, tmp)
             tmp.replace(out_dir / name)
     projects = index.write_simple_index(out_dir)
+    cache = ArtifactCache(farm_config.load(farm_dir.resolve()).state_dir)
+    for name in chosen:
+        if name.endswith(".whl"):
+            _record(cache, out_dir / name)
     wheels = sum(1 for n in chosen if n.endswith(".whl"))
     out.print(f"merged {wheels} wheels from {len(inputs)} directories into {out_dir} "
               f"({len(projects)} projects)")
@@ -120,6 +129,23 @@ def merge_candidate(chosen: dict[str, Path], path: Path, out_dir: Path) -> None:
     if sha256_file(existing) != sha256_file(path):
         raise MergeConflict(f"{path.name}: {existing} and {path} differ; "
                             "a rebuild needs a new build number ([build] number)")
+
+
+def _record(cache: ArtifactCache, wheel: Path) -> None:
+    statement = provenance.path_for(wheel)
+    if not statement.exists():
+        return
+    try:
+        data = provenance.read(statement)
+        key = data["predicate"]["buildDefinition"]["internalParameters"]["jobKey"]
+        recorded = data["subject"][0]["digest"]["sha256"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        err.print(f"warning: {statement.name} is not a wheelfarm provenance statement")
+        return
+    if recorded != sha256_file(wheel):
+        raise MergeConflict(f"{wheel.name}: its provenance names other bytes "
+                            f"(sha256 {recorded})")
+    cache.store(str(key), wheel, statement)
 
 
 def _print(text: str) -> None:

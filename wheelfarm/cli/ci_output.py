@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from ..jobjson import document, job_json, when
 from ..pipeline import JobResult
-from ..state.report import document, job_json, when
 
 _STATE = {"ok": "succeeded", "cached": "cached", "failed": "failed"}
 

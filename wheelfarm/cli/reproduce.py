@@ -17,7 +17,6 @@ from ..executors import JobContext
 from ..pipeline import Pipeline
 from ..pythons import parse_tag
 from ..targets import parse_target
-from .build import selection_of
 from .ui import err, out
 
 
@@ -36,7 +35,7 @@ def lock_command(paths: tuple[Path, ...], pythons: tuple[str, ...], farm_dir: Pa
     hashes. Exit 1 if resolving fails, 2 on bad input.
     """
     config = farm_config.load(farm_dir.resolve())
-    selection = selection_of((), pythons, None)
+    selection = plan.Selection.parse((), pythons, None)
     host = executors.get("host", pythons_config=dict(config.python_paths))
     available = host.available_pythons()
     log_dir = config.state_dir / "logs"
@@ -90,7 +89,7 @@ def rebuild(artifact: Path, recipe_path: Path | None, farm_dir: Path) -> None:
         raise ConfigError(f"{r.path}: the recipe changed since {facts['wheel']} was built "
                           "(its settings hash differs)")
     config = farm_config.load(farm_dir.resolve())
-    selection = selection_of((facts["target"],), (facts["python"],), facts["executor"])
+    selection = plan.Selection.parse((facts["target"],), (facts["python"],), facts["executor"])
     planned = plan.plan_recipes([r], config, selection)
     out_dir = Path(tempfile.mkdtemp(prefix="rebuild-", dir=_mkdir(config.state_dir / "work")))
     try:

@@ -1,5 +1,5 @@
-"""The one JSON shape of a job, for ``status --json`` and every other command
-that prints jobs as JSON (a plan prints planned jobs in the same shape).
+"""Jobs of the queue in the one JSON shape (see :mod:`wheelfarm.jobjson`), for
+``status --json`` and every other command that prints jobs as JSON.
 
 ```
 {"schema": 1, "jobs": [{"key", "recipe", "target", "python", "state",
@@ -12,43 +12,23 @@ Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 
+from ..jobjson import SCHEMA, document, job_json, when
 from ..plan import Job
 from .queue import Queue
 from .schema import attempts, events, jobs
 
-SCHEMA = 1
-
-
-def when(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
-
-
-def job_json(key: str, recipe: str, target: str, python: str, state: str,
-             tries: Iterable[dict[str, Any]] = (),
-             artifact: tuple[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "key": key, "recipe": recipe, "target": target, "python": python, "state": state,
-        "attempts": list(tries),
-        "artifact": {"filename": artifact[0], "sha256": artifact[1]} if artifact else None,
-    }
+__all__ = ["SCHEMA", "document", "job_events", "job_json", "planned_job_json", "queue_jobs",
+           "when"]
 
 
 def planned_job_json(job: Job) -> dict[str, Any]:
     """A job of a plan, not (yet) in a queue: state ``planned``."""
     return job_json(job.key, job.recipe.name, job.target.name, job.python, "planned")
-
-
-def document(job_list: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "jobs": list(job_list)}
 
 
 def queue_jobs(queue: Queue, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,123 @@
+"""Benchmarks of reproducibility and planning.
+
+1. normalize: the cost of the deterministic rewrite + provenance as a
+   fraction of the whole job, on the fixture matrix, one run with and one
+   without them (plus the two steps timed directly);
+2. plan: `wheelfarm plan` over a synthetic farm of 1,000 recipes x 5 pythons
+   x 3 targets (15,000 jobs), everything cached.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .build import FIXTURES, recipe, wheelfarm_build
+from .common import WHEELFARM, clean, median, scratch, sh
+
+
+def normalize() -> dict[str, float]:
+    farm = scratch("normalize")
+    try:
+        pythons = ["cp39", "cp312"]
+        recipes = [recipe(farm, name, "native", pythons) for name in FIXTURES]
+        wheelfarm_build(farm, recipes, "--jobs", "2", "--no-cache")  # warm pip and envs
+        with_them, without = [], []
+        for _ in range(2):
+            without.append(wheelfarm_build(farm, recipes, "--jobs", "1", "--no-cache",
+                                           "--no-normalize"))
+            with_them.append(wheelfarm_build(farm, recipes, "--jobs", "1", "--no-cache"))
+        steps = _direct_cost(farm / "out")
+        w, wo = median(with_them), median(without)
+        return {"with_s": w, "without_s": wo, "fraction": (w - wo) / w,
+                "direct_s": steps, "direct_fraction": steps / w}
+    finally:
+        clean(farm)
+
+
+def _direct_cost(out: Path) -> float:
+    """normalize_wheel + a provenance statement for every wheel, timed in-process."""
+    from wheelfarm import provenance, reproducible
+
+    total = 0.0
+    for wheel in sorted(out.glob("*.whl")):
+        copy = wheel.with_name("copy-" + wheel.name)
+        copy.write_bytes(wheel.read_bytes())
+        start = time.perf_counter()
+        reproducible.normalize_wheel(copy, reproducible.ZIP_EPOCH)
+        facts = provenance.BuildFacts(
+            recipe_name="x", recipe_path="x.toml", recipe_digest="0" * 64,
+            source={"uri": "file:x", "digest": "tree=0"}, target="native", python="cp312",
+            test_pythons=["cp312"], executor="host", job_key="0" * 64,
+            source_date_epoch=reproducible.ZIP_EPOCH, network=True,
+            toolchain=provenance.host_toolchain(), build_requirements=[], locked=False,
+            started=datetime.now(UTC), finished=datetime.now(UTC))
+        provenance.write(copy, facts, copy.with_name(copy.name + provenance.SUFFIX))
+        total += time.perf_counter() - start
+    return total
+
+
+def _synthetic_farm(root: Path, recipes: int) -> Path:
+    folder = root / "recipes"
+    folder.mkdir(parents=True)
+    for i in range(recipes):
+        sha = f"{i:064x}"
+        (folder / f"p{i:04d}.toml").write_text(
+            f'[package]\nname = "p{i:04d}"\nversion = "1.0"\n'
+            f'[source]\npypi = true\nsha256 = "{sha}"\n'
+            '[build]\ntargets = ["manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "native"]\n'
+            'pythons = ["cp39", "cp310", "cp311", "cp312", "cp313"]\n')
+    return folder
+
+
+def plan(recipes: int = 1000) -> dict[str, float]:
+    """Plan time with every job cached; the baseline is the same command with
+    an empty cache (all 15,000 jobs to build) in the same run."""
+    farm = scratch("plan")
+    try:
+        folder = _synthetic_farm(farm, recipes)
+        empty = median([sh([*WHEELFARM, "plan", str(folder), "--farm", str(farm)], cwd=farm)
+                        for _ in range(3)])
+        jobs = _fill_cache(farm, folder)
+        cached = [sh([*WHEELFARM, "plan", str(folder), "--farm", str(farm)], cwd=farm)
+                  for _ in range(3)]
+        github = [sh([*WHEELFARM, "plan", str(folder), "--farm", str(farm), "--format",
+                      "github"], cwd=farm) for _ in range(3)]
+        startup = median([sh([sys.executable, "-c", "import wheelfarm.cli"])
+                           for _ in range(3)])
+        listed = json.loads(subprocess.run(
+            [*WHEELFARM, "plan", str(folder), "--farm", str(farm)], cwd=farm,
+            capture_output=True, text=True, check=True).stdout)["jobs"]
+        assert listed == [], "every job should be cached"
+        return {"jobs": float(jobs), "cached_plan_s": median(cached),
+                "github_plan_s": median(github), "uncached_plan_s": empty,
+                "import_s": startup}
+    finally:
+        clean(farm)
+
+
+def _fill_cache(farm: Path, folder: Path) -> int:
+    """Record an artifact for every planned key, as earlier builds would have."""
+    from wheelfarm import config
+    from wheelfarm import plan as planning
+    from wheelfarm import recipe as recipes
+    from wheelfarm.cache import ArtifactCache
+
+    farm_config = config.load(farm)
+    planned = planning.plan_recipes(recipes.discover([folder]), farm_config,
+                                    planning.Selection())
+    wheel = farm / "p-1.0-py3-none-any.whl"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("p-1.0.dist-info/METADATA", "Name: p\nVersion: 1.0\n")
+    wheel.write_bytes(buf.getvalue())
+    cache = ArtifactCache(farm_config.state_dir)
+    for job in planned.jobs:
+        cache.store(job.key, wheel, None)
+    return len(planned.jobs)
