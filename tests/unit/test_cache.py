@@ -1,0 +1,154 @@
+"""The content-addressed artifact cache (cache.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+from pathlib import Path
+
+from wheelfarm import provenance
+from wheelfarm.cache import ArtifactCache
+
+WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+
+
+def key(i: int) -> str:
+    return hashlib.sha256(f"job {i}".encode()).hexdigest()
+
+
+def make_wheel(directory: Path, content: bytes, name: str = WHEEL,
+               with_provenance: bool = True) -> tuple[Path, Path | None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = directory / name
+    wheel.write_bytes(content)
+    if not with_provenance:
+        return wheel, None
+    sidecar = provenance.path_for(wheel)
+    sidecar.write_text('{"statement": "' + content.hex() + '"}\n', encoding="utf-8")
+    return wheel, sidecar
+
+
+def blobs(cache: ArtifactCache) -> list[Path]:
+    root = cache.root / "blobs"
+    return sorted(root.iterdir()) if root.is_dir() else []
+
+
+def test_store_then_lookup(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    wheel, sidecar = make_wheel(tmp_path / "out", b"wheel bytes")
+    assert sidecar is not None
+    assert cache.lookup(key(1)) is None
+    cache.store(key(1), wheel, sidecar)
+    hit = cache.lookup(key(1))
+    assert hit is not None
+    digest = hashlib.sha256(b"wheel bytes").hexdigest()
+    assert (hit.key, hit.filename, hit.sha256) == (key(1), WHEEL, digest)
+    assert hit.wheel == tmp_path / "state" / "artifacts" / "blobs" / digest / WHEEL
+    assert hit.wheel.read_bytes() == b"wheel bytes"
+    assert hit.provenance is not None
+    assert hit.provenance.name == WHEEL + ".intoto.json"
+    assert hit.provenance.read_bytes() == sidecar.read_bytes()
+    # The cache holds copies: the build's output may go away.
+    shutil.rmtree(tmp_path / "out")
+    again = cache.lookup(key(1))
+    assert again is not None and again.wheel.read_bytes() == b"wheel bytes"
+    assert cache.lookup(key(2)) is None
+
+
+def test_store_without_provenance(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    wheel, _ = make_wheel(tmp_path / "out", b"bare", with_provenance=False)
+    cache.store(key(7), wheel, None)
+    hit = cache.lookup(key(7))
+    assert hit is not None and hit.provenance is None
+    assert hit.wheel.read_bytes() == b"bare"
+
+
+def test_known_is_exactly_the_stored_keys(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    keys = [key(i) for i in range(2000)]
+    stored = set(random.Random(4).sample(keys, 50))
+    wheel, sidecar = make_wheel(tmp_path / "out", b"one wheel")
+    for k in stored:
+        cache.store(k, wheel, sidecar)
+    assert cache.known(keys) == stored
+    assert cache.known(iter(keys)) == stored  # any iterable, read once
+    assert cache.known([]) == set()
+    assert cache.known(k for k in keys if k not in stored) == set()
+    # Keys this farm never planned, sharing a prefix with stored ones, are not known.
+    strangers = [s[:2] + "0" * 62 for s in stored]
+    assert cache.known(strangers) == set()
+
+
+def test_known_on_an_empty_cache(tmp_path: Path) -> None:
+    assert ArtifactCache(tmp_path / "nothing").known([key(1), key(2)]) == set()
+
+
+def test_record_without_blob_is_a_miss(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    wheel, sidecar = make_wheel(tmp_path / "out", b"gone soon")
+    cache.store(key(3), wheel, sidecar)
+    hit = cache.lookup(key(3))
+    assert hit is not None
+    shutil.rmtree(hit.wheel.parent)
+    assert cache.lookup(key(3)) is None
+
+
+def test_known_agrees_with_lookup_when_the_blob_is_gone(tmp_path: Path) -> None:
+    """``wheelfarm plan`` leaves out the jobs ``known()`` reports, and ``build``
+    rebuilds what ``lookup()`` misses: a key whose blob was removed must be
+    unknown to both, or the plan never schedules its rebuild."""
+    cache = ArtifactCache(tmp_path / "state")
+    wheel, sidecar = make_wheel(tmp_path / "out", b"gone soon")
+    cache.store(key(3), wheel, sidecar)
+    cache.store(key(4), *make_wheel(tmp_path / "out2", b"stays"))
+    hit = cache.lookup(key(3))
+    assert hit is not None
+    shutil.rmtree(hit.wheel.parent)
+    assert cache.known([key(3), key(4)]) == {key(4)}
+
+
+def test_corrupt_record_is_a_miss(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    cache.store(key(5), *make_wheel(tmp_path / "out", b"x"))
+    (record,) = (cache.root / "keys" / key(5)[:2]).glob(f"{key(5)}.*.json")
+    record.write_text("{not json", encoding="utf-8")
+    assert cache.lookup(key(5)) is None
+
+
+def test_same_wheel_under_two_keys_keeps_one_blob(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    wheel, sidecar = make_wheel(tmp_path / "a", b"identical")
+    cache.store(key(1), wheel, sidecar)
+    copy, copy_sidecar = make_wheel(tmp_path / "b", b"identical")
+    cache.store(key(2), copy, copy_sidecar)
+    digest = hashlib.sha256(b"identical").hexdigest()
+    assert [p.name for p in blobs(cache)] == [digest]
+    assert sorted(p.name for p in (cache.root / "blobs" / digest).iterdir()) == [
+        WHEEL, WHEEL + ".intoto.json"]
+    one, two = cache.lookup(key(1)), cache.lookup(key(2))
+    assert one is not None and two is not None
+    assert one.wheel == two.wheel
+    assert cache.known([key(1), key(2), key(3)]) == {key(1), key(2)}
+
+
+def test_different_wheels_get_their_own_blobs(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    cache.store(key(1), *make_wheel(tmp_path / "a", b"first"))
+    cache.store(key(2), *make_wheel(tmp_path / "b", b"second"))
+    assert {p.name for p in blobs(cache)} == {hashlib.sha256(b"first").hexdigest(),
+                                              hashlib.sha256(b"second").hexdigest()}
+    one, two = cache.lookup(key(1)), cache.lookup(key(2))
+    assert one is not None and one.wheel.read_bytes() == b"first"
+    assert two is not None and two.wheel.read_bytes() == b"second"
+
+
+def test_restoring_a_key_points_it_at_the_new_wheel(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "state")
+    cache.store(key(1), *make_wheel(tmp_path / "a", b"first"))
+    cache.store(key(1), *make_wheel(tmp_path / "b", b"second"))
+    hit = cache.lookup(key(1))
+    assert hit is not None and hit.wheel.read_bytes() == b"second"
+    leftovers = [p.name for p in (cache.root / "keys").rglob("*") if p.name.startswith(".")]
+    assert leftovers == []
