@@ -102,6 +102,7 @@ class Worker:
         self.name = options.name or default_name()
         self.stopping = threading.Event()
         self.handing_back = threading.Event()
+        self._exited = threading.Event()
         self._held: dict[int, Lease] = {}
         self._lost: set[int] = set()
         self._current: jobrun.Attempt | None = None
@@ -141,6 +142,7 @@ class Worker:
                     continue
                 self._run(lease)
         self.stopping.set()
+        self._exited.set()
         return self.done
 
     def _run(self, lease: Lease) -> None:
@@ -242,7 +244,9 @@ class Worker:
     # -- heartbeats and signals -----------------------------------------------------------------
 
     def _heartbeats(self) -> None:
-        while not self.stopping.is_set():
+        # Until the loop has ended, not merely until a stop was asked for: a
+        # job that is being finished after SIGTERM still needs its lease.
+        while not self._exited.is_set():
             with self._guard:
                 held = list(self._held.values())
             interval = 1.0
@@ -255,13 +259,12 @@ class Worker:
                     lost = []
                 for lease in lost:
                     with self._guard:
+                        if lease.job_id in self._lost:
+                            continue
                         self._lost.add(lease.job_id)
-                    current = self._current
-                    if current is not None and current.lease.job_id == lease.job_id:
-                        log.warning("%s: lost the lease of %s; stopping it", self.name,
-                                    lease.key[:12])
-                        jobrun.kill(current.dir)
-            self.stopping.wait(interval)
+                    log.warning("%s: lost the lease of %s", self.name, lease.key[:12])
+                    self._stop_current(lease.job_id)
+            self._exited.wait(interval)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -281,10 +284,24 @@ class Worker:
     def hand_back(self) -> None:
         """Stop the running job now; it goes back to the queue without counting."""
         self.stopping.set()
+        if self.handing_back.is_set():
+            return
         self.handing_back.set()
-        current = self._current
-        if current is not None:
-            jobrun.kill(current.dir)
+        self._stop_current(None)
+
+    def _stop_current(self, job_id: int | None) -> None:
+        """Kill the running job's process (only if it runs ``job_id``, when given)."""
+        def kill() -> None:
+            # The process may not have recorded its pid yet: keep trying
+            # until it is killed or the job is over.
+            while (current := self._current) is not None:
+                if job_id is not None and current.lease.job_id != job_id:
+                    return
+                if jobrun.kill(current.dir):
+                    return
+                time.sleep(0.1)
+
+        threading.Thread(target=kill, daemon=True, name="stop-job").start()
 
 
 class DirectBroker:

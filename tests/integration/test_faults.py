@@ -195,3 +195,35 @@ def test_a_hanging_job_is_killed_retried_then_failed(tmp_path: Path, state_url: 
         pid = int((attempt / "runner.pid").read_text())
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_sigterm_finishes_the_job_or_hands_it_back(tmp_path: Path, state_url: str) -> None:
+    farm = farm_dir(tmp_path / "farm", state_url, lease=5, retry_backoff=0.2)
+    queue = watch(state_url)
+    logs = tmp_path / "workers.log"
+    try:
+        # Without --grace: the running job is finished, then the worker exits.
+        assert cli("submit", "--probe", "1", "--seconds", "3", cwd=farm).returncode == 0
+        patient = spawn("worker", "--name", "patient", cwd=farm, log=logs)
+        wait_for(lambda: states(queue).get("running", 0) == 1, 60, "the job to start")
+        patient.send_signal(signal.SIGTERM)
+        assert patient.wait(timeout=60) == 0, logs.read_text()[-3000:]
+        assert states(queue) == {"succeeded": 1}
+        # With --grace 0.5: the job is handed back unfinished, without counting.
+        assert cli("submit", "--probe", "1", "--seconds", "30", "--max-attempts", "1",
+                   cwd=farm).returncode == 0
+        hasty = spawn("worker", "--name", "hasty", "--grace", "0.5", cwd=farm, log=logs)
+        wait_for(lambda: states(queue).get("running", 0) == 1, 60, "the job to start")
+        stopped = time.monotonic()
+        hasty.send_signal(signal.SIGTERM)
+        assert hasty.wait(timeout=60) == 0, logs.read_text()[-3000:]
+        assert time.monotonic() - stopped < 15
+        assert states(queue) == {"succeeded": 1, "pending": 1}
+    finally:
+        queue.engine.dispose()
+    doc = status(farm)
+    handed = doc["jobs"][1]
+    assert handed["state"] == "pending"
+    assert [(a["worker"], a["reason"]) for a in handed["attempts"]] == [
+        ("hasty", "the worker is stopping")]
+    assert [e["kind"] for e in doc["events"] if e["job"] == 2][-1] == "released"
