@@ -34,11 +34,14 @@ def recipe(farm: Path, name: str, target: str, pythons: list[str]) -> Path:
     return path
 
 
-def wheelfarm_build(farm: Path, recipes: list[Path], *extra: str) -> float:
+def wheelfarm_build(farm: Path, recipes: list[Path], *extra: str,
+                    cache: Path | None = None) -> float:
+    """One `wheelfarm build` (artifact cache off, so every job really builds)."""
     out = farm / "out"
     shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "WHEELFARM_CACHE_DIR": str(cache or farm / "toolchains")}
     return sh([*WHEELFARM, "build", *map(str, recipes), "--farm", str(farm),
-               "--out", str(out), *extra], cwd=farm)
+               "--out", str(out), "--no-cache", *extra], cwd=farm, env=env)
 
 
 def overhead(rounds: int = 3) -> dict[str, float]:
@@ -95,8 +98,8 @@ def zig() -> dict[str, dict[str, float]]:
     try:
         tag = ["cp312"]
         for name in ("fastadd", "cppvec"):
-            # A fresh farm dir has an empty zig cache: the first build pays for
-            # compiling zig's libc (and libc++) for the target.
+            # A fresh toolchain cache: the first build pays for compiling
+            # zig's libc (and libc++) for the target.
             cold_farm = farm / f"cold-{name}"
             cold_farm.mkdir()
             cold = wheelfarm_build(cold_farm, [recipe(cold_farm, name, "manylinux_2_17_x86_64",

