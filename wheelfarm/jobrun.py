@@ -16,11 +16,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import proc
 from .archive import sha256_file
 from .errors import WheelfarmError
 from .state.models import Artifact, Lease
@@ -68,7 +69,10 @@ def probe(attempt: Attempt, out: Path | None = None) -> Artifact:
     """
     seconds = float(attempt.lease.spec.get("seconds", 0))
     if seconds > 0:
-        time.sleep(seconds)
+        # A process of its own, as a build's compiler would be: a timeout
+        # or a cancellation must find and kill it.
+        with attempt.log.open("a", encoding="utf-8") as fh:
+            proc.run(["sleep", f"{seconds:g}"], log=fh, cwd=attempt.dir)
     out = out or attempt.out
     out.mkdir(parents=True, exist_ok=True)
     lease = attempt.lease
@@ -116,20 +120,54 @@ def build(attempt: Attempt) -> dict[str, Any]:
 
 def child_main(spec_path: Path) -> dict[str, Any]:
     """The child's side: run the attempt, add the pipeline's log to the attempt's
-    log, write ``result.json``; returns it too."""
+    log, write ``result.json``; returns it too.
+
+    The child enforces the job's timeout itself and kills every process the
+    job started (each command runs in a session of its own, so a process
+    group is not enough) on a timeout, on SIGTERM from its worker, and when
+    its worker disappears.
+    """
     attempt = Attempt.read_spec(spec_path)
     (attempt.dir / PID).write_text(str(os.getpid()))
-    _exit_with_parent()
+    finished = threading.Lock()
+
+    def give_up(doc: dict[str, Any], code: int) -> None:
+        if finished.acquire(blocking=False):
+            _write_result(attempt, doc)
+            kill_tree(os.getpid())
+            os._exit(code)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        give_up({"ok": False, "kind": "worker-error", "reason": "stopped by its worker"}, 143)
+
+    signal.signal(signal.SIGTERM, on_term)
+    timeout = attempt.lease.timeout
+    timer = threading.Timer(timeout, give_up, ({
+        "ok": False, "kind": "timeout", "reason": f"timed out after {timeout:g}s; killed"}, 124))
+    timer.daemon = True
+    timer.start()
+    _exit_with_parent(lambda: give_up(
+        {"ok": False, "kind": "worker-error", "reason": "its worker went away"}, 1))
     if attempt.find_links:
         # The hook through which a build environment installs the wheels of
         # the recipes it needs: pip reads PIP_FIND_LINKS for every install.
         os.environ["PIP_FIND_LINKS"] = " ".join(
             [*attempt.find_links, os.environ.get("PIP_FIND_LINKS", "")]).strip()
-    if attempt.lease.kind == "probe":
-        art = probe(attempt)
-        doc: dict[str, Any] = {"ok": True, "artifact": art.__dict__}
-    else:
-        doc = build(attempt)
+    try:
+        if attempt.lease.kind == "probe":
+            art = probe(attempt)
+            doc: dict[str, Any] = {"ok": True, "artifact": art.__dict__}
+        else:
+            doc = build(attempt)
+    except WheelfarmError as exc:
+        doc = {"ok": False, "kind": "worker-error", "reason": str(exc)}
+    if finished.acquire(blocking=False):
+        timer.cancel()
+        _write_result(attempt, doc)
+    return doc
+
+
+def _write_result(attempt: Attempt, doc: dict[str, Any]) -> None:
     pipeline_log = doc.get("pipeline_log")
     with attempt.log.open("a", encoding="utf-8") as fh:
         if pipeline_log and os.path.exists(pipeline_log):
@@ -139,7 +177,6 @@ def child_main(spec_path: Path) -> dict[str, Any]:
     tmp = attempt.dir / (RESULT + ".tmp")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, attempt.dir / RESULT)
-    return doc
 
 
 def read_result(directory: Path) -> Mapping[str, Any] | None:
@@ -151,16 +188,61 @@ def read_result(directory: Path) -> Mapping[str, Any] | None:
 
 
 def kill(directory: Path) -> bool:
-    """Kill the child of an attempt and everything it started; False if none runs."""
+    """Ask the child of an attempt to stop (it kills what it started and exits);
+    False if it has not started yet or is gone."""
     try:
         pid = int((directory / PID).read_text())
-        os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError):
         return False
     return True
 
 
-def _exit_with_parent() -> None:
+def kill_tree(root: int) -> None:
+    """SIGKILL every descendant of ``root`` (and their process groups), then ``root``'s group.
+
+    Descendants are found through /proc; where there is none (macOS) only
+    process groups are killed.
+    """
+    for _ in range(3):  # a process may fork while the first pass runs
+        found = _descendants(root)
+        for pid in found:
+            for kill_one in (os.killpg, os.kill):
+                try:
+                    kill_one(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if not found:
+            break
+    try:
+        os.killpg(os.getpgid(root), signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return []
+    for name in entries:
+        try:
+            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _exit_with_parent(on_exit: Callable[[], None]) -> None:
     parent = os.getppid()
 
     def watch() -> None:
@@ -169,8 +251,8 @@ def _exit_with_parent() -> None:
             if os.getppid() != parent:
                 # The worker died (SIGKILL, machine trouble): its lease will be
                 # reclaimed, so nothing this process produces may be delivered.
-                os.killpg(os.getpgrp(), signal.SIGKILL)
-                sys.exit(1)
+                on_exit()
+                return
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 

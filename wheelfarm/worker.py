@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .state.queue import Queue
 
 log = logging.getLogger(__name__)
+BACKSTOP = 30.0  # seconds past a job's timeout before its worker kills the job's process
 T = TypeVar("T")
 
 
@@ -199,9 +200,10 @@ class Worker:
         with attempt.log.open("a", encoding="utf-8") as fh:
             fh.write(f"# job {lease.key} attempt {lease.n} on {self.name}\n")
             try:
+                # The child keeps the job's timeout itself (and kills what the
+                # job started); this one is the backstop should the child hang.
                 proc.run([sys.executable, "-m", "wheelfarm.jobrun", str(spec)], log=fh,
-                         cwd=attempt.dir,
-                         timeout=lease.timeout, check=False)
+                         cwd=attempt.dir, timeout=lease.timeout + BACKSTOP, check=False)
             except CommandError as exc:
                 took = time.monotonic() - started
                 if exc.returncode is None:

@@ -174,7 +174,7 @@ def test_a_paused_worker_cannot_record_after_its_lease_was_reclaimed(
 
 def test_a_hanging_job_is_killed_retried_then_failed(tmp_path: Path, state_url: str) -> None:
     farm = farm_dir(tmp_path / "farm", state_url, lease=5, retry_backoff=0.2)
-    assert cli("submit", "--probe", "1", "--seconds", "3600", "--timeout", "1.5",
+    assert cli("submit", "--probe", "1", "--seconds", "3599", "--timeout", "1.5",
                "--max-attempts", "2", cwd=farm).returncode == 0
     logs = tmp_path / "workers.log"
     started = time.monotonic()
@@ -190,11 +190,26 @@ def test_a_hanging_job_is_killed_retried_then_failed(tmp_path: Path, state_url: 
     assert [a["reason"] for a in job["attempts"]] == ["timed out after 1.5s; killed"] * 2
     table = cli("status", cwd=farm).stdout
     assert "failed" in table and "timed out after 1.5s" in table
-    # The killed processes are gone: nothing sleeps on behind the worker's back.
+    # Everything the job started is gone (its `sleep` ran in a session of its
+    # own, as a compiler would): nothing runs on behind the worker's back.
     for attempt in (farm / ".wheelfarm" / "attempts").iterdir():
         pid = int((attempt / "runner.pid").read_text())
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    assert "+ sleep 3599" in cli("logs", job["key"][:12], cwd=farm).stdout
+    assert not _processes_running(b"sleep\x003599\x00")
+
+
+def _processes_running(cmdline: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == cmdline:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def test_sigterm_finishes_the_job_or_hands_it_back(tmp_path: Path, state_url: str) -> None:
