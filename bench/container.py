@@ -71,7 +71,7 @@ def _recipe(farm: Path, name: str, path: Path, check: str) -> Path:
     return recipe
 
 
-def _cibuildwheel(path: Path, check: str, out: Path) -> float:
+def _cibuildwheel(path: Path, check: str, out: Path, config: Path) -> float:
     # The image has no proxy CA and pip inside must reach PyPI: mount the host's
     # bundle and use the host's network, as cibuildwheel's container would need
     # on any machine behind such a proxy.
@@ -82,6 +82,9 @@ def _cibuildwheel(path: Path, check: str, out: Path) -> float:
                                  f"-v {ca}:/host-ca.crt:ro",
         "CIBW_MANYLINUX_X86_64_IMAGE": IMAGE,
         "CIBW_BUILD": "cp39-manylinux_x86_64",
+        # The local image has no `build` in /opt/python (cibuildwheel's default
+        # frontend expects it there): pip's frontend needs nothing extra.
+        "CIBW_BUILD_FRONTEND": "pip",
         "CIBW_ARCHS": "x86_64",
         "CIBW_ENVIRONMENT": "PIP_CERT=/host-ca.crt SSL_CERT_FILE=/host-ca.crt CIBUILDWHEEL=1",
         "CIBW_TEST_COMMAND": f'python -c "{check}"',
@@ -89,8 +92,13 @@ def _cibuildwheel(path: Path, check: str, out: Path) -> float:
     }
     env.pop("DOCKER_HOST", None)  # cibuildwheel drives the podman CLI itself
     start = time.perf_counter()
+    # Run from the project: cibuildwheel copies its working directory into the container.
     subprocess.run([str(Path(WHEELFARM[0]).with_name("cibuildwheel")), "--platform", "linux",
-                    "--output-dir", str(out), str(path)], check=True, env=env,
+                    # An empty config file: the sdists' own [tool.cibuildwheel] tables
+                    # hold their upstream CI's settings (markupsafe's even names an
+                    # option this cibuildwheel rejects); both tools get the same settings.
+                    "--config-file", str(config),
+                    "--output-dir", str(out), "."], check=True, env=env, cwd=path,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -99,12 +107,14 @@ def versus_cibuildwheel() -> dict[str, float]:
     root = scratch("container")
     try:
         projects = _projects(root)
+        config = root / "cibuildwheel.toml"
+        config.write_text("")
         cibw = 0.0
         per_project: dict[str, float] = {}
         for name, (path, check) in projects.items():
             copy = root / "cibw-src" / name
             shutil.copytree(path, copy)  # cibuildwheel may leave build files behind
-            seconds = _cibuildwheel(copy, check, root / "cibw-out")
+            seconds = _cibuildwheel(copy, check, root / "cibw-out", config)
             per_project[name] = seconds
             cibw += seconds
         cibw_wheels = len(list((root / "cibw-out").glob("*.whl")))
@@ -199,7 +209,8 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
         "(`localhost/wheelfarm-bullseye:latest`) on podman with runc, each repaired",
         "to manylinux_2_31 and import-tested. cibuildwheel: one run per project",
         "(`CIBW_CONTAINER_ENGINE='podman; create_args: --runtime=runc …'`,",
-        "`CIBW_MANYLINUX_X86_64_IMAGE`, `CIBW_BUILD=cp39-manylinux_x86_64`).",
+        "`CIBW_MANYLINUX_X86_64_IMAGE`, `CIBW_BUILD=cp39-manylinux_x86_64`,",
+        "`CIBW_BUILD_FRONTEND=pip`, the host's CA bundle and network for its pip).",
         "wheelfarm: `build --executor container --jobs 2`; cold = fresh farm",
         "(requirements downloaded, environments made), warm = the same farm again.",
         "Goal: ≤ 0.6x cibuildwheel's time on 2 cores.",

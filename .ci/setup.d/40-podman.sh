@@ -27,7 +27,6 @@ for _ in $(seq 1 100); do
 done
 [ -S "$WHEELFARM_PODMAN_DIR/podman.sock" ] || { cat "$WHEELFARM_PODMAN_DIR/service.log"; exit 1; }
 export DOCKER_HOST="unix://$WHEELFARM_PODMAN_DIR/podman.sock"
-export WHEELFARM_TEST_ENGINE="$DOCKER_HOST"
 
 # Once per machine: the rootfs tarball is kept in /var/cache/wheelfarm and
 # the image in podman's storage; the script returns at once when both exist.

@@ -98,8 +98,9 @@ def built(client: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     farm = tmp_path_factory.mktemp("container-farm")
     recipes = [from_repo_recipe(farm, f"{n}.toml") for n in ("fastadd", "cppvec", "rustsum")]
     out = farm / "wheelhouse"
+    # --no-cache: build for real even when an earlier run left these wheels in the cache.
     result = run(farm, *recipes, "--out", out, "--executor", "container", "--jobs", "2",
-                 timeout=1200)
+                 "--no-cache", timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     return farm, out
 
@@ -122,7 +123,7 @@ def test_the_job_ran_in_a_container_without_network(built: tuple[Path, Path]) ->
     assert "network: disabled" in log
     assert re.search(r"container wheelfarm-\w+ removed", log)
     # The build ran the image's compiler and Python, and requirements came from the wheelhouse.
-    assert "+ /opt/python/cp39-cp39/bin/python -m venv" in log
+    assert "+ /opt/python/cp39-cp39/bin/python -m venv --without-pip" in log
     assert "--no-index --find-links" in log
     assert "auditwheel repair" in log
 
@@ -203,7 +204,7 @@ def test_a_killed_farm_leaves_a_container_the_next_run_reaps(client: Any, tmp_pa
     # The farm process is gone without cleaning up: its container is still there.
     assert mine[0].name in farm_containers(client)
     quick = recipe(tmp_path, "quick", source="fastadd")
-    result = run(tmp_path, quick, "--out", tmp_path / "out")
+    result = run(tmp_path, quick, "--out", tmp_path / "out", "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
     assert mine[0].name not in farm_containers(client)
     log = next((tmp_path / ".wheelfarm" / "logs").rglob("quick-*.log")).read_text()
