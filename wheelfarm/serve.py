@@ -30,13 +30,16 @@ _ALIASES = {
     HTML: HTML, "application/vnd.pypi.simple.latest+html": HTML,
     TEXT_HTML: TEXT_HTML,
 }
-_PREFERENCE = (JSON, HTML, TEXT_HTML)  # the server's order when the client's q ties
+# The server's order when the client's q ties: the JSON API for a client that names it,
+# plain HTML for one that sends only wildcards (curl, browsers, old tools).
+_PREFERENCE = (JSON, HTML, TEXT_HTML)
+_WILDCARD_PREFERENCE = (TEXT_HTML, HTML, JSON)
 
 
 def negotiate(accept: str | None) -> str | None:
     """The media type to answer a directory request with; None means 406.
 
-    No Accept header means text/html, as PEP 691 advises for old clients.
+    No Accept header, or only wildcards, means text/html, which every client reads.
     """
     if not accept or not accept.strip():
         return TEXT_HTML
@@ -62,8 +65,9 @@ def negotiate(accept: str | None) -> str | None:
                 continue
             if specificity >= quality.get(offer, (-1, 0.0))[0]:
                 quality[offer] = (specificity, q)
-    ranked = [(q, -_PREFERENCE.index(offer), offer) for offer, (_s, q) in quality.items() if q > 0]
-    return max(ranked)[2] if ranked else None
+    ranked = [(q, specificity, -(_PREFERENCE if specificity == 2 else _WILDCARD_PREFERENCE)
+                .index(offer), offer) for offer, (specificity, q) in quality.items() if q > 0]
+    return max(ranked)[3] if ranked else None
 
 
 def make_app(root: Path) -> Starlette:
