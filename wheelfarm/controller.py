@@ -100,6 +100,8 @@ class Controller:
             self._route("/heartbeat", self._heartbeat, ["POST"]),
             self._route("/start", self._start, ["POST"]),
             self._route("/finish", self._finish, ["POST"]),
+            self._route("/start_many", self._start_many, ["POST"]),
+            self._route("/finish_many", self._finish_many, ["POST"]),
             self._route("/release", self._release, ["POST"]),
             self._route("/outstanding", self._outstanding, ["POST"]),
             self._route("/upload/{job_id:int}/{n:int}/{filename}", self._upload, ["PUT"]),
@@ -138,18 +140,40 @@ class Controller:
         state = await run_in_threadpool(self._record, lease, outcome)
         return JSONResponse({"state": str(state)})
 
+    async def _start_many(self, request: Request, name: str) -> Response:
+        leases = [_own(d, name) for d in (await request.json())["leases"]]
+        lost = await run_in_threadpool(self.queue.start_many, leases)
+        return JSONResponse({"lost": [lease.job_id for lease in lost]})
+
+    async def _finish_many(self, request: Request, name: str) -> Response:
+        reports = [(_own(r["lease"], name), Outcome.from_dict(r["outcome"]))
+                   for r in (await request.json())["reports"]]
+        states = await run_in_threadpool(self._record_many, reports)
+        return JSONResponse({"states": states})
+
     def _record(self, lease: Lease, outcome: Outcome) -> str:
-        art = outcome.artifact
-        if outcome.ok and art is not None and lease.kind == "build":
-            # Only bytes the controller holds and has hashed itself are recorded.
-            path = self._upload_dir(lease) / art.filename
-            if not path.is_file() or sha256_file(path) != art.sha256:
-                raise WheelfarmError(f"{art.filename}: upload it before reporting success")
-            outcome = replace(outcome, artifact=replace(art, location=str(path)))
-        state = self.queue.finish(lease, outcome)
-        if outcome.ok and outcome.artifact is not None and lease.kind == "build":
-            self._publish(Path(outcome.artifact.location))
-        return str(state)
+        [state] = self._record_many([(lease, outcome)])
+        if state is None:
+            raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
+        return state
+
+    def _record_many(self, reports: list[tuple[Lease, Outcome]]) -> list[str | None]:
+        checked = []
+        for lease, outcome in reports:
+            art = outcome.artifact
+            if outcome.ok and art is not None and lease.kind == "build":
+                # Only bytes the controller holds and has hashed itself are recorded.
+                path = self._upload_dir(lease) / art.filename
+                if not path.is_file() or sha256_file(path) != art.sha256:
+                    raise WheelfarmError(f"{art.filename}: upload it before reporting success")
+                outcome = replace(outcome, artifact=replace(art, location=str(path)))
+            checked.append((lease, outcome))
+        states = self.queue.finish_many(checked)
+        for (lease, outcome), state in zip(checked, states, strict=True):
+            if state is not None and outcome.ok and outcome.artifact is not None \
+                    and lease.kind == "build":
+                self._publish(Path(outcome.artifact.location))
+        return [str(state) if state is not None else None for state in states]
 
     def _publish(self, wheel: Path) -> None:
         self.wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -200,15 +224,19 @@ class Controller:
 
     async def _artifact(self, request: Request, name: str) -> Response:
         key = request.path_params["key"]
-        with self.queue.engine.begin() as conn:
-            row = conn.execute(select(jobs.c.artifact_location).where(
-                jobs.c.key == key, jobs.c.state == "succeeded")).first()
-        if row is None or not row.artifact_location:
+        location = await run_in_threadpool(self._artifact_location, key)
+        if location is None:
             return JSONResponse({"error": f"no artifact for job {key}"}, 404)
-        path = Path(row.artifact_location).resolve()
+        path = Path(location).resolve()
         if not path.is_relative_to(self.farm.resolve()) or not path.is_file():
             return JSONResponse({"error": f"the artifact of job {key} is not here"}, 404)
         return FileResponse(path, filename=path.name)
+
+    def _artifact_location(self, key: str) -> str | None:
+        with self.queue.engine.begin() as conn:
+            found = conn.execute(select(jobs.c.artifact_location).where(
+                jobs.c.key == key, jobs.c.state == "succeeded")).scalar()
+        return str(found) if found else None
 
     async def _status(self, request: Request, name: str) -> Response:
         found = await run_in_threadpool(report.queue_jobs, self.queue)

@@ -78,6 +78,16 @@ class HttpBroker:
     def start(self, lease: Lease) -> None:
         self._call("POST", "/start", json={"lease": lease.to_dict()})
 
+    def start_many(self, leases: Sequence[Lease]) -> list[Lease]:
+        body = self._call("POST", "/start_many", json={"leases": [x.to_dict() for x in leases]})
+        lost = set(body["lost"])
+        return [x for x in leases if x.job_id in lost]
+
+    def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[Any]:
+        body = self._call("POST", "/finish_many", json={"reports": [
+            {"lease": x.to_dict(), "outcome": o.to_dict()} for x, o in reports]})
+        return list(body["states"])
+
     def finish(self, lease: Lease, outcome: Outcome) -> Any:
         body = self._call("POST", "/finish", json={"lease": lease.to_dict(),
                                                    "outcome": outcome.to_dict()})

@@ -51,8 +51,16 @@ class Broker(Protocol):
 
     def start(self, lease: Lease) -> None: ...
 
+    def start_many(self, leases: Sequence[Lease]) -> list[Lease]:
+        """Start several at once; returns the lost ones."""
+        ...
+
     def finish(self, lease: Lease, outcome: Outcome) -> Any:
         """Record the outcome; LeaseLost if the lease is gone."""
+        ...
+
+    def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[Any]:
+        """Record several outcomes; None for each refused one."""
         ...
 
     def release(self, lease: Lease, reason: str) -> None: ...
@@ -137,7 +145,12 @@ class Worker:
             idle = 0.05
             with self._guard:
                 self._held.update({lease.job_id: lease for lease in leases})
+            instant = [x for x in leases if _instant(x)]
+            if instant:
+                self._run_instant(instant)
             for lease in leases:
+                if _instant(lease):
+                    continue
                 if self.stopping.is_set():
                     self._release(lease, "the worker is stopping")
                     continue
@@ -177,6 +190,33 @@ class Worker:
                 self._lost.discard(lease.job_id)
             self._current = None
 
+    def _run_instant(self, leases: list[Lease]) -> None:
+        """Jobs with nothing to wait for (zero-second probes): started, run and
+        reported together, one transaction (or request) each way."""
+        try:
+            lost = {x.job_id for x in self.broker.start_many(leases)}
+            reports = []
+            for lease in leases:
+                if lease.job_id in lost:
+                    continue
+                started = time.monotonic()
+                art = jobrun.probe(self._attempt(lease), self.farm / ".wheelfarm" / "probes")
+                reports.append((lease, Outcome(ok=True, duration=time.monotonic() - started,
+                                               artifact=art)))
+            states = self.broker.finish_many(reports) if reports else []
+            self.done += sum(1 for state in states if state is not None)
+            refused = len(leases) - sum(1 for state in states if state is not None)
+            if refused:
+                log.warning("%s: %d result(s) not recorded: leases lost", self.name, refused)
+        except ConfigError:
+            raise
+        except WheelfarmError as exc:
+            log.error("%s: cannot report %d job(s): %s", self.name, len(leases), exc)
+        finally:
+            with self._guard:
+                for lease in leases:
+                    self._held.pop(lease.job_id, None)
+
     def _attempt(self, lease: Lease) -> jobrun.Attempt:
         state = self.farm / ".wheelfarm"
         stem = f"{lease.key[:16]}-{lease.n}"
@@ -186,12 +226,6 @@ class Worker:
     def _execute(self, attempt: jobrun.Attempt) -> Outcome:
         lease = attempt.lease
         started = time.monotonic()
-        if lease.kind == "probe" and not float(lease.spec.get("seconds", 0)):
-            # Nothing to wait for or kill: no child process (and no directory
-            # of its own), so that a probe measures the queue, not the OS.
-            art = jobrun.probe(attempt, self.farm / ".wheelfarm" / "probes")
-            return Outcome(ok=True, duration=time.monotonic() - started, artifact=art,
-                           log=None)
         attempt = replace(attempt, find_links=tuple(
             self.broker.needs(lease, attempt.dir / "needs")) if lease.spec.get("needs") else ())
         spec = attempt.write_spec()
@@ -261,7 +295,8 @@ class Worker:
                     lost = []
                 for lease in lost:
                     with self._guard:
-                        if lease.job_id in self._lost:
+                        # A job reported meanwhile is not lost, merely done.
+                        if lease.job_id in self._lost or lease.job_id not in self._held:
                             continue
                         self._lost.add(lease.job_id)
                     log.warning("%s: lost the lease of %s", self.name, lease.key[:12])
@@ -306,6 +341,12 @@ class Worker:
         threading.Thread(target=kill, daemon=True, name="stop-job").start()
 
 
+def _instant(lease: Lease) -> bool:
+    # Nothing to wait for or kill: no child process (and no directory of its
+    # own), so that such a probe measures the queue, not the OS.
+    return lease.kind == "probe" and not float(lease.spec.get("seconds", 0))
+
+
 class DirectBroker:
     """A worker on a machine that reaches the farm's database (and its files).
 
@@ -337,8 +378,14 @@ class DirectBroker:
     def start(self, lease: Lease) -> None:
         self._call(self.queue.start, lease)
 
+    def start_many(self, leases: Sequence[Lease]) -> list[Lease]:
+        return self._call(self.queue.start_many, leases)
+
     def finish(self, lease: Lease, outcome: Outcome) -> Any:
         return self._call(self.queue.finish, lease, outcome)
+
+    def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[Any]:
+        return self._call(self.queue.finish_many, reports)
 
     def release(self, lease: Lease, reason: str) -> None:
         self._call(self.queue.release, lease, reason)

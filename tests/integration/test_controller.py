@@ -136,8 +136,9 @@ def _project(root: Path, name: str, setup_py: str, requires: list[str]) -> None:
         (root / name / "__init__.py").write_text("VALUE = 'built by the farm'\n")
 
 
+@pytest.mark.parametrize("how", ["direct", "remote"])
 def test_a_recipe_with_needs_builds_after_its_dependency_and_uses_its_wheel(
-        tmp_path: Path) -> None:
+        tmp_path: Path, how: str) -> None:
     # A real build, once: the needs rule itself is tested on both databases
     # in test_queue_postgres.py / tests/unit/test_queue.py.
     require("gcc")
@@ -158,13 +159,25 @@ def test_a_recipe_with_needs_builds_after_its_dependency_and_uses_its_wheel(
     submitted = cli("submit", "recipes/", cwd=farm)
     assert submitted.returncode == 0, submitted.stderr
     logs = tmp_path / "workers.log"
-    workers = [spawn("worker", "--drain", "--name", f"w{i}", cwd=farm, log=logs)
-               for i in range(2)]
+    # A remote worker uploads its wheels and downloads the wheel it needs
+    # from the controller; a direct one finds it in the farm.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    controller = spawn("controller", "--port", str(port), cwd=farm, log=logs)
+    wait_until_up(url)
+    if how == "remote":
+        home = tmp_path / "remote"
+        home.mkdir()
+        token = cli("token", "remote", cwd=farm).stdout.strip()
+        workers = [spawn("worker", "--drain", "--controller", url, "--token", token,
+                         "--farm", home, cwd=home, log=logs)]
+    else:
+        workers = [spawn("worker", "--drain", "--name", "local", cwd=farm, log=logs)]
     try:
         for w in workers:
             assert w.wait(timeout=800) == 0, logs.read_text()[-3000:]
     finally:
-        for w in workers:
+        for w in [*workers, controller]:
             stop(w)
     doc = status(farm)
     by_recipe = {j["recipe"]: j for j in doc["jobs"]}
@@ -176,7 +189,9 @@ def test_a_recipe_with_needs_builds_after_its_dependency_and_uses_its_wheel(
         assert zf.read("wfneedsuser/__init__.py").decode() == "FROM_BASE = 'built by the farm'\n"
     assert (farm / "wheelhouse" / "simple" / "wfneedsuser" / "index.html").is_file()
     log_text = cli("logs", user["key"][:10], cwd=farm).stdout
-    assert "wfneedsbase" in log_text
+    assert f"# job {user['key']} attempt 1" in log_text and "wfneedsuser" in log_text
+    assert {a["worker"] for j in doc["jobs"] for a in j["attempts"]} == {
+        "remote" if how == "remote" else "local"}
 
 
 def test_a_needs_cycle_is_refused_before_anything_is_queued(tmp_path: Path) -> None:

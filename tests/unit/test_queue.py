@@ -313,3 +313,22 @@ def test_event_log_tells_the_story(queue: Queue, clock: Clock) -> None:
                      ("retrying", "w1"), ("leased", "w2"), ("started", "w2"),
                      ("succeeded", "w2")]
     json.dumps(state_report.job_events(queue))  # serializable as it is
+
+
+def test_batched_reports_accept_each_held_lease_and_refuse_the_rest(
+        queue: Queue, clock: Clock) -> None:
+    queue.submit([job(f"k{i}") for i in range(4)])
+    leases = queue.claim("w", LINUX, limit=4)
+    queue.cancel("k3")
+    assert queue.start_many(leases) == [leases[3]]
+    broken = Outcome(ok=False, duration=1, kind="timeout", reason="timed out")
+    states = queue.finish_many([(leases[0], ok("1" * 64)), (leases[1], broken),
+                                (leases[2], ok("2" * 64)), (leases[3], ok("3" * 64))])
+    assert states == [JobState.SUCCEEDED, JobState.PENDING, JobState.SUCCEEDED, None]
+    assert queue.finish_many([(leases[0], ok("4" * 64))]) == [None]
+    docs = {d["key"]: d for d in state_report.queue_jobs(queue)}
+    assert docs["k0"]["artifact"]["sha256"] == "1" * 64
+    assert docs["k2"]["artifact"]["sha256"] == "2" * 64
+    assert docs["k3"]["state"] == "cancelled" and docs["k3"]["artifact"] is None
+    assert kinds(queue).count("succeeded") == 2
+    assert kinds(queue).count("result-refused") == 2

@@ -205,10 +205,35 @@ class Queue:
         return lost
 
     def start(self, lease: Lease) -> None:
+        if self.start_many([lease]):
+            raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
+
+    def start_many(self, leases: Sequence[Lease]) -> list[Lease]:
+        """Mark leased jobs running, in one transaction; returns the leases found lost."""
+        if not leases:
+            return []
         now = self.clock()
         with self.engine.begin() as conn:
-            self._move(conn, sql.START, sql.lease_params(lease, now), lease)
-            _event(conn, now, "started", lease.job_id, lease.n, lease.worker)
+            started = self._held(conn, leases, now, S.RUNNING)
+            if started:
+                conn.execute(sql.START, [sql.lease_params(x, now) for x in started])
+                conn.execute(events.insert(), [
+                    {"at": now, "job_id": x.job_id, "n": x.n, "worker": x.worker,
+                     "kind": "started", "detail": None} for x in started])
+        ids = {x.job_id for x in started}
+        return [x for x in leases if x.job_id not in ids]
+
+    def _held(self, conn: Connection, leases: Sequence[Lease], now: float,
+              to: JobState) -> list[Lease]:
+        """Those of ``leases`` that still hold their job and may move it to ``to``,
+        locked for this transaction, so that one batched update moves exactly them."""
+        query = select(jobs.c.id, jobs.c.lease).where(
+            jobs.c.id.in_([x.job_id for x in leases]), jobs.c.lease_expires >= now,
+            jobs.c.state.in_(lifecycle.sources(to, ACTIVE)))
+        if self._pg:
+            query = query.with_for_update()
+        found = {(r.id, r.lease) for r in conn.execute(query)}
+        return [x for x in leases if (x.job_id, x.token) in found]
 
     def finish(self, lease: Lease, outcome: Outcome) -> JobState:
         """Record an attempt's outcome; returns the job's new state.
@@ -216,32 +241,60 @@ class Queue:
         Raises LeaseLost (after logging a ``result-refused`` event) when the
         lease is no longer this worker's.
         """
+        [state] = self.finish_many([(lease, outcome)])
+        if state is None:
+            raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
+        return state
+
+    def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[JobState | None]:
+        """Record several outcomes in one transaction; None for each refused one
+        (its lease is lost; a ``result-refused`` event says so)."""
         now = self.clock()
-        try:
-            with self.engine.begin() as conn:
+        states: dict[int, JobState | None] = {}
+        with self.engine.begin() as conn:
+            good = [(x, o) for x, o in reports if o.ok]
+            if good:
+                done = self._held(conn, [x for x, _ in good], now, S.SUCCEEDED)
+                ids = {x.job_id for x in done}
+                accepted = [(x, o) for x, o in good if x.job_id in ids]
+                if accepted:
+                    moved = conn.execute(sql.SUCCEED, [
+                        {**sql.lease_params(x, now),
+                         "b_filename": o.artifact.filename if o.artifact else None,
+                         "b_sha256": o.artifact.sha256 if o.artifact else None,
+                         "b_location": o.artifact.location if o.artifact else None}
+                        for x, o in accepted]).rowcount
+                    if moved != len(accepted):  # the rows are locked: this cannot happen
+                        raise RuntimeError(f"{moved} of {len(accepted)} results recorded")
+                    conn.execute(sql.CLOSE_ATTEMPT, [
+                        {"b_id": x.job_id, "b_n": x.n, "b_now": now, "b_outcome": "succeeded",
+                         "b_reason": None, "b_log": o.log, "b_duration": o.duration}
+                        for x, o in accepted])
+                    conn.execute(events.insert(), [
+                        {"at": now, "job_id": x.job_id, "n": x.n, "worker": x.worker,
+                         "kind": "succeeded", "detail": json.dumps({
+                             "artifact": o.artifact.filename if o.artifact else None,
+                             "sha256": o.artifact.sha256 if o.artifact else None})}
+                        for x, o in accepted])
+                states.update({x.job_id: S.SUCCEEDED for x in done})
+            for lease, outcome in reports:
                 if outcome.ok:
-                    art = outcome.artifact
-                    self._move(conn, sql.SUCCEED, {
-                        **sql.lease_params(lease, now),
-                        "b_filename": art.filename if art else None,
-                        "b_sha256": art.sha256 if art else None,
-                        "b_location": art.location if art else None}, lease)
-                    self._close(conn, lease, now, "succeeded", None, outcome)
-                    detail = {"artifact": art.filename if art else None,
-                              "sha256": art.sha256 if art else None}
-                    _event(conn, now, "succeeded", lease.job_id, lease.n, lease.worker, detail)
-                    return S.SUCCEEDED
+                    continue
                 row = conn.execute(select(jobs).where(sql.held()),
                                    sql.lease_params(lease, now)).first()
-                if row is None:
-                    raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
-                return self._failed(conn, row, lease.token, now, outcome.kind or "internal",
-                                    outcome.reason, "failed", outcome)
-        except LeaseLost as exc:
-            with self.engine.begin() as conn:
-                _event(conn, now, "result-refused", lease.job_id, lease.n, lease.worker,
-                       {"ok": outcome.ok, "why": str(exc)})
-            raise
+                try:
+                    if row is None:
+                        raise LeaseLost(lease.key)
+                    states[lease.job_id] = self._failed(
+                        conn, row, lease.token, now, outcome.kind or "internal",
+                        outcome.reason, "failed", outcome)
+                except LeaseLost:
+                    pass
+            for lease, outcome in reports:
+                if lease.job_id not in states:
+                    _event(conn, now, "result-refused", lease.job_id, lease.n, lease.worker,
+                           {"ok": outcome.ok, "why": "the lease is no longer held"})
+        return [states.get(x.job_id) for x, _ in reports]
 
     def release(self, lease: Lease, reason: str) -> None:
         """Hand a job back (the worker is stopping); this attempt does not count."""

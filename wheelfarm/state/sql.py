@@ -22,6 +22,11 @@ from .schema import attempts, events, job_needs, jobs
 S = JobState
 
 
+def state_in(states: Sequence[str]) -> ColumnElement[bool]:
+    """``state IN (...)`` as plain comparisons, which executemany() accepts."""
+    return or_(*(jobs.c.state == state for state in states))
+
+
 def held() -> ColumnElement[bool]:
     """The job is still this lease's: same token, not expired (``b_id``, ``b_lease``, ``b_now``)."""
     return and_(jobs.c.id == bindparam("b_id"), jobs.c.lease == bindparam("b_lease"),
@@ -29,20 +34,20 @@ def held() -> ColumnElement[bool]:
 
 
 LEASE = update(jobs).where(
-    jobs.c.id == bindparam("b_id"), jobs.c.state.in_(sources(S.LEASED))
+    jobs.c.id == bindparam("b_id"), state_in(sources(S.LEASED))
 ).values(state=S.LEASED.value, lease=bindparam("b_lease"), worker=bindparam("b_worker"),
          lease_expires=bindparam("b_expires"), attempts=bindparam("b_n"),
          updated=bindparam("b_now"))
-START = update(jobs).where(held(), jobs.c.state.in_(sources(S.RUNNING, ACTIVE))).values(
+START = update(jobs).where(held(), state_in(sources(S.RUNNING, ACTIVE))).values(
     state=S.RUNNING.value, updated=bindparam("b_now"))
-SUCCEED = update(jobs).where(held(), jobs.c.state.in_(sources(S.SUCCEEDED, ACTIVE))).values(
+SUCCEED = update(jobs).where(held(), state_in(sources(S.SUCCEEDED, ACTIVE))).values(
     state=S.SUCCEEDED.value, updated=bindparam("b_now"), reason=None,
     artifact_filename=bindparam("b_filename"), artifact_sha256=bindparam("b_sha256"),
     artifact_location=bindparam("b_location"))
-RELEASE = update(jobs).where(held(), jobs.c.state.in_(sources(S.PENDING, ACTIVE))).values(
+RELEASE = update(jobs).where(held(), state_in(sources(S.PENDING, ACTIVE))).values(
     state=S.PENDING.value, updated=bindparam("b_now"), lease=None, worker=None,
     lease_expires=None, not_before=bindparam("b_now"))
-HEARTBEAT = update(jobs).where(held(), jobs.c.state.in_([s.value for s in ACTIVE])).values(
+HEARTBEAT = update(jobs).where(held(), state_in([s.value for s in ACTIVE])).values(
     lease_expires=bindparam("b_expires"))
 CLOSE_ATTEMPT = update(attempts).where(
     attempts.c.job_id == bindparam("b_id"), attempts.c.n == bindparam("b_n")
