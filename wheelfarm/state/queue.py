@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from . import lifecycle, sql
 from .lifecycle import ACTIVE, JobState
 from .models import Capabilities, Lease, LeaseLost, NewJob, Outcome
+from .operators import Operations
 from .schema import attempts, events, job_needs, jobs, workers
 from .sql import event as _event
 
@@ -30,7 +31,7 @@ _WINDOW = 32  # candidates read per claim; the rest of the matching is done in P
 _RECLAIM_EVERY = 1.0  # seconds between automatic reclaim passes of one process
 
 
-class Queue:
+class Queue(Operations):
     """Domain operations on the state database; see :mod:`.lifecycle` for the states."""
 
     def __init__(self, engine: Engine, *, lease_seconds: float = 30.0, backoff: float = 10.0,
@@ -336,25 +337,8 @@ class Queue:
         _event(conn, now, "retrying" if decision.retry else "failed", row.id, row.attempts,
                row.worker, detail)
         if to is S.FAILED:
-            self._fail_dependents(conn, row, now)
+            sql.fail_dependents(conn, row, now)
         return to
-
-    def _fail_dependents(self, conn: Connection, row: Row[Any], now: float) -> None:
-        """Jobs waiting for this one's wheel can never run: fail them, transitively."""
-        waiting = conn.execute(select(jobs).where(
-            jobs.c.state == S.PENDING, jobs.c.target == row.target, jobs.c.python == row.python,
-            jobs.c.id.in_(select(job_needs.c.job_id).where(job_needs.c.recipe == row.recipe))
-        )).all()
-        for dep in waiting:
-            reason = (f"needs {row.recipe}, whose job {row.key[:12]} for {row.target} "
-                      f"{row.python} did not succeed")
-            moved = conn.execute(update(jobs).where(
-                jobs.c.id == dep.id,
-                jobs.c.state.in_(lifecycle.sources(S.FAILED, frozenset({S.PENDING})))
-            ).values(state=S.FAILED, reason=reason, updated=now)).rowcount
-            if moved:
-                _event(conn, now, "failed", dep.id, None, None, {"reason": reason})
-                self._fail_dependents(conn, dep, now)
 
     # -- keeping leases honest ---------------------------------------------------------------
 
@@ -373,63 +357,3 @@ class Queue:
                 self._failed(conn, row, row.lease, now, "lease-expired", why, "lost", None)
                 count += 1
         return count
-
-    # -- operators ---------------------------------------------------------------------------
-
-    def find(self, ref: str) -> Row[Any]:
-        """The job whose key is ``ref`` or starts with it; ConfigError if none or several."""
-        ref = ref.strip().lower()
-        if not ref:
-            raise ConfigError("give a job key or a prefix of one")
-        with self.engine.begin() as conn:
-            rows = conn.execute(select(jobs).where(
-                jobs.c.key.startswith(ref, autoescape=True)).limit(3)).all()
-        if not rows:
-            raise ConfigError(f"no job matches {ref!r}")
-        if len(rows) > 1:
-            keys = ", ".join(r.key[:16] for r in rows)
-            raise ConfigError(f"{ref!r} matches several jobs ({keys}, ...); give more of the key")
-        return rows[0]
-
-    def retry(self, ref: str) -> Row[Any]:
-        row = self.find(ref)
-        now = self.clock()
-        if row.state not in (S.FAILED, S.CANCELLED):
-            raise ConfigError(f"job {row.key[:12]} is {row.state}; only failed or cancelled "
-                              "jobs can be retried")
-        with self.engine.begin() as conn:
-            moved = conn.execute(update(jobs).where(
-                jobs.c.id == row.id, jobs.c.state.in_(lifecycle.sources(S.PENDING,
-                                                                        lifecycle.FINAL))
-            ).values(state=S.PENDING, failures=0, not_before=0.0, reason=None,
-                     updated=now)).rowcount
-            if not moved:
-                raise ConfigError(f"job {row.key[:12]} changed meanwhile; look again")
-            _event(conn, now, "retried", row.id)
-        return row
-
-    def cancel(self, ref: str) -> Row[Any]:
-        row = self.find(ref)
-        now = self.clock()
-        with self.engine.begin() as conn:
-            moved = conn.execute(update(jobs).where(
-                jobs.c.id == row.id, jobs.c.state.in_(lifecycle.sources(S.CANCELLED))
-            ).values(state=S.CANCELLED, lease=None, worker=None, lease_expires=None,
-                     reason="cancelled by an operator", updated=now)).rowcount
-            if not moved:
-                raise ConfigError(f"job {row.key[:12]} is {row.state}; it cannot be cancelled")
-            if row.state in (S.LEASED, S.RUNNING):
-                conn.execute(update(attempts).where(
-                    attempts.c.job_id == row.id, attempts.c.n == row.attempts
-                ).values(ended=now, outcome="cancelled", reason="cancelled by an operator"))
-            _event(conn, now, "cancelled", row.id, row.attempts if row.worker else None,
-                   row.worker)
-            self._fail_dependents(conn, row, now)
-        return row
-
-    def outstanding(self, caps: Capabilities) -> int:
-        """Jobs this worker could still get: pending, or active elsewhere (they may come back)."""
-        with self.engine.begin() as conn:
-            rows = conn.execute(select(jobs.c.pythons, jobs.c.image).where(
-                jobs.c.state.in_([S.PENDING, S.LEASED, S.RUNNING]), *sql.matches(caps))).all()
-        return sum(1 for r in rows if caps.runs(r.pythons.split(), r.image))

@@ -117,3 +117,22 @@ def event(conn: Connection, at: float, kind: str, job_id: int | None = None,
     conn.execute(events.insert(), {"at": at, "job_id": job_id, "n": n, "worker": worker,
                                    "kind": kind,
                                    "detail": json.dumps(detail) if detail else None})
+
+
+def fail_dependents(conn: Connection, row: Row[Any], now: float) -> None:
+    """Jobs waiting for this one's wheel can never run: fail them, transitively."""
+    waiting = conn.execute(select(jobs).where(
+        jobs.c.state == S.PENDING, jobs.c.target == row.target, jobs.c.python == row.python,
+        jobs.c.id.in_(select(job_needs.c.job_id).where(job_needs.c.recipe == row.recipe))
+    )).all()
+    for dep in waiting:
+        reason = (f"needs {row.recipe}, whose job {row.key[:12]} for {row.target} "
+                  f"{row.python} did not succeed")
+        moved = conn.execute(update(jobs).where(
+            jobs.c.id == dep.id,
+            jobs.c.state.in_(sources(S.FAILED, frozenset({S.PENDING})))
+        ).values(state=S.FAILED, reason=reason, updated=now)).rowcount
+        if moved:
+            event(conn, now, "failed", dep.id, None, None, {"reason": reason})
+            fail_dependents(conn, dep, now)
+
