@@ -202,7 +202,7 @@ def test_gitlab_child_pipeline_runs_a_build_per_entry(tmp_path: Path) -> None:
     assert len(builds) == 4
     for name, job in builds.items():
         entry = name.removeprefix("build:")
-        assert job["script"] == [f"wheelfarm build recipes/ --job {entry} --out dist/{entry}"]
+        assert job["script"] == [f"wheelfarm build recipes --job {entry} --out dist/{entry}"]
     assert pipeline["publish"]["needs"] == list(builds)
     assert "wheelfarm plan recipes/ --format gitlab" in (
         ROOT / "examples" / "gitlab-ci.yml").read_text()
