@@ -103,7 +103,8 @@ def build(attempt: Attempt) -> dict[str, Any]:
                 "reason": f"{loaded.path} is not the recipe that was submitted (its digest "
                           "differs); resubmit it"}
     try:
-        executor = executors.get(lease.executor, pythons_config=dict(config.python_paths))
+        executor = executors.get(lease.executor, pythons_config=dict(config.python_paths),
+                                 config=config)
     except WheelfarmError as exc:
         return {"ok": False, "kind": "worker-error", "reason": str(exc)}
     job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,

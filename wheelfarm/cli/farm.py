@@ -91,13 +91,8 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
             raise ConfigError("nothing to submit: give recipes, or --probe N")
         selection = plan.Selection(targets=chosen, pythons=pythons, executor=executor)
         recipes = recipe.discover(list(paths))
-        paths_config = dict(config.python_paths)
-        instances = {name: executors.get(name, pythons_config=paths_config)
-                     for name in sorted(plan.executor_names(recipes, config, selection))}
-        available = sorted({p for e in instances.values() for p in e.available_pythons()},
-                           key=parse_tag)
-        new = build_jobs(plan.make_plan(recipes, config, selection, instances, available),
-                         config, priority=priority)
+        new = build_jobs(plan.plan_recipes(recipes, config, selection).jobs, config,
+                         priority=priority)
     added, known = queue.submit(new)
     out.print(f"submitted {added} job(s)" + (f"; {known} already queued" if known else ""))
 
