@@ -61,10 +61,12 @@ class Queue(Operations):
                              .scalars())
             fresh = list({j.key: j for j in new if j.key not in known}.values())
             self._check_needs(conn, fresh)
+            ids: dict[str, int] = {}
             if fresh:
-                conn.execute(jobs.insert(), [sql.job_values(j, now) for j in fresh])
+                inserted = conn.execute(jobs.insert().returning(jobs.c.key, jobs.c.id),
+                                        [sql.job_values(j, now) for j in fresh])
+                ids = {r.key: r.id for r in inserted}
             with_needs = [j for j in fresh if j.needs]
-            ids = self._ids(conn, [j.key for j in fresh])
             if with_needs:
                 conn.execute(job_needs.insert(), [
                     {"job_id": ids[j.key], "recipe": r} for j in with_needs for r in j.needs])
@@ -74,14 +76,6 @@ class Queue(Operations):
                      "detail": json.dumps({"key": j.key, "priority": j.priority})}
                     for j in fresh])
         return len(fresh), len(new) - len(fresh)
-
-    def _ids(self, conn: Connection, keys: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for i in range(0, len(keys), 500):
-            rows = conn.execute(select(jobs.c.key, jobs.c.id)
-                                .where(jobs.c.key.in_(keys[i:i + 500])))
-            found.update({r.key: r.id for r in rows})
-        return found
 
     def _check_needs(self, conn: Connection, fresh: Sequence[NewJob]) -> None:
         offered = {(j.recipe, j.target, j.python) for j in fresh}
@@ -140,19 +134,21 @@ class Queue(Operations):
                      .order_by(jobs.c.priority.desc(), jobs.c.id).limit(_WINDOW))
             if self._pg:
                 query = query.with_for_update(skip_locked=True, of=jobs)
-            tries: list[dict[str, Any]] = []
+            batch: list[Row[Any]] = []
             for row in conn.execute(query).all():
-                if len(leases) >= limit:
+                if len(leases) + len(batch) >= limit:
                     break
                 if not caps.runs(row.pythons.split(), row.image):
                     continue
-                if row.target_limit and not self._below_limit(conn, row):
-                    continue
-                lease = self._lease(conn, row, worker, now)
-                if lease is not None:
-                    leases.append(lease)
-                    tries.append({"job_id": lease.job_id, "n": lease.n, "worker": worker,
-                                  "lease": lease.token, "started": now})
+                if not row.target_limit:
+                    batch.append(row)
+                elif self._below_limit(conn, row):
+                    # One at a time: the count must see each lease of this claim.
+                    leases.append(self._lease(conn, [row], worker, now)[0])
+            if batch:
+                leases += self._lease(conn, batch, worker, now)
+            tries = [{"job_id": x.job_id, "n": x.n, "worker": worker, "lease": x.token,
+                      "started": now} for x in leases]
             if tries:
                 conn.execute(attempts.insert(), tries)
                 conn.execute(events.insert(), [
@@ -170,22 +166,30 @@ class Queue(Operations):
             jobs.c.target == row.target, jobs.c.state.in_([s.value for s in ACTIVE]))).scalar()
         return int(running or 0) < int(row.target_limit)
 
-    def _lease(self, conn: Connection, row: Row[Any], worker: str, now: float) -> Lease | None:
-        token = secrets.token_hex(16)
-        n = row.attempts + 1
+    def _lease(self, conn: Connection, rows: Sequence[Row[Any]], worker: str,
+               now: float) -> list[Lease]:
+        """Lease ``rows``, which this transaction holds (SKIP LOCKED on PostgreSQL,
+        the immediate transaction on SQLite), with one batched update."""
         expires = now + self.lease_seconds
-        moved = conn.execute(sql.LEASE, {"b_id": row.id, "b_lease": token, "b_worker": worker,
-                                         "b_expires": expires, "b_n": n, "b_now": now}).rowcount
-        if not moved:
-            return None
-        spec = json.loads(row.spec)
-        if row.kind == "build":
-            spec["needs"] = sql.needed_artifacts(conn, row)
-        return Lease(job_id=row.id, key=row.key, n=n, token=token, worker=worker,
-                     expires=expires, kind=row.kind, recipe=row.recipe, target=row.target,
-                     python=row.python, executor=row.executor,
-                     pythons=tuple(row.pythons.split()), timeout=row.timeout, spec=spec,
-                     seconds=self.lease_seconds)
+        tokens = [secrets.token_hex(16) for _ in rows]
+        moved = conn.execute(sql.LEASE, [
+            {"b_id": row.id, "b_lease": token, "b_worker": worker, "b_expires": expires,
+             "b_n": row.attempts + 1, "b_now": now} for row, token in zip(rows, tokens,
+                                                                           strict=True)
+        ]).rowcount
+        if moved != len(rows):  # the rows are held by this transaction: cannot happen
+            raise RuntimeError(f"leased {moved} of {len(rows)} held jobs")
+        leases = []
+        for row, token in zip(rows, tokens, strict=True):
+            spec = json.loads(row.spec)
+            if row.kind == "build":
+                spec["needs"] = sql.needed_artifacts(conn, row)
+            leases.append(Lease(
+                job_id=row.id, key=row.key, n=row.attempts + 1, token=token, worker=worker,
+                expires=expires, kind=row.kind, recipe=row.recipe, target=row.target,
+                python=row.python, executor=row.executor, pythons=tuple(row.pythons.split()),
+                timeout=row.timeout, spec=spec, seconds=self.lease_seconds))
+        return leases
 
     # -- the holder's reports ----------------------------------------------------------------
 
