@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -134,7 +135,9 @@ def _distro_table(distros: Mapping[str, Mapping[str, str]]) -> list[str]:
 # -- JSON (PEP 691, v1.1 per PEP 700) -----------------------------------------------------------
 
 def _dump(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2) + "\n"
+    # Compact: json's C encoder; indent= falls back to pure Python, ~10x slower, which
+    # shows when a publisher renders thousands of project pages.
+    return json.dumps(data, separators=(",", ":")) + "\n"
 
 
 def render_root_json(projects: Iterable[str]) -> str:
@@ -184,10 +187,12 @@ def _versions(files: Sequence[IndexFile]) -> list[str]:
     for f in files:
         try:
             if f.filename.endswith(".whl"):
-                found.add(parse_wheel_filename(f.filename)[1])
+                # Only the version part: parsing every tag of every wheel costs seconds on a
+                # large index, and the files listed here were checked when they were read.
+                found.add(Version(f.filename.split("-")[1]))
             else:
                 found.add(parse_sdist_filename(f.filename)[1])
-        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        except (IndexError, InvalidSdistFilename, InvalidVersion):
             continue
     return [str(v) for v in sorted(found)]
 
@@ -309,3 +314,32 @@ def _write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []  # (filename text, href)
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append(("".join(self._text).strip(), self._href))
+            self._href = None
+
+
+def parse_links(page: str) -> list[tuple[str, str]]:
+    """(link text, href) of every anchor of a PEP 503 HTML page."""
+    parser = _Links()
+    parser.feed(page)
+    return parser.links

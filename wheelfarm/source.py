@@ -17,7 +17,6 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 from urllib.parse import unquote, urljoin, urlsplit
@@ -34,17 +33,15 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from . import __version__, proc
+from . import __version__, gitsource, index
 from .archive import safe_extract, sha256_file
 from .defaults import DEFAULT_INDEX_URL
-from .errors import CommandError, ConfigError, SourceError
-from .locks import file_lock
+from .errors import ConfigError, SourceError
 
 __all__ = ["DEFAULT_INDEX_URL", "SourceSpec", "fetch", "safe_extract", "sha256_file"]
 
 
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-GIT_TIMEOUT = 1800.0
 _CHUNK = 1 << 16
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _REV_RE = re.compile(r"[0-9a-f]{40}")
@@ -115,7 +112,10 @@ def fetch(spec: SourceSpec, dest: Path, *, cache_dir: Path, index_url: str = DEF
     if spec.kind == "path":
         return _fetch_path(Path(spec.location), spec.sha256, dest, log)
     if spec.kind == "git":
-        return _fetch_git(spec, dest, cache_dir, log)
+        _say(log, f"git {spec.location} @ {spec.rev}")
+        checkout = gitsource.checkout(spec.location, (spec.rev or "").lower(), dest,
+                                      cache_dir, log, _url_filename(spec.location))
+        return _project_root(checkout, spec.location)
     if spec.sha256 is None:
         raise SourceError(f"{spec.kind} source {spec.location or spec.name} has no sha256 pin")
     sha256 = spec.sha256.lower()
@@ -303,28 +303,6 @@ def _file_url_path(url: str) -> Path:
 
 # -- index lookup (PEP 691 JSON, PEP 503 HTML) --------------------------------------------------
 
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[tuple[str, str]] = []  # (filename text, href)
-        self._href: str | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._href = dict(attrs).get("href") or ""
-            self._text = []
-
-    def handle_data(self, data: str) -> None:
-        if self._href is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._href is not None:
-            self.links.append(("".join(self._text).strip(), self._href))
-            self._href = None
-
-
 def _project_links(client: httpx.Client, page: str) -> list[tuple[str, str]]:
     """(filename, absolute URL) for every file on a project page of a simple index."""
     if page.startswith("file:"):
@@ -349,9 +327,8 @@ def _project_links(client: httpx.Client, page: str) -> list[tuple[str, str]]:
             files = json.loads(body)["files"]
             pairs = [(str(f["filename"]), str(f["url"])) for f in files]
         else:
-            parser = _Links()
-            parser.feed(body.decode("utf-8", "replace"))
-            pairs = [(text or _url_filename(href), href) for text, href in parser.links]
+            pairs = [(text or _url_filename(href), href)
+                     for text, href in index.parse_links(body.decode("utf-8", "replace"))]
     except (ValueError, KeyError, TypeError) as exc:
         raise SourceError(f"malformed index page {page}: {exc}") from exc
     return [(name, urljoin(page, href).split("#", 1)[0]) for name, href in pairs]
@@ -390,61 +367,6 @@ def _find_sdist(client: httpx.Client, name: str, version: str, index_url: str,
         raise SourceError(f"no sdist for {name}=={version} on {index_url}")
     _say(log, f"index: {name}=={version} -> {chosen}")
     return chosen
-
-
-# -- git ----------------------------------------------------------------------------------------
-
-def _fetch_git(spec: SourceSpec, dest: Path, cache_dir: Path, log: IO[str]) -> Path:
-    rev = (spec.rev or "").lower()
-    key = hashlib.sha256(spec.location.encode()).hexdigest()[:24]
-    mirror = cache_dir / "git" / f"{key}.git"
-    mirror.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    repo_name = _url_filename(spec.location).removesuffix(".git") or "repo"
-    work = dest / repo_name
-
-    def git(*args: str | os.PathLike[str], check: bool = True) -> str:
-        return proc.run(["git", *args], log=log, env=env, timeout=GIT_TIMEOUT,
-                        check=check).stdout
-
-    def has_rev() -> bool:
-        return proc.run(["git", "-C", mirror, "cat-file", "-e", f"{rev}^{{commit}}"],
-                        env=env, check=False).returncode == 0
-
-    _say(log, f"git {spec.location} @ {rev}")
-    try:
-        # The bare mirror is shared by every job of this cache; one writer at a time.
-        with file_lock(mirror.with_suffix(".lock")):
-            if not (mirror / "HEAD").is_file():
-                git("init", "--bare", "--quiet", mirror)
-            if has_rev():
-                _say(log, "git: commit in cache")
-            else:
-                git("-C", mirror, "-c", "gc.auto=0", "fetch", "--quiet", "--force",
-                    spec.location, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
-                if not has_rev():
-                    # Not on any branch or tag: ask for the commit itself (servers may refuse).
-                    git("-C", mirror, "fetch", "--quiet", spec.location,
-                        f"{rev}:refs/wheelfarm/{rev}", check=False)
-                if not has_rev():
-                    raise SourceError(f"git commit {rev} not found in {spec.location}")
-            git("clone", "--quiet", "--no-checkout", mirror, work)
-        git("-C", work, "checkout", "--quiet", "--detach", rev)
-        head = git("-C", work, "rev-parse", "HEAD").strip()
-    except CommandError as exc:
-        raise SourceError(f"git fetch of {spec.location} failed: {_git_reason(exc)}") from exc
-    if head != rev:
-        raise SourceError(f"git checkout of {spec.location}: HEAD is {head}, expected {rev}")
-    _say(log, f"git HEAD ok {rev}")
-    return _project_root(work, spec.location)
-
-
-def _git_reason(exc: CommandError) -> str:
-    # git ends with advice ("...and the repository exists."); the cause is its first fatal line.
-    for line in exc.tail.splitlines():
-        if line.startswith(("fatal: ", "error: ")):
-            return line.split(": ", 1)[1].strip()
-    return str(exc)
 
 
 # -- common -------------------------------------------------------------------------------------
