@@ -7,12 +7,12 @@ import platform
 import sys
 import time
 
-from . import build, container, dispatch, farm
+from . import build, container, dispatch, farm, index
 from .common import ROOT
 
 SUITES = {"overhead": build.overhead, "parallel": build.parallel, "zig": build.zig,
           "container": container.container, "normalize": farm.normalize, "plan": farm.plan,
-          "dispatch": dispatch.dispatch}
+          "dispatch": dispatch.dispatch, "index": index.index}
 
 
 def main(argv: list[str]) -> int:
@@ -105,6 +105,7 @@ def render(results: dict[str, dict[str, object]]) -> str:
     lines += container.render(results)
     lines += _render_farm(results)
     lines += dispatch.render(results)
+    lines += index.render(results)
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ are the source of truth for every page.
 from __future__ import annotations
 
 import email.parser
+import functools
 import hashlib
 import re
 import zipfile
@@ -198,8 +199,17 @@ def distros(filename: str) -> dict[str, str]:
     Pure wheels run everywhere (``"any"``); a wheel with no manylinux tag
     (``linux_*``, musllinux, macOS) makes no claim about these distributions.
     """
-    tags = parse_wheel_filename(filename)[3]
-    platforms = {t.platform for t in tags}
+    # The platform tags are the last part of a (checked) wheel name; many wheels share them.
+    return dict(_distros(filename.removesuffix(".whl").rpartition("-")[2]))
+
+
+@functools.lru_cache(maxsize=256)
+def _distros(platform_tags: str) -> tuple[tuple[str, str], ...]:
+    platforms = set(platform_tags.split("."))
+    return tuple(_distros_of(platforms).items())
+
+
+def _distros_of(platforms: set[str]) -> dict[str, str]:
     if "any" in platforms:
         return {"glibc": "any", **{d: "any" for d in DISTROS}}
     found: list[tuple[tuple[int, int], str]] = []

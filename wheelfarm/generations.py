@@ -85,6 +85,7 @@ class Generations:
         self.valid_for = valid_for
         self.now = now
         self._manifests: dict[str, ProjectManifest] = {}
+        self._releases: dict[int, tuple[Release, bytes]] = {}
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -94,6 +95,10 @@ class Generations:
         return self.signer.open_own(data, what)
 
     def release_at(self, generation: int) -> tuple[Release, bytes]:
+        # A committed generation never changes: read and check its signature once.
+        cached = self._releases.get(generation)
+        if cached is not None:
+            return cached
         key = f"generations/{generation}/InRelease"
         data = self.store.get(key)
         if data is None:
@@ -104,6 +109,7 @@ class Generations:
             raise DamagedStore(f"{self.store.url}: {key}: {exc}") from None
         if release.generation != generation:
             raise DamagedStore(f"{self.store.url}: {key} says generation {release.generation}")
+        self._releases[generation] = (release, data)
         return release, data
 
     def latest(self) -> int:
@@ -169,23 +175,26 @@ class Generations:
         old = head.projects
         changed = tuple(sorted(p for p in old.keys() | projects.keys()
                                if old.get(p) != projects.get(p)))
-        root = root_pages(projects)
         now = self.now().replace(microsecond=0)
         release = Release(head.generation + 1, now, now + self.valid_for, change, changed,
                           dict(projects), {})
+        root = _root_if_changed(head.release, release)
         sums = self._sums(head, release, root)
-        release = replace(release, files={
-            "SHA256SUMS": FileRef.of(sums), **{key: FileRef.of(root[key]) for key in ROOT_PAGES}})
+        root_refs = {key: FileRef.of(root[key]) for key in ROOT_PAGES} if root is not None \
+            else {key: head.release.files[key] for key in ROOT_PAGES} if head.release else {}
+        release = replace(release, files={"SHA256SUMS": FileRef.of(sums), **root_refs})
         signed = self.signer.clearsign(release.render())
         checkpoint("commit")
         if not self.store.put_new(f"generations/{release.generation}/InRelease", signed):
             return None
+        self._releases[release.generation] = (release, signed)
         self._switch(release, signed, root=root, sums=sums)
         return release
 
-    def _sums(self, base: Head, target: Release, root: Mapping[str, bytes]) -> bytes:
+    def _sums(self, base: Head, target: Release, root: Mapping[str, bytes] | None) -> bytes:
         """SHA256SUMS of ``target``: the live one of ``base`` with the blocks of
-        ``target.changed`` spliced in, or rebuilt from every project if that fails."""
+        ``target.changed`` (and the root lines, if ``root``) spliced in, or rebuilt from
+        every project if that fails."""
         blocks = {p: project_sums(self.project(target, p)) if p in target.projects else None
                   for p in target.changed}
         if base.release is not None:
@@ -196,34 +205,49 @@ class Generations:
                 except ValueError:
                     logger.warning("SHA256SUMS does not have the expected layout; rebuilding it")
         every = {p: project_sums(self.project(target, p)) for p in target.projects}
-        return full_sums(root, every)
+        return full_sums(root or root_pages(target.projects), every)
 
     def _switch(self, release: Release, signed: bytes, *,
                 root: Mapping[str, bytes] | None = None, sums: bytes | None = None) -> None:
+        """Make ``release`` live: from the generation live now, which is usually the one
+        before it, or further back when rolling forward after a crash or a race."""
         assert self.signer is not None
         live = self.store.live_generation()
         if live >= release.generation:
             return
         if live != release.generation - 1 or sums is None:
-            # Rolling forward (possibly over several generations): diff against what is live.
+            # Rolling forward. A crash (or, on S3, a slower racing publisher) may have left
+            # any page of the generations in between live: rewrite every one they touched.
             base = Head(self.release_at(live)[0]) if live else Head(None)
             old = base.projects
-            release_span = replace(release, changed=tuple(sorted(
-                p for p in old.keys() | release.projects.keys()
-                if old.get(p) != release.projects.get(p))))
+            touched = {p for p in old.keys() | release.projects.keys()
+                       if old.get(p) != release.projects.get(p)}
+            for between in range(live + 1, release.generation):
+                touched.update(self.release_at(between)[0].changed)
+            release_span = replace(release, changed=tuple(sorted(touched)))
             root = root_pages(release.projects)
-            sums = self._sums(base, release_span, root)
-            changed = frozenset(release_span.changed)
+            current = self.store.get("SHA256SUMS")
+            if current is not None and FileRef.of(current) == release.files.get("SHA256SUMS"):
+                sums = current  # the interrupted switch got that far
+            else:
+                sums = self._sums(base, release_span, root)
+            changed = frozenset(touched)
+            for key, data in [*root.items(), ("SHA256SUMS", sums)]:
+                if FileRef.of(data) != release.files.get(key):
+                    raise DamagedStore(f"{self.store.url}: cannot reproduce {key} of "
+                                       f"generation {release.generation}")
         else:
-            changed = frozenset(release.changed)
-        root = root if root is not None else root_pages(release.projects)
-        for key, data in [*root.items(), ("SHA256SUMS", sums)]:
-            if FileRef.of(data) != release.files.get(key):
-                raise DamagedStore(f"{self.store.url}: cannot reproduce {key} of generation "
-                                   f"{release.generation}")
+            changed = frozenset(release.changed)  # root and sums are the ones it lists
         self.store.switch(View(
             generation=release.generation,
             projects={p: bundle(p, ref.sha256) for p, ref in release.projects.items()},
-            changed=changed, root=root,
+            changed=changed, root=root or {},
             signed={"SHA256SUMS": sums, "SHA256SUMS.asc": self.signer.detach(sums),
                     "InRelease": signed}))
+
+
+def _root_if_changed(base: Release | None, target: Release) -> dict[str, bytes] | None:
+    """The root pages of ``target``; None when they equal ``base``'s (same projects)."""
+    if base is not None and base.projects.keys() == target.projects.keys():
+        return None
+    return root_pages(target.projects)

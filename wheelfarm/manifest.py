@@ -1,6 +1,6 @@
 """The manifests of a published index, as apt organizes them.
 
-* A **project manifest** (``projects/<p>/<sha>/manifest.json``) holds the
+* A **project manifest** (``projects/<p>.<sha>/manifest.json``) holds the
   records of one project's artifacts and the hashes of the pages generated
   from them. It is stored under its own SHA-256, beside those pages.
 * The **root manifest** of a generation (``InRelease``, clearsigned like
@@ -48,7 +48,7 @@ def render_pages(project: str, artifacts: Sequence[Artifact]) -> dict[str, bytes
             upload_time=a.uploaded))
     compat = {a.filename: distros(a.filename) for a in artifacts}
     return {
-        "distros.json": _json({"project": project, "wheels": compat}, indent=2),
+        "distros.json": _json({"project": project, "wheels": compat}),
         "index.html": render_project_html(project, entries, compat).encode(),
         "index.json": render_project_json(project, entries).encode(),
     }
@@ -100,11 +100,14 @@ def parse_project(data: bytes, project: str) -> ProjectManifest:
 
 def bundle(project: str, manifest_sha: str) -> str:
     """Where a project's manifest and pages are kept, by the manifest's hash."""
-    return f"projects/{project}/{manifest_sha}"
+    # One directory, not two levels: a full generation makes one per project. Normalized
+    # names have no dots, so the name cannot run into the hash.
+    return f"projects/{project}.{manifest_sha}"
 
 
-def _json(data: Any, indent: int | None = None) -> bytes:
-    return (json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False) + "\n").encode()
+def _json(data: Any) -> bytes:
+    return (json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            + "\n").encode()
 
 
 # -- the root manifest ------------------------------------------------------------------------
@@ -176,16 +179,18 @@ def _single(fields: Mapping[str, list[str]], name: str) -> str:
     return values[0]
 
 
-_REF_LINE = re.compile(r"^([0-9a-f]{64}) (\d+) (\S+)$")
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def _refs(lines: Sequence[str]) -> dict[str, FileRef]:
+    # Split, not a regex: a root manifest lists every project, thousands of lines.
     out: dict[str, FileRef] = {}
     for line in lines:
-        m = _REF_LINE.match(line)
-        if not m:
+        parts = line.split(" ")
+        if len(parts) != 3 or len(parts[0]) != _HEX or not parts[1].isdigit() \
+                or not parts[2] or not _HEX_DIGITS.issuperset(parts[0]):
             raise ValueError(f"malformed hash line {line[:80]!r}")
-        out[m.group(3)] = FileRef(m.group(1), int(m.group(2)))
+        out[parts[2]] = FileRef(parts[0], int(parts[1]))
     return out
 
 
@@ -230,8 +235,9 @@ def full_sums(root: Mapping[str, bytes], blocks: Mapping[str, bytes]) -> bytes:
 
 
 def splice_sums(old: bytes, old_projects: Sequence[str], blocks: Mapping[str, bytes | None],
-                root: Mapping[str, bytes]) -> bytes:
-    """``old`` with the blocks of the projects in ``blocks`` replaced (None: removed).
+                root: Mapping[str, bytes] | None) -> bytes:
+    """``old`` with the blocks of the projects in ``blocks`` replaced (None: removed),
+    and its root lines replaced too unless ``root`` is None.
 
     Work is a few ``find`` calls and one copy, not a parse of every line, so
     publishing into a large index stays cheap. ValueError if ``old`` does not
@@ -241,7 +247,7 @@ def splice_sums(old: bytes, old_projects: Sequence[str], blocks: Mapping[str, by
     pos = 0
     for _ in ROOT_PAGES:
         pos = old.index(b"\n", pos) + 1
-    out = [root_sums(root)]
+    out = [root_sums(root) if root is not None else old[:pos]]
     for project in sorted(blocks):
         start = _block_start(old, project, pos)
         if start >= 0:

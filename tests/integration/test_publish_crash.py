@@ -96,13 +96,10 @@ def test_a_publish_killed_at_every_step_leaves_a_consistent_index(
             break  # every write of the publish has had its crash
         assert result.returncode == CRASHED, result.stdout + result.stderr
 
-        # Right after the crash, an installer finds every link whole: on a filesystem
-        # all of generation 1 or all of 2; on S3, each page of 1 or of 2.
-        atomic = index.kind == "fs"
-        seen = read_like_pip(index.store, same_view=atomic)
+        # Right after the crash, an installer finds every link whole: each page is all of
+        # generation 1 or all of 2 (the HTML and JSON of one project may differ on S3).
+        seen = read_like_pip(index.store, same_view=False)
         assert base.name in seen and set(seen) <= everything, (step, seen)
-        if atomic:
-            assert set(seen) in ({base.name}, everything), (step, seen)
         # ...and for a verifier, whose rollback protection still accepts it.
         report = index.verify(state=state)
         assert report.ok, (step, report.failures)

@@ -235,3 +235,20 @@ def test_wheel_metadata_is_served_for_pep_658(index: Index, tmp_path: Path) -> N
     assert index.store.get(f"files/{wheel.name}.metadata") == metadata
     report = index.verify()
     assert report.ok and report.missing == ["wf-probe 1.0 requires rich>=13"]
+
+
+def test_a_missing_bucket_is_bad_input(tmp_path: Path, keys: tuple[Key, Key],
+                                       moto_endpoint: str) -> None:
+    from .helpers import wheelfarm
+    from .test_publish_fixtures import aws_env
+
+    wheels = pure_wheel(tmp_path / "w", "wf-probe", "1.0").parent
+    env = {"GNUPGHOME": str(keys[0].home), "WHEELFARM_SIGN_KEY": keys[0].fingerprint,
+           **aws_env(moto_endpoint)}
+    result = wheelfarm("publish", wheels, "--to", "s3://no-such-bucket/pypi", cwd=tmp_path,
+                       env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "NoSuchBucket" in result.stderr and "Traceback" not in result.stderr
+    result = wheelfarm("verify", "s3://no-such-bucket/pypi", "--key", keys[0].public,
+                       "--state", tmp_path / "state", cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "NoSuchBucket" in result.stderr

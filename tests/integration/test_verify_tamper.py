@@ -3,7 +3,6 @@ replay, expiry, wrong key or missing signature is caught, named, and exits 1 (ba
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -40,6 +39,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Key, Key]) ->
     env = publish_env(keys[0])
     ok(wheelfarm("publish", pure_wheel(work / "g1", "wf-probe", "1.0").parent, "--to", root,
                  cwd=work, env=env))
+    shutil.copytree(root, work / "generation-1", symlinks=True)
     pure_wheel(work / "g2", "wf-probe", "2.0")
     pure_wheel(work / "g2", "wf-app", "1.0", requires=["wf-probe>=1", "numpy>=1.20"])
     ok(wheelfarm("publish", work / "g2", "--to", root, cwd=work, env=env))
@@ -97,14 +97,14 @@ def test_a_flipped_byte_in_a_wheel(index: Path, run_verify: Verifier) -> None:
 
 
 def test_an_edited_manifest(index: Path, run_verify: Verifier) -> None:
-    live = index / "views" / "2" / "InRelease"
+    live = index / "generations" / "2" / "InRelease"
     live.write_text(live.read_text().replace("Generation: 2", "Generation: 9"))
     failed(run_verify(index), "FAILED: InRelease: signature bad")
 
 
 def test_a_manifest_re_signed_with_another_key(index: Path, run_verify: Verifier,
                                               keys: tuple[Key, Key]) -> None:
-    live = index / "views" / "2" / "InRelease"
+    live = index / "generations" / "2" / "InRelease"
     text = clearsigned_text(live.read_bytes())
     resigned = subprocess.run(
         ["gpg", "--batch", "--homedir", str(keys[1].home), "--clearsign", "--local-user",
@@ -114,12 +114,11 @@ def test_a_manifest_re_signed_with_another_key(index: Path, run_verify: Verifier
            "not by the given key")
 
 
-def test_a_replayed_older_generation(index: Path, run_verify: Verifier) -> None:
+def test_a_replayed_older_generation(index: Path, template: Path, run_verify: Verifier) -> None:
     ok(run_verify(index))  # this machine has now seen generation 2
     # A stale mirror, or an attacker, serves generation 1 again: validly signed, but old.
-    link = index / ".replay"
-    os.symlink("views/1", link)
-    os.replace(link, index / "current")
+    shutil.rmtree(index)
+    shutil.copytree(template.parent / "generation-1", index, symlinks=True)
     failed(run_verify(index), "FAILED: InRelease: generation 1 is older than generation 2")
     fresh = Verifier(index.parent / "elsewhere", run_verify.key)
     fresh.cwd.mkdir()
@@ -172,7 +171,7 @@ def test_a_wheel_signature_by_another_key(index: Path, run_verify: Verifier,
 
 
 def test_an_unsigned_manifest(index: Path, run_verify: Verifier) -> None:
-    live = index / "views" / "2" / "InRelease"
+    live = index / "generations" / "2" / "InRelease"
     live.write_text(clearsigned_text(live.read_bytes()))
     failed(run_verify(index), "FAILED: InRelease: not signed")
 

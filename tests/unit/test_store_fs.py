@@ -10,22 +10,24 @@ import pytest
 
 from wheelfarm.errors import ConfigError
 from wheelfarm.store import StoreError, View, check_key, open_store
-from wheelfarm.store.fs import KEEP_VIEWS, FsStore
+from wheelfarm.store.fs import FsStore
 from wheelfarm.store.s3 import S3Store
 
 
-def view(generation: int, projects: dict[str, str], changed: set[str] | None = None) -> View:
+def view(store: FsStore, generation: int, projects: dict[str, str],
+         changed: set[str] | None = None, root: bool = True) -> View:
+    store.put_new(f"generations/{generation}/InRelease", f"gen {generation}\n".encode())
     return View(
         generation=generation, projects=projects,
         changed=frozenset(changed if changed is not None else projects),
         root={"simple/index.html": f"root {generation}\n".encode(),
-              "simple/index.json": b"{}\n"},
-        signed={"SHA256SUMS": b"sums\n", "SHA256SUMS.asc": b"sig\n",
+              "simple/index.json": b"{}\n"} if root else {},
+        signed={"SHA256SUMS": f"sums {generation}\n".encode(), "SHA256SUMS.asc": b"sig\n",
                 "InRelease": f"gen {generation}\n".encode()})
 
 
 def bundle(store: FsStore, project: str, tag: str) -> str:
-    prefix = f"projects/{project}/{tag}"
+    prefix = f"projects/{project}.{tag}"
     for name in ("distros.json", "index.html", "index.json"):
         store.put(f"{prefix}/{name}", f"{project} {tag} {name}\n".encode())
     return prefix
@@ -82,58 +84,63 @@ def test_get_refuses_a_link_out_of_the_index(tmp_path: Path) -> None:
         FsStore(root).get("files/a.whl")
 
 
-def test_switch_swaps_the_whole_view_at_once(tmp_path: Path) -> None:
+def test_switch_replaces_each_live_name(tmp_path: Path) -> None:
     store = FsStore(tmp_path)
     a1 = bundle(store, "alpha", "1")
-    store.switch(view(1, {"alpha": a1}))
+    store.switch(view(store, 1, {"alpha": a1}))
     assert store.live_generation() == 1
     assert store.get("simple/alpha/index.html") == b"alpha 1 index.html\n"
     assert store.get("InRelease") == b"gen 1\n"
     assert store.get("simple/index.html") == b"root 1\n"
 
     a2, b2 = bundle(store, "alpha", "2"), bundle(store, "beta", "2")
-    store.switch(view(2, {"alpha": a2, "beta": b2}))
+    store.switch(view(store, 2, {"alpha": a2, "beta": b2}))
     assert store.get("simple/alpha/index.html") == b"alpha 2 index.html\n"
     assert store.get("simple/beta/index.json") == b"beta 2 index.json\n"
-    assert os.readlink(tmp_path / "current") == "views/2"
-    # Readers reach everything through the one "current" link.
-    assert os.readlink(tmp_path / "simple") == "current/simple"
+    # One link per project: its three pages switch together; InRelease is the commit record.
+    assert os.readlink(tmp_path / "simple" / "alpha") == "../projects/alpha.2"
+    assert os.readlink(tmp_path / "InRelease") == "generations/2/InRelease"
+    assert store.get("SHA256SUMS") == b"sums 2\n"
+    assert not [p.name for p in (tmp_path / "simple").iterdir() if p.name.startswith(".")]
+
+
+def test_switch_writes_only_what_changed(tmp_path: Path) -> None:
+    store = FsStore(tmp_path)
+    a, b = bundle(store, "alpha", "1"), bundle(store, "beta", "1")
+    store.switch(view(store, 1, {"alpha": a, "beta": b}))
+    before = os.lstat(tmp_path / "simple" / "beta").st_ino
+    a2 = bundle(store, "alpha", "2")
+    store.switch(view(store, 2, {"alpha": a2, "beta": b}, {"alpha"}, root=False))
+    assert os.lstat(tmp_path / "simple" / "beta").st_ino == before
+    assert store.get("simple/index.html") == b"root 1\n"  # same projects, same root pages
+    assert store.get("simple/alpha/index.json") == b"alpha 2 index.json\n"
 
 
 def test_switch_never_goes_back_to_an_older_generation(tmp_path: Path) -> None:
     store = FsStore(tmp_path)
     b = bundle(store, "alpha", "1")
-    store.switch(view(3, {"alpha": b}))
-    store.switch(view(2, {"alpha": b}))  # a slow publisher arriving late
+    store.switch(view(store, 3, {"alpha": b}))
+    store.switch(view(store, 2, {"alpha": bundle(store, "alpha", "2")}))  # a late publisher
     assert store.live_generation() == 3
     assert store.get("InRelease") == b"gen 3\n"
+    assert store.get("simple/alpha/index.html") == b"alpha 1 index.html\n"
 
 
-def test_switch_drops_removed_projects_and_prunes_old_views(tmp_path: Path) -> None:
+def test_switch_drops_removed_projects_and_keeps_their_bundles(tmp_path: Path) -> None:
     store = FsStore(tmp_path)
     a, b = bundle(store, "alpha", "1"), bundle(store, "beta", "1")
-    store.switch(view(1, {"alpha": a, "beta": b}))
-    for generation in range(2, 3 + KEEP_VIEWS):
-        store.switch(view(generation, {"alpha": a}, {"beta"} if generation == 2 else set()))
+    store.switch(view(store, 1, {"alpha": a, "beta": b}))
+    store.switch(view(store, 2, {"alpha": a}, {"beta"}))
     assert store.get("simple/beta/index.html") is None
-    kept = sorted(int(p.name) for p in (tmp_path / "views").iterdir())
-    assert kept == list(range(3, 3 + KEEP_VIEWS))
-    # Bundles are never pruned: a rollback may need them again.
+    # A rollback may need it again.
     assert store.get(f"{b}/index.html") == b"beta 1 index.html\n"
 
 
-def test_switch_cleans_up_a_crashed_view_build(tmp_path: Path) -> None:
-    store = FsStore(tmp_path)
-    (tmp_path / "views" / ".1.crashed" / "simple").mkdir(parents=True)
-    store.switch(view(1, {"alpha": bundle(store, "alpha", "1")}))
-    assert [p.name for p in (tmp_path / "views").iterdir()] == ["1"]
-
-
-def test_switch_refuses_to_replace_a_foreign_simple_directory(tmp_path: Path) -> None:
-    (tmp_path / "simple").mkdir()
+def test_switch_refuses_to_replace_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "simple" / "alpha").mkdir(parents=True)
     store = FsStore(tmp_path)
     with pytest.raises(StoreError, match="not wheelfarm's link"):
-        store.switch(view(1, {"alpha": bundle(store, "alpha", "1")}))
+        store.switch(view(store, 1, {"alpha": bundle(store, "alpha", "1")}))
 
 
 def test_open_store_urls(tmp_path: Path) -> None:

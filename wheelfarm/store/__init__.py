@@ -5,8 +5,10 @@ Everything but the *live view* is written once: artifacts under ``files/``,
 content-addressed project bundles under ``projects/``, and the signed root
 manifest of each generation under ``generations/<N>/InRelease``, whose
 conditional creation is the commit point of a publish. The live view
-(``simple/``, ``InRelease``, ``SHA256SUMS``) is switched by :meth:`Store.switch`:
-an atomic symlink swap on a filesystem, ordered object writes on S3.
+(``simple/``, ``SHA256SUMS``, ``InRelease``) is switched by :meth:`Store.switch`
+in order, one atomic replacement per name: the changed projects' pages, the
+root pages, then the checksums and the root manifest last. On a filesystem
+each replacement is a rename(2), on S3 an object write.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class StoreError(WheelfarmError):
 class View:
     """What readers see once a generation is live.
 
-    ``projects`` maps every project to its bundle prefix (``projects/<p>/<sha>``);
+    ``projects`` maps every project to its bundle prefix (``projects/<p>.<sha>``);
     ``changed`` names the projects whose bundle differs from the view being
     replaced (a project in ``changed`` but not in ``projects`` was removed);
-    ``root`` holds the bytes of :data:`ROOT_PAGES` and ``signed`` those of
+    ``root`` holds the bytes of :data:`ROOT_PAGES`, or nothing when the set of
+    projects (so the root pages) did not change; ``signed`` holds those of
     :data:`SIGNED_NAMES`.
     """
 

@@ -27,7 +27,6 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from ..errors import ConfigError
 from . import (
     PAGE_NAMES,
-    ROOT_PAGES,
     SIGNED_NAMES,
     StoreError,
     View,
@@ -146,8 +145,8 @@ class S3Store:
                         MetadataDirective="REPLACE", ContentType=content_type(key),
                         CacheControl=cache_control(key))
                     checkpoint(key)
-            for key in ROOT_PAGES:
-                self._put(key, view.root[key])
+            for key, data in view.root.items():
+                self._put(key, data)
                 checkpoint(key)
             for project in sorted(view.changed - view.projects.keys()):
                 for page in PAGE_NAMES:
