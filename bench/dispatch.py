@@ -34,7 +34,7 @@ from sqlalchemy import func, select, text
 
 from .common import clean, scratch
 
-JOBS = 1000
+JOBS = 2000
 WORKERS = (1, 4, 8)
 BATCH = 16
 GOAL_DIRECT = 500.0

@@ -332,3 +332,14 @@ def test_batched_reports_accept_each_held_lease_and_refuse_the_rest(
     assert docs["k3"]["state"] == "cancelled" and docs["k3"]["artifact"] is None
     assert kinds(queue).count("succeeded") == 2
     assert kinds(queue).count("result-refused") == 2
+
+
+def test_a_large_submission_keeps_every_job_and_its_event(queue: Queue) -> None:
+    # Large enough for PostgreSQL's COPY path (see tests/integration/test_queue_postgres.py).
+    queue.submit([job(f"k{i:04d}", priority=i % 3) for i in range(450)]
+                 + [job("user", recipe="user", needs=("demo",))])
+    docs = state_report.queue_jobs(queue)
+    assert len(docs) == 451 and {d["state"] for d in docs} == {"pending"}
+    assert kinds(queue).count("submitted") == 451
+    first = queue.claim("w", LINUX, limit=3)
+    assert [x.key for x in first] == ["k0002", "k0005", "k0008"]

@@ -29,6 +29,7 @@ from .sql import event as _event
 S = JobState
 _WINDOW = 32  # candidates read per claim; the rest of the matching is done in Python
 _RECLAIM_EVERY = 1.0  # seconds between automatic reclaim passes of one process
+_COPY_FROM = 200  # rows: from here on PostgreSQL gets them by COPY
 
 
 class Queue(Operations):
@@ -62,19 +63,28 @@ class Queue(Operations):
             fresh = list({j.key: j for j in new if j.key not in known}.values())
             self._check_needs(conn, fresh)
             ids: dict[str, int] = {}
-            if fresh:
-                inserted = conn.execute(jobs.insert().returning(jobs.c.key, jobs.c.id),
-                                        [sql.job_values(j, now) for j in fresh])
+            rows = [sql.job_values(j, now) for j in fresh]
+            if self._pg and len(rows) > _COPY_FROM:
+                sql.copy_rows(conn, jobs, rows)
+                keys = [j.key for j in fresh]
+                for i in range(0, len(keys), 500):
+                    ids.update({r.key: r.id for r in conn.execute(select(
+                        jobs.c.key, jobs.c.id).where(jobs.c.key.in_(keys[i:i + 500])))})
+            elif rows:
+                inserted = conn.execute(jobs.insert().returning(jobs.c.key, jobs.c.id), rows)
                 ids = {r.key: r.id for r in inserted}
             with_needs = [j for j in fresh if j.needs]
             if with_needs:
                 conn.execute(job_needs.insert(), [
                     {"job_id": ids[j.key], "recipe": r} for j in with_needs for r in j.needs])
-            if fresh:
-                conn.execute(events.insert(), [
-                    {"at": now, "job_id": ids[j.key], "kind": "submitted",
-                     "detail": json.dumps({"key": j.key, "priority": j.priority})}
-                    for j in fresh])
+            submitted = [{"at": now, "job_id": ids[j.key], "n": None, "worker": None,
+                          "kind": "submitted",
+                          "detail": json.dumps({"key": j.key, "priority": j.priority})}
+                         for j in fresh]
+            if self._pg and len(submitted) > _COPY_FROM:
+                sql.copy_rows(conn, events, submitted)
+            elif submitted:
+                conn.execute(events.insert(), submitted)
         return len(fresh), len(new) - len(fresh)
 
     def _check_needs(self, conn: Connection, fresh: Sequence[NewJob]) -> None:

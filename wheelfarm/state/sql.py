@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, exists, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from .lifecycle import ACTIVE, JobState, sources
@@ -109,6 +109,19 @@ def job_values(job: NewJob, now: float) -> dict[str, Any]:
         "max_attempts": job.max_attempts, "timeout": job.timeout,
         "target_limit": job.target_limit, "not_before": 0.0, "created": now, "updated": now,
     }
+
+
+def copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows with PostgreSQL's COPY, in the caller's transaction: for
+    10,000 jobs several times faster than a multi-row INSERT, whose parameters
+    psycopg must rewrite in Python."""
+    columns = list(rows[0])
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    names = ", ".join(columns)
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def event(conn: Connection, at: float, kind: str, job_id: int | None = None,
