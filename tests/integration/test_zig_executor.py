@@ -134,7 +134,15 @@ def executor() -> ZigExecutor:
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+    """A fresh farm cache (wrappers, markers) whose zig runtime cache is the one
+    the whole suite shares: zig compiles libc++ for a target once per machine,
+    and the tests here still see every step of a first prepare()."""
+    fresh = tmp_path_factory.mktemp("cache")
+    shared = Path(os.environ["WHEELFARM_CACHE_DIR"]) / "zig" / "cache"
+    shared.mkdir(parents=True, exist_ok=True)
+    (fresh / "zig").mkdir()
+    (fresh / "zig" / "cache").symlink_to(shared, target_is_directory=True)
+    return fresh
 
 
 @pytest.fixture(scope="module")
