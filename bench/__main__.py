@@ -22,15 +22,16 @@ def main(argv: list[str]) -> int:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(SUITES)}")
         return 2
     results_path = ROOT / "bench" / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name in names:
         print(f"== {name}", flush=True)
         started = time.strftime("%Y-%m-%d %H:%M")
         figures = SUITES[name]()
-        results[name] = {"when": started, "figures": figures}
         print(json.dumps(figures, indent=2), flush=True)
-    results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    (ROOT / "BENCHMARKS.md").write_text(render(results))
+        # Read just before writing: another suite may have finished meanwhile.
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+        results[name] = {"when": started, "figures": figures}
+        results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        (ROOT / "BENCHMARKS.md").write_text(render(results))
     return 0
 
 
