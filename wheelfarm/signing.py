@@ -119,7 +119,8 @@ class Keyring:
         # Short path: gpg puts sockets in the home, and those have a length limit.
         self._home = tempfile.mkdtemp(prefix="wf-verify-")
         try:
-            self._gpg = _gpg(self._home, "--trust-model", "always")
+            # Verifying needs no secret key, so no agent: nothing is left running afterwards.
+            self._gpg = _gpg(self._home, "--trust-model", "always", "--no-autostart")
             imported = self._gpg.import_keys(key_data)
             self.fingerprints = frozenset(imported.fingerprints)
             if not self.fingerprints:

@@ -5,6 +5,7 @@ server on loopback), so one suite runs against the filesystem and S3 stores."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -54,6 +55,20 @@ def make_key(home: Path, name: str) -> Key:
     public.write_bytes(subprocess.run([*gpg, "--armor", "--export", fingerprint], check=True,
                                       capture_output=True).stdout)
     return Key(home, fingerprint, public)
+
+
+@contextlib.contextmanager
+def packager_gpg(work: Path, public: Path) -> Iterator[list[str]]:
+    """gpg with a keyring of the farm's public key alone, as a packager sets it up."""
+    home = work / "packager-gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", str(home)]
+    subprocess.run([*gpg, "--import", str(public)], check=True, capture_output=True)
+    try:
+        yield gpg
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],
+                       capture_output=True, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from wheelfarm.manifest import Release, parse_sums
 
 from .helpers import require
-from .test_publish_fixtures import Index, Key, pure_wheel, read_like_pip
+from .test_publish_fixtures import Index, Key, packager_gpg, pure_wheel, read_like_pip
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index, fastadd_dir
@@ -74,12 +74,10 @@ def test_publish_verify_then_rollback_restores_pages_byte_for_byte(
     require("sha256sum")
     ok(subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=mirror,
                       capture_output=True, text=True))
-    home = tmp_path / "gpg-packager"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--batch", "--homedir", str(home)]
-    ok(subprocess.run([*gpg, "--import", str(index.key.public)], capture_output=True, text=True))
-    for args in (["SHA256SUMS.asc", "SHA256SUMS"], ["InRelease"]):
-        ok(subprocess.run([*gpg, "--verify", *args], cwd=mirror, capture_output=True, text=True))
+    with packager_gpg(tmp_path, index.key.public) as gpg:
+        for args in (["SHA256SUMS.asc", "SHA256SUMS"], ["InRelease"]):
+            ok(subprocess.run([*gpg, "--verify", *args], cwd=mirror, capture_output=True,
+                              text=True))
 
     generation_1 = pages(index)
     second = tmp_path / "second"

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .helpers import isolated_pip_env, python_for, wheelfarm
-from .test_publish_fixtures import Key, pure_wheel
+from .test_publish_fixtures import Key, packager_gpg, pure_wheel
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir
@@ -97,12 +97,9 @@ def test_pip_download_gets_exactly_the_published_bytes(
     # The packager checks it with the farm's public key and nothing else.
     signature = httpx.get(f"{base}/files/{downloaded.name}.asc").content
     (tmp_path / "sig.asc").write_bytes(signature)
-    home = tmp_path / "packager"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--batch", "--homedir", str(home)]
-    subprocess.run([*gpg, "--import", str(keys[0].public)], check=True, capture_output=True)
-    ok(subprocess.run([*gpg, "--verify", str(tmp_path / "sig.asc"), str(downloaded)],
-                      capture_output=True, text=True))
+    with packager_gpg(tmp_path, keys[0].public) as gpg:
+        ok(subprocess.run([*gpg, "--verify", str(tmp_path / "sig.asc"), str(downloaded)],
+                          capture_output=True, text=True))
 
 
 def test_pages_are_negotiated_like_pypi(served: tuple[Path, str, dict[str, str]]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from wheelfarm.generations import clearsigned_text
 
 from .helpers import wheelfarm
-from .test_publish_fixtures import Key, pure_wheel
+from .test_publish_fixtures import Key, packager_gpg, pure_wheel
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys
@@ -187,13 +187,9 @@ def test_edited_checksums(index: Path, run_verify: Verifier, keys: tuple[Key, Ke
     sums = (index / "SHA256SUMS").resolve()
     sums.write_text(sums.read_text().replace(WHEEL, WHEEL + ".x"))
     failed(run_verify(index), "FAILED: SHA256SUMS: sha256", "FAILED: SHA256SUMS.asc")
-    home = tmp_path / "packager"
-    home.mkdir(mode=0o700)
-    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--import", str(keys[0].public)],
-                   check=True, capture_output=True)
-    plain = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--verify",
-                            "SHA256SUMS.asc", "SHA256SUMS"], cwd=index, capture_output=True,
-                           text=True)
+    with packager_gpg(tmp_path, keys[0].public) as gpg:
+        plain = subprocess.run([*gpg, "--verify", "SHA256SUMS.asc", "SHA256SUMS"], cwd=index,
+                               capture_output=True, text=True)
     assert plain.returncode != 0 and "BAD signature" in plain.stderr
 
 
