@@ -239,13 +239,16 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
     lines = [
         f"## Controller dispatch with no-op jobs ({r['when']})",
         "",
-        f"{f['jobs']} probe jobs that do nothing; each costs a claim (in batches of "
-        f"{f['batch']}), a start and a completion. Worker processes on this machine; jobs/s",
-        "from the first lease to the last success in the event log. *Direct*: workers use",
+        f"{f['jobs']} probe jobs that do nothing; each is claimed, started and completed",
+        f"(claimed {f['batch']} at a time; a worker starts and reports a batch together).",
+        "Worker processes on this machine; jobs/s from the first lease to the last",
+        "success in the event log. *Direct*: workers use",
         "the database themselves; *HTTP*: they talk to `wheelfarm controller` on loopback.",
         "Baseline, same run, same database: single-row `UPDATE` commits per second on one",
-        "connection (a job takes about three). Goals: 500 jobs/s direct, 200 over HTTP;",
-        "first claim after submitting 10,000 jobs < 2 s.",
+        "connection (a batch of 16 jobs takes three transactions). Goals: 500 jobs/s",
+        "direct, 200 over HTTP;",
+        "first claim after submitting 10,000 jobs < 2 s. Other sessions were building",
+        "on this machine meanwhile: compare figures of one run, not across runs.",
         "",
         "| database | baseline commits/s | workers | direct jobs/s | direct / goal | "
         "HTTP jobs/s | HTTP / goal |",
