@@ -37,7 +37,8 @@ def host_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
                   "import fastadd; assert fastadd.add(2, 3) == 5")
     native_recipe(farm, "cppvec", ["cp312"], "import cppvec")
     out = farm / "wheelhouse"
-    result = wheelfarm("build", farm, "--out", out, "--jobs", "2", cwd=farm)
+    result = wheelfarm("build", farm, "--out", out, "--jobs", "2", "--check-reproducible",
+                       cwd=farm)
     assert result.returncode == 0, result.stdout + result.stderr
     yield farm, out
 
@@ -63,6 +64,14 @@ def test_each_wheel_installs_from_the_index_with_plain_pip(
                             "import fastadd; print(fastadd.add(40, 2))"],
                            cwd=tmp_path, capture_output=True, text=True, check=True)
     assert check.stdout.strip() == "42"
+
+
+def test_host_builds_are_reproducible(host_build: tuple[Path, Path]) -> None:
+    farm, _out = host_build
+    logs = list((farm / ".wheelfarm" / "logs").rglob("*.log"))
+    assert len(logs) == 3
+    for log in logs:
+        assert "reproducible: both builds gave" in log.read_text(), log.name
 
 
 def test_logs_are_kept_outside_the_output(host_build: tuple[Path, Path]) -> None:

@@ -98,9 +98,10 @@ def built(client: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     farm = tmp_path_factory.mktemp("container-farm")
     recipes = [from_repo_recipe(farm, f"{n}.toml") for n in ("fastadd", "cppvec", "rustsum")]
     out = farm / "wheelhouse"
-    # --no-cache: build for real even when an earlier run left these wheels in the cache.
+    # --no-cache: build for real even when an earlier run left these wheels in the cache;
+    # --check-reproducible: each job twice, in two containers, compared byte for byte.
     result = run(farm, *recipes, "--out", out, "--executor", "container", "--jobs", "2",
-                 "--no-cache", timeout=1200)
+                 "--no-cache", "--check-reproducible", timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     return farm, out
 
@@ -115,6 +116,14 @@ def test_c_cpp_and_rust_build_in_the_image_and_auditwheel_agrees(
     policy = shown_policy(wheels[0])
     m = re.match(r"manylinux_2_(\d+)_x86_64$", policy)
     assert m and int(m.group(1)) <= 31, policy
+
+
+def test_container_builds_are_reproducible(built: tuple[Path, Path]) -> None:
+    farm, _out = built
+    logs = list((farm / ".wheelfarm" / "logs").rglob("*-cp39-*.log"))
+    assert len(logs) == 3
+    for log in logs:
+        assert "reproducible: both builds gave" in log.read_text(), log.name
 
 
 def test_the_job_ran_in_a_container_without_network(built: tuple[Path, Path]) -> None:
