@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -25,11 +26,13 @@ def main(argv: list[str]) -> int:
     for name in names:
         print(f"== {name}", flush=True)
         started = time.strftime("%Y-%m-%d %H:%M")
+        load = os.getloadavg()[0]
         figures = SUITES[name]()
         print(json.dumps(figures, indent=2), flush=True)
         # Read just before writing: another suite may have finished meanwhile.
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
-        results[name] = {"when": started, "figures": figures}
+        results[name] = {"when": started, "figures": figures,
+                         "load": round(max(load, os.getloadavg()[0]), 2)}
         results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         (ROOT / "BENCHMARKS.md").write_text(render(results))
     return 0
@@ -43,7 +46,7 @@ def render(results: dict[str, dict[str, object]]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Produced by `make bench` (`python -m bench [overhead|parallel|zig]`), which",
+        f"Produced by `make bench` (`python -m bench [{'|'.join(SUITES)}]`), which",
         "rewrites this file from `bench/results.json`. Every figure is compared with a",
         "baseline measured in the same run; these machines are noisy, so read the ratios.",
         f"Machine: {platform.platform()}, {build.environment()}.",
@@ -105,6 +108,19 @@ def render(results: dict[str, dict[str, object]]) -> str:
         lines.append("")
     lines += container.render(results)
     lines += _render_farm(results)
+    lines += [
+        "## When each suite ran",
+        "",
+        "The machine's 1-minute load average (2 cores) when a suite started or ended,",
+        "whichever was higher: other work on the machine slows absolute times; the",
+        "ratios against same-run baselines are what to read.",
+        "",
+        "| suite | when | load |",
+        "|---|---|---|",
+        *(f"| {n} | {r['when']} | {r.get('load', 'not recorded')} |"
+          for n, r in sorted(results.items())),
+        "",
+    ]
     lines += dispatch.render(results)
     lines += index.render(results)
     return "\n".join(lines)
