@@ -17,8 +17,10 @@ CONF
 fi
 
 WHEELFARM_PODMAN_DIR="$(mktemp -d /tmp/wheelfarm-podman.XXXXXX)"
-podman system service --time=0 "unix://$WHEELFARM_PODMAN_DIR/podman.sock" \
-    >"$WHEELFARM_PODMAN_DIR/service.log" 2>&1 &
+# Started from its own directory: conmon leaves files (an "oom" marker after a
+# memory-limit kill) in the service's working directory, not the checkout.
+(cd "$WHEELFARM_PODMAN_DIR" && exec podman system service --time=0 \
+    "unix://$WHEELFARM_PODMAN_DIR/podman.sock" >"$WHEELFARM_PODMAN_DIR/service.log" 2>&1) &
 WHEELFARM_PODMAN_PID=$!
 CLEANUP+=("kill $WHEELFARM_PODMAN_PID; wait $WHEELFARM_PODMAN_PID 2>/dev/null; rm -rf $WHEELFARM_PODMAN_DIR")
 for _ in $(seq 1 100); do
