@@ -108,12 +108,15 @@ def render(results: dict[str, dict[str, object]]) -> str:
         lines.append("")
     lines += container.render(results)
     lines += _render_farm(results)
+    lines += dispatch.render(results)
+    lines += index.render(results)
     lines += [
         "## When each suite ran",
         "",
         "The machine's 1-minute load average (2 cores) when a suite started or ended,",
-        "whichever was higher: other work on the machine slows absolute times; the",
-        "ratios against same-run baselines are what to read.",
+        "whichever was higher (recorded from 2026-11-26 06:20 on). Suites before that",
+        "ran while other builds shared the machine (load 4-9): absolute times are",
+        "inflated; the ratios against same-run baselines are what to read.",
         "",
         "| suite | when | load |",
         "|---|---|---|",
@@ -121,8 +124,6 @@ def render(results: dict[str, dict[str, object]]) -> str:
           for n, r in sorted(results.items())),
         "",
     ]
-    lines += dispatch.render(results)
-    lines += index.render(results)
     return "\n".join(lines)
 
 
