@@ -102,3 +102,27 @@ def test_key_changes_with_every_input(tmp_path: Path) -> None:
                  zig=Planner("zig", toolchain="tc2")),
     ]
     assert all(jobs[0].key != base for jobs in changed)
+
+
+def test_a_bumped_pin_in_the_lock_changes_the_key(tmp_path: Path) -> None:
+    from wheelfarm import lock
+
+    recipe = make_recipe(tmp_path, pythons=("cp312",))
+    unlocked = run_plan(tmp_path, [recipe])[0].key
+
+    def write_lock(setuptools: str) -> None:
+        pins = (lock.Pinned("build", "1.2.0", "a" * 64),
+                lock.Pinned("setuptools", setuptools, "b" * 64))
+        entry = lock.LockedPython(static=("build", "setuptools"), dynamic=(), packages=pins)
+        lock.write(lock.Lock(lock.path_for(recipe), "https://index.invalid/simple/",
+                             {"cp312": entry}))
+
+    write_lock("70.0.0")
+    locked = run_plan(tmp_path, [recipe])[0].key
+    write_lock("70.0.1")
+    bumped = run_plan(tmp_path, [recipe])[0].key
+    assert len({unlocked, locked, bumped}) == 3
+    with pytest.raises(RecipeError, match="not locked"):
+        run_plan(tmp_path, [make_recipe(tmp_path, name="other", pythons=("cp312",),
+                                        path=tmp_path / "other.toml")],
+                 plan.Selection(locked=True))
