@@ -23,7 +23,7 @@ from typing import IO, Literal
 
 from . import index, lock, proc, provenance, repair, reproducible, source
 from .archive import sha256_file
-from .cache import ArtifactCache, Cached
+from .cache import ArtifactCache, Cached, StoreCache, store_cache
 from .config import FarmConfig
 from .errors import CommandError, NotReproducible, WheelfarmError
 from .executors import Executor, JobContext, Place
@@ -73,6 +73,8 @@ class Pipeline:
         # A reproducibility check must build; a hit would prove nothing.
         self.use_cache = use_cache and not check_reproducible
         self.cache = ArtifactCache(config.state_dir)
+        self._store_cache: StoreCache | Literal[False] | None = False  # False: not opened yet
+        self._store_problem = ""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
         self._fetch_locks: dict[str, threading.Lock] = {}
@@ -97,14 +99,17 @@ class Pipeline:
         started = time.monotonic()
         wall = time.time()
         log_path = self.log_dir / f"{job.id}.log"
-        if self.use_cache and (hit := self.cache.lookup(job.key)) is not None:
-            return replace(self._reuse(job, hit, log_path, started), started_at=wall)
+        hit, note = self._cache_hit(job) if self.use_cache else (None, "")
+        if hit is not None:
+            return replace(self._reuse(job, hit, log_path, started, note), started_at=wall)
         work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._mkdir("work")))
         state = _State()
         wheel: Path | None = None
         message = ""
         with log_path.open("w", encoding="utf-8") as fh:
             fh.write(f"# job {job.id}\n# key {job.key}\n# executor {job.executor}\n")
+            if note:
+                fh.write(note + "\n")
             try:
                 wheel = self._execute(job, work, fh, state)
             except WheelfarmError as exc:
@@ -126,9 +131,38 @@ class Pipeline:
             tail="" if wheel else _tail(log_path), started_at=wall,
         )
 
-    def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float) -> JobResult:
+    def _cache_hit(self, job: Job) -> tuple[Cached | None, str]:
+        """The farm's own record of the key, else the configured store's; and a line
+        for the job's log. A store that fails is noted there and the job builds."""
+        hit = self.cache.lookup(job.key)
+        if hit is not None:
+            return hit, "cache hit in the farm's artifact cache"
+        with self._locks_guard:
+            if self._store_cache is False:
+                try:
+                    self._store_cache = store_cache(self.config)
+                except WheelfarmError as exc:
+                    self._store_cache = None
+                    self._store_problem = f"the store is not used as a cache: {exc}"
+        remote = self._store_cache
+        if remote is None:
+            return None, self._store_problem
+        try:
+            record = remote.known([job.key]).get(job.key)
+            if record is None:
+                return None, f"not in the store's cache ({remote.store.url})"
+            hit = remote.fetch(record, self.cache)
+        except WheelfarmError as exc:
+            return None, f"the store's cache could not be read, building: {exc}"
+        if hit is None:
+            return None, (f"the store's record of this key names {record.filename} "
+                          f"sha256 {record.sha256}, which the store does not hold; building")
+        return hit, f"cache hit in the store {remote.store.url}"
+
+    def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float,
+               where: str) -> JobResult:
         with log_path.open("w", encoding="utf-8") as fh:
-            fh.write(f"# job {job.id}\n# key {job.key}\ncache hit: {hit.filename} "
+            fh.write(f"# job {job.id}\n# key {job.key}\n{where}: {hit.filename} "
                      f"sha256 {hit.sha256}\n")
             sidecar = hit.provenance
             with self._out_lock:

@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "urn:wheelfarm:build:v1"
 SUFFIX = ".intoto.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,19 @@ def write(wheel: Path, facts: BuildFacts, dest: Path) -> Path:
 def read(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+def job_key(data: Any) -> tuple[str, str] | None:
+    """(job key, sha256 of the wheel) a wheelfarm statement names; None for another kind."""
+    try:
+        key = data["predicate"]["buildDefinition"]["internalParameters"]["jobKey"]
+        sha256 = data["subject"][0]["digest"]["sha256"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    # Both become parts of store keys: only hex digests, nothing that could name a path.
+    if all(isinstance(v, str) and _HEX64.fullmatch(v) for v in (key, sha256)):
+        return key, sha256
+    return None
 
 
 @functools.cache

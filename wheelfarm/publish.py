@@ -10,6 +10,7 @@ the winner's generation and tries again on top of it, so no publish is lost.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
@@ -22,7 +23,10 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from . import provenance
 from .artifacts import Artifact, FileRef, Upload, read_upload
+from .cache import Record as CacheRecord
+from .cache import StoreCache
 from .errors import ConfigError, WheelfarmError
 from .generations import DamagedStore, Generations, Head, clearsigned_text
 from .manifest import Release
@@ -123,6 +127,7 @@ class Publisher:
             return projects if projects != dict(head.projects) else None
 
         outcome = self._commit(change, compute)
+        self._record_keys(uploads, records)
         unchanged = tuple(sorted(set(known) & {r.filename for r in records}))
         return replace(outcome, published=new if outcome.created else (), unchanged=unchanged)
 
@@ -162,6 +167,16 @@ class Publisher:
         return self._commit("refresh", lambda head: dict(head.projects), always=True)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _record_keys(self, uploads: Sequence[Upload], records: Sequence[Artifact]) -> None:
+        """After the commit: the job key of each published wheel, so later plans and
+        builds that use this store as their cache find it (write-once, idempotent)."""
+        published = {r.filename: r.sha256 for r in records}
+        cache = StoreCache(self.store)
+        for u in uploads:
+            named = _job_key(u.provenance)
+            if named is not None and named[1] == published.get(u.filename):
+                cache.put(CacheRecord(named[0], named[1], u.filename))
 
     def _commit(self, change: str, compute: Callable[[Head], Mapping[str, FileRef] | None],
                 always: bool = False) -> Outcome:
@@ -255,6 +270,15 @@ class Publisher:
             raise DamagedStore(f"{self.store.url}: {key} differs from what its wheel contains; "
                                f"the store was altered")
         return FileRef.of(existing)
+
+
+def _job_key(statement: bytes | None) -> tuple[str, str] | None:
+    if statement is None:
+        return None
+    try:
+        return provenance.job_key(json.loads(statement))
+    except ValueError:
+        return None  # not JSON: published as it is, but names no key
 
 
 def _immutable(key: str, sha256: str) -> ImmutableError:

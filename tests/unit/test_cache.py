@@ -7,8 +7,11 @@ import random
 import shutil
 from pathlib import Path
 
+import pytest
+
 from wheelfarm import provenance
-from wheelfarm.cache import ArtifactCache
+from wheelfarm.cache import ArtifactCache, Record, StoreCache
+from wheelfarm.store.fs import FsStore
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 
@@ -72,17 +75,21 @@ def test_known_is_exactly_the_stored_keys(tmp_path: Path) -> None:
     wheel, sidecar = make_wheel(tmp_path / "out", b"one wheel")
     for k in stored:
         cache.store(k, wheel, sidecar)
-    assert cache.known(keys) == stored
-    assert cache.known(iter(keys)) == stored  # any iterable, read once
-    assert cache.known([]) == set()
-    assert cache.known(k for k in keys if k not in stored) == set()
+    digest = hashlib.sha256(b"one wheel").hexdigest()
+    assert cache.known(keys) == dict.fromkeys(stored, digest)
+    assert set(cache.known(iter(keys))) == stored  # any iterable, read once
+    assert cache.known([]) == {}
+    assert cache.known(k for k in keys if k not in stored) == {}
     # Keys this farm never planned, sharing a prefix with stored ones, are not known.
     strangers = [s[:2] + "0" * 62 for s in stored]
-    assert cache.known(strangers) == set()
+    assert cache.known(strangers) == {}
+    some = sorted(stored)[0]
+    assert cache.record(some, digest) == Record(some, digest, WHEEL)
+    assert cache.record(some, "0" * 64) is None
 
 
 def test_known_on_an_empty_cache(tmp_path: Path) -> None:
-    assert ArtifactCache(tmp_path / "nothing").known([key(1), key(2)]) == set()
+    assert ArtifactCache(tmp_path / "nothing").known([key(1), key(2)]) == {}
 
 
 def test_record_without_blob_is_a_miss(tmp_path: Path) -> None:
@@ -106,7 +113,7 @@ def test_known_agrees_with_lookup_when_the_blob_is_gone(tmp_path: Path) -> None:
     hit = cache.lookup(key(3))
     assert hit is not None
     shutil.rmtree(hit.wheel.parent)
-    assert cache.known([key(3), key(4)]) == {key(4)}
+    assert set(cache.known([key(3), key(4)])) == {key(4)}
 
 
 def test_corrupt_record_is_a_miss(tmp_path: Path) -> None:
@@ -130,7 +137,7 @@ def test_same_wheel_under_two_keys_keeps_one_blob(tmp_path: Path) -> None:
     one, two = cache.lookup(key(1)), cache.lookup(key(2))
     assert one is not None and two is not None
     assert one.wheel == two.wheel
-    assert cache.known([key(1), key(2), key(3)]) == {key(1), key(2)}
+    assert set(cache.known([key(1), key(2), key(3)])) == {key(1), key(2)}
 
 
 def test_different_wheels_get_their_own_blobs(tmp_path: Path) -> None:
@@ -152,3 +159,49 @@ def test_restoring_a_key_points_it_at_the_new_wheel(tmp_path: Path) -> None:
     assert hit is not None and hit.wheel.read_bytes() == b"second"
     leftovers = [p.name for p in (cache.root / "keys").rglob("*") if p.name.startswith(".")]
     assert leftovers == []
+
+
+# -- the configured store as a cache ------------------------------------------------------------
+
+def published_store(root: Path, names: dict[str, bytes]) -> FsStore:
+    store = FsStore(root)
+    for name, data in names.items():
+        store.put(f"files/{name}", data)
+    return store
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["per-key listings", "prefix listings"])
+def test_store_cache_finds_exactly_the_recorded_keys(tmp_path: Path, many: bool) -> None:
+    data = b"published wheel"
+    store = published_store(tmp_path / "index", {WHEEL: data})
+    cache = StoreCache(store)
+    digest = hashlib.sha256(data).hexdigest()
+    recorded = [Record(key(i), digest, WHEEL) for i in range(0, 120, 7)]
+    for r in recorded:
+        assert cache.put(r)
+    assert not cache.put(recorded[0])  # write-once
+    # Not records: another kind of object under cache/, a writer's temporary file.
+    store.put(f"cache/{key(1)}.notes.txt", b"x")
+    (tmp_path / "index" / "cache" / f".{key(2)}.{digest}.{WHEEL}.tmp").write_bytes(b"x")
+    asked = [key(i) for i in range(120)] if many else [key(0), key(1), key(2), key(7)]
+    assert len(asked) > 48 if many else len(asked) <= 48
+    want = {r.key: r for r in recorded if r.key in asked}
+    assert cache.known(asked) == want
+    assert cache.known([]) == {}
+
+
+def test_store_cache_fetch_checks_the_digest(tmp_path: Path) -> None:
+    data = b"published wheel"
+    store = published_store(tmp_path / "index", {WHEEL: data})
+    store.put(f"files/{WHEEL}.intoto.json", b'{"statement": 1}')
+    local = ArtifactCache(tmp_path / "farm")
+    good = Record(key(1), hashlib.sha256(data).hexdigest(), WHEEL)
+    hit = StoreCache(store).fetch(good, local)
+    assert hit is not None and hit.wheel.read_bytes() == data
+    assert hit.provenance is not None and hit.provenance.read_bytes() == b'{"statement": 1}'
+    assert local.lookup(key(1)) == hit
+    # A record naming other bytes, or a file the store does not hold, is no hit.
+    assert StoreCache(store).fetch(Record(key(2), "0" * 64, WHEEL), local) is None
+    assert StoreCache(store).fetch(Record(key(3), good.sha256, "gone-1.0-py3-none-any.whl"),
+                                   local) is None
+    assert local.lookup(key(2)) is None and local.lookup(key(3)) is None

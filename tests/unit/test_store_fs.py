@@ -157,3 +157,16 @@ def test_open_store_urls(tmp_path: Path) -> None:
         open_store("file://otherhost/x")
     with pytest.raises(ConfigError, match="s3://BUCKET"):
         open_store("s3:///prefix")
+
+
+def test_list_by_prefix(tmp_path: Path) -> None:
+    store = FsStore(tmp_path / "index")
+    for key in ("cache/ab1.x", "cache/ab2.y", "cache/cd3.z", "files/a.whl", "deep/ab/c/d.txt"):
+        store.put(key, b"1")
+    (tmp_path / "index" / "cache" / ".ab9.tmp").write_bytes(b"half written")
+    assert sorted(store.list("cache/ab")) == ["cache/ab1.x", "cache/ab2.y"]
+    assert sorted(store.list("cache/")) == ["cache/ab1.x", "cache/ab2.y", "cache/cd3.z"]
+    assert store.list("deep/a") == ["deep/ab/c/d.txt"]
+    assert store.list("nothing/") == [] and store.list("cache/zz") == []
+    with pytest.raises(StoreError):
+        store.list("../etc/")

@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from .. import config as farm_config
-from .. import index, matrix, plan, provenance, recipe
+from .. import matrix, plan, provenance, recipe
 from ..archive import sha256_file
-from ..cache import ArtifactCache
+from ..cache import ArtifactCache, Record, store_cache
 from ..errors import WheelfarmError
 from ..jobjson import document, job_json
 from .ui import err, out
@@ -51,18 +51,21 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     config = farm_config.load(farm_dir.resolve())
     recipes = recipe.discover(list(paths))
     planned = plan.plan_recipes(recipes, config, plan.Selection.parse(targets, pythons, executor))
-    cache = ArtifactCache(config.state_dir)
-    cached = cache.known(j.key for j in planned.jobs)
+    local = ArtifactCache(config.state_dir)
+    cached = _cached(config, local, [j.key for j in planned.jobs])
     if fmt == "json":
         docs = []
         for job in planned.jobs:
             if job.key in cached and not include_all:
                 continue
-            hit = cache.lookup(job.key) if job.key in cached else None
+            hit = cached.get(job.key)
+            if isinstance(hit, str):  # the farm's own record: its file names the wheel
+                hit = local.record(job.key, hit)
             docs.append(job_json(job.key, job.recipe.name, job.target.name, job.python,
-                                 "cached" if hit else "planned", (),
+                                 "cached" if job.key in cached else "planned", (),
                                  (hit.filename, hit.sha256) if hit else None))
         _print(json.dumps(document(docs), indent=2))
+        err.print(f"{len(planned.jobs) - len(cached)} of {len(planned.jobs)} jobs to build")
         return
     entries = [g for g in matrix.groups(planned.jobs, shards=shards)
                if include_all or any(j.key not in cached for j in g.jobs)]
@@ -79,6 +82,26 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
         _print(matrix.gitlab_pipeline(entries, args, out, publish_to).rstrip("\n"))
     todo = sum(1 for j in planned.jobs if j.key not in cached)
     err.print(f"{todo} of {len(planned.jobs)} jobs to build in {len(entries)} matrix entries")
+
+
+def _cached(config: farm_config.FarmConfig, local: ArtifactCache,
+            keys: list[str]) -> dict[str, str | Record]:
+    """Keys already built: key -> sha256 (the farm's cache) or the store's record.
+
+    The store is asked only about keys the farm has not built itself. A store
+    that cannot be read is a warning: its jobs are planned, never wrongly skipped.
+    """
+    found: dict[str, str | Record] = dict(local.known(keys))
+    missing = [k for k in keys if k not in found]
+    if not missing:
+        return found
+    try:
+        remote = store_cache(config)
+        if remote is not None:
+            found.update(remote.known(missing))
+    except WheelfarmError as exc:
+        err.print(f"warning: the store is not used as a cache: {exc}", markup=False)
+    return found
 
 
 @click.command()
@@ -108,6 +131,8 @@ def merge(inputs: tuple[Path, ...], out_dir: Path, farm_dir: Path) -> None:
             tmp = out_dir / f".incoming-{name}"
             shutil.copyfile(path, tmp)
             tmp.replace(out_dir / name)
+    from .. import index  # only merge writes an index; plan need not import it
+
     projects = index.write_simple_index(out_dir)
     cache = ArtifactCache(farm_config.load(farm_dir.resolve()).state_dir)
     for name in chosen:
@@ -136,12 +161,13 @@ def _record(cache: ArtifactCache, wheel: Path) -> None:
     if not statement.exists():
         return
     try:
-        data = provenance.read(statement)
-        key = data["predicate"]["buildDefinition"]["internalParameters"]["jobKey"]
-        recorded = data["subject"][0]["digest"]["sha256"]
-    except (KeyError, IndexError, TypeError, ValueError):
+        named = provenance.job_key(provenance.read(statement))
+    except ValueError:
+        named = None
+    if named is None:
         err.print(f"warning: {statement.name} is not a wheelfarm provenance statement")
         return
+    key, recorded = named
     if recorded != sha256_file(wheel):
         raise MergeConflict(f"{wheel.name}: its provenance names other bytes "
                             f"(sha256 {recorded})")

@@ -33,6 +33,7 @@ __all__ = [
     "StoreError",
     "View",
     "check_key",
+    "check_prefix",
     "checkpoint",
     "content_type",
     "open_store",
@@ -87,6 +88,10 @@ class Store(Protocol):
         """
         ...
 
+    def list(self, prefix: str) -> list[str]:
+        """Every key that starts with ``prefix`` (any order), for batched lookups."""
+        ...
+
     def live_generation(self) -> int:
         """The generation readers see now (0: nothing published yet)."""
         ...
@@ -125,6 +130,14 @@ def open_store(url: str, *, endpoint_url: str | None = None) -> Store:
 
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9_.+=!-][A-Za-z0-9_.+=!~-]*$")
+
+
+def check_prefix(prefix: str) -> str:
+    """A listing prefix: a key, or a key's start (``cache/ab``), or a folder (``cache/``)."""
+    body = prefix[:-1] if prefix.endswith("/") else prefix
+    if body:
+        check_key(body)
+    return prefix
 
 
 def check_key(key: str) -> str:

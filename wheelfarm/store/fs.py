@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from ..locks import file_lock
-from . import SIGNED_NAMES, StoreError, View, check_key, checkpoint
+from . import SIGNED_NAMES, StoreError, View, check_key, check_prefix, checkpoint
 
 
 class FsStore:
@@ -73,6 +73,23 @@ class FsStore:
             tmp.unlink(missing_ok=True)
         checkpoint(key)
         return True
+
+    def list(self, prefix: str) -> list[str]:
+        folder, _, start = check_prefix(prefix).rpartition("/")
+        base = self.root / folder if folder else self.root
+        found = []
+        try:
+            for directory, dirs, files in os.walk(base):
+                rel = os.path.relpath(directory, self.root).replace(os.sep, "/")
+                rel = "" if rel == "." else rel + "/"
+                if rel == (folder + "/" if folder else ""):
+                    dirs[:] = [d for d in dirs if d.startswith(start)]
+                # Dot names are a writer's temporary files, not objects.
+                found += [rel + name for name in files
+                          if not name.startswith(".") and (rel + name).startswith(prefix)]
+        except OSError as exc:
+            raise StoreError(f"{base}: {exc.strerror or exc}") from exc
+        return found
 
     def _temp(self, path: Path, data: bytes) -> Path:
         try:

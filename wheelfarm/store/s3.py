@@ -32,6 +32,7 @@ from . import (
     View,
     cache_control,
     check_key,
+    check_prefix,
     checkpoint,
     content_type,
 )
@@ -117,6 +118,17 @@ class S3Store:
             checkpoint(key)
             return True
         raise StoreError(f"{self.url}: writing {key}: conflicting writers did not settle")
+
+    def list(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + check_prefix(prefix))
+            for page in pages:
+                found += [o["Key"][len(self.prefix):] for o in page.get("Contents", ())]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, f"listing {prefix}") from exc
+        return found
 
     def live_generation(self) -> int:
         try:

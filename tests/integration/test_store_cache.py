@@ -1,0 +1,110 @@
+"""The configured store as the artifact cache (issue: CI as the worker pool), on the
+filesystem store and on S3 (moto's real server): `wheelfarm publish` records each
+wheel's job key; `wheelfarm plan` and `wheelfarm build` in another farm, whose own
+cache is empty, find it there and reuse the published bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from wheelfarm import provenance
+from wheelfarm.cache import ArtifactCache, Record, StoreCache
+
+from .helpers import PROJECTS, wheelfarm
+from .test_publish_fixtures import Index
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index, fastadd_dir
+
+ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
+
+
+def _published(index: Index, fastadd_dir: Path) -> tuple[Path, str, str]:
+    """Publish the fastadd build; its wheel, job key and sha256."""
+    wheel = next(fastadd_dir.glob("*.whl"))
+    named = provenance.job_key(provenance.read(provenance.path_for(wheel)))
+    assert named is not None
+    result = index.publish(fastadd_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return wheel, *named
+
+
+def _farm(index: Index, tmp_path: Path) -> Path:
+    farm = tmp_path / "other-farm"
+    farm.mkdir()
+    (farm / "wheelfarm.toml").write_text(f'[publish]\nurl = "{index.url}"\n', encoding="utf-8")
+    return farm
+
+
+def test_publish_records_job_keys_that_a_listing_finds(index: Index, fastadd_dir: Path) -> None:
+    wheel, key, sha = _published(index, fastadd_dir)
+    record = Record(key, sha, wheel.name)
+    assert index.store.get(StoreCache.name(record)) is not None
+    cache = StoreCache(index.store)
+    strangers = [hashlib.sha256(f"x{i}".encode()).hexdigest() for i in range(200)]
+    # Few keys: one listing per key; many: the 16 prefix listings.
+    assert cache.known([key, strangers[0]]) == {key: record}
+    assert cache.known([*strangers, key]) == {key: record}
+    assert cache.known(strangers) == {}
+    # Publishing the same bytes again writes nothing new and keeps one record.
+    before = index.snapshot()
+    assert index.publish(fastadd_dir).returncode == 0
+    assert index.snapshot() == before
+    assert [n for n in index.store.list("cache/") if key in n] == [StoreCache.name(record)]
+
+
+def test_plan_and_build_reuse_the_published_wheel(index: Index, fastadd_dir: Path,
+                                                  tmp_path: Path) -> None:
+    wheel, key, sha = _published(index, fastadd_dir)
+    farm = _farm(index, tmp_path)
+    plan = index.cli("plan", PROJECTS / "fastadd", *ARGS, "--farm", farm)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["jobs"] == []
+    assert "0 of 1 jobs to build" in plan.stderr
+    listed = json.loads(index.cli("plan", PROJECTS / "fastadd", *ARGS, "--all",
+                                  "--farm", farm).stdout)["jobs"]
+    assert [(j["key"], j["state"], j["artifact"]) for j in listed] == [
+        (key, "cached", {"filename": wheel.name, "sha256": sha})]
+
+    out = tmp_path / "out"
+    report = tmp_path / "report.json"
+    built = index.cli("build", PROJECTS / "fastadd", *ARGS, "--farm", farm, "--out", out,
+                      "--json", report)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (job,) = json.loads(report.read_text())["jobs"]
+    assert job["state"] == "cached"
+    assert (out / wheel.name).read_bytes() == wheel.read_bytes()
+    assert (out / (wheel.name + ".intoto.json")).is_file()
+    (log,) = (farm / ".wheelfarm" / "logs").rglob("*.log")
+    assert f"cache hit in the store {index.store.url}" in log.read_text()
+    # Now in the farm's own cache: the next build does not ask the store.
+    again = index.cli("build", PROJECTS / "fastadd", *ARGS, "--farm", farm, "--out",
+                      tmp_path / "out2")
+    assert again.returncode == 0, again.stderr
+    logs = sorted((farm / ".wheelfarm" / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    assert "cache hit in the farm's artifact cache" in logs[-1].read_text()
+
+
+def test_a_record_whose_bytes_differ_is_not_a_hit(index: Index, fastadd_dir: Path,
+                                                  tmp_path: Path) -> None:
+    """Records are not signed: a hit must match the sha256 of the published file."""
+    wheel, key, _sha = _published(index, fastadd_dir)
+    forged = Record(key, "0" * 64, wheel.name)
+    farm = _farm(index, tmp_path)
+    local = ArtifactCache(farm / ".wheelfarm")
+    assert StoreCache(index.store).fetch(forged, local) is None
+    assert local.lookup(key) is None
+
+
+def test_an_unreadable_store_plans_everything_with_a_warning(tmp_path: Path) -> None:
+    farm = tmp_path / "farm"
+    farm.mkdir()
+    (farm / "wheelfarm.toml").write_text('[publish]\nurl = "s3://"\n', encoding="utf-8")
+    plan = wheelfarm("plan", PROJECTS / "fastadd", *ARGS, "--farm", farm, cwd=farm)
+    assert plan.returncode == 0, plan.stderr
+    assert len(json.loads(plan.stdout)["jobs"]) == 1
+    assert "warning: the store is not used as a cache" in plan.stderr
