@@ -103,6 +103,9 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
     the list of python tags the chosen executors can run.
     """
     jobs: list[Job] = []
+    # (executor, target) -> toolchain id, or the check's error: asked once per plan,
+    # not once per recipe (a farm of 1,000 recipes shares a handful of pairs).
+    toolchains: dict[tuple[str, str], str | ConfigError] = {}
     for recipe in recipes:
         recipe_lock = lock.load(recipe)
         digest = recipe.digest()
@@ -122,11 +125,16 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
             executor = executors.get(name)
             if executor is None:
                 raise ConfigError(f"unknown executor {name!r}")
-            try:
-                executor.check(target)
-            except ConfigError as exc:
-                raise RecipeError(recipe.path, "build.targets", str(exc)) from None
-            toolchain = executor.toolchain_id(target)
+            toolchain = toolchains.get((name, target.name))
+            if toolchain is None:
+                try:
+                    executor.check(target)
+                    toolchain = executor.toolchain_id(target)
+                except ConfigError as exc:
+                    toolchain = exc
+                toolchains[(name, target.name)] = toolchain
+            if isinstance(toolchain, ConfigError):
+                raise RecipeError(recipe.path, "build.targets", str(toolchain))
             if recipe.abi3:
                 tests = tuple(p for p in pythons if parse_tag(p) >= parse_tag(recipe.abi3))
                 if recipe.abi3 not in available:
