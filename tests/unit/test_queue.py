@@ -343,3 +343,15 @@ def test_a_large_submission_keeps_every_job_and_its_event(queue: Queue) -> None:
     assert kinds(queue).count("submitted") == 451
     first = queue.claim("w", LINUX, limit=3)
     assert [x.key for x in first] == ["k0002", "k0005", "k0008"]
+
+
+def test_a_dependency_built_for_another_target_does_not_count(queue: Queue) -> None:
+    queue.submit([job("base1", recipe="base", target="t1"),
+                  job("base2", recipe="base", target="t2", priority=1),
+                  job("user1", recipe="user", target="t1", needs=("base",), priority=2)])
+    [lease] = queue.claim("w", LINUX)
+    assert lease.key == "base2"
+    queue.start(lease)
+    queue.finish(lease, ok())
+    # base succeeded for t2 only: user1 (t1) must still wait for base1.
+    assert [x.key for x in queue.claim("w", LINUX, limit=5)] == ["base1"]

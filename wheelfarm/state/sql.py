@@ -72,10 +72,13 @@ def matches(caps: Capabilities) -> list[ColumnElement[bool]]:
 def needs_met() -> ColumnElement[bool]:
     """Every recipe the job needs has a succeeded job for the same target and python."""
     dep = jobs.alias("dep")
-    unmet = select(job_needs.c.job_id).where(
-        job_needs.c.job_id == jobs.c.id,
-        ~exists().where(dep.c.recipe == job_needs.c.recipe, dep.c.target == jobs.c.target,
-                        dep.c.python == jobs.c.python, dep.c.state == S.SUCCEEDED))
+    # Correlated by name: left to itself, SQLAlchemy correlates only to the
+    # enclosing SELECT (job_needs) and adds a second, unrelated ``jobs`` to the
+    # innermost FROM, so that a dependency built for any target would count.
+    built = exists().where(dep.c.recipe == job_needs.c.recipe, dep.c.target == jobs.c.target,
+                           dep.c.python == jobs.c.python, dep.c.state == S.SUCCEEDED
+                           ).correlate(jobs, job_needs)
+    unmet = select(job_needs.c.job_id).where(job_needs.c.job_id == jobs.c.id, ~built)
     return ~exists(unmet)
 
 
