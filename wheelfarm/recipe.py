@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -299,8 +300,14 @@ def normalized_name(recipe: Recipe) -> str:
     return canonicalize_name(recipe.name)
 
 
-def discover(paths: list[Path]) -> list[Recipe]:
-    """Recipes from files, project directories and directories of ``*.toml`` files."""
+def discover(paths: list[Path], *, load_file: Callable[[Path], Recipe] | None = None
+             ) -> list[Recipe]:
+    """Recipes from files, project directories and directories of ``*.toml`` files.
+
+    ``load_file`` reads one recipe file (default :func:`load`; a
+    :class:`~wheelfarm.recipememo.RecipeMemo` skips unchanged files).
+    """
+    read = load_file or load
     recipes: list[Recipe] = []
     for path in paths:
         if path.is_dir() and not (path / "pyproject.toml").exists() \
@@ -308,11 +315,11 @@ def discover(paths: list[Path]) -> list[Recipe]:
             files = sorted(path.glob("*.toml"))
             if not files:
                 raise ConfigError(f"{path}: no recipes (*.toml) and no pyproject.toml here")
-            recipes.extend(load(f) for f in files if f.name != "wheelfarm.toml")
+            recipes.extend(read(f) for f in files if f.name != "wheelfarm.toml")
         elif not path.exists():
             raise ConfigError(f"{path}: no such file or directory")
         else:
-            recipes.append(load(path))
+            recipes.append(read(path) if path.is_file() else load(path))
     seen: dict[str, Path] = {}
     for r in recipes:
         other = seen.setdefault(canonicalize_name(r.name), r.path)

@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 
 from .. import config as farm_config
-from .. import matrix, plan, provenance, recipe
+from .. import matrix, plan, recipe
 from ..archive import sha256_file
 from ..cache import ArtifactCache, Record, store_cache
 from ..errors import WheelfarmError
 from ..jobjson import document, job_json
+from ..recipememo import RecipeMemo
 from .ui import err, out
 
 
@@ -49,7 +50,9 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     `matrix` and `has-work` step outputs (GitHub rejects an empty matrix).
     """
     config = farm_config.load(farm_dir.resolve())
-    recipes = recipe.discover(list(paths))
+    memo = RecipeMemo(config.state_dir / "recipes.memo")
+    recipes = recipe.discover(list(paths), load_file=memo.load)
+    memo.save()
     planned = plan.plan_recipes(recipes, config, plan.Selection.parse(targets, pythons, executor))
     local = ArtifactCache(config.state_dir)
     cached = _cached(config, local, [j.key for j in planned.jobs])
@@ -157,6 +160,8 @@ def merge_candidate(chosen: dict[str, Path], path: Path, out_dir: Path) -> None:
 
 
 def _record(cache: ArtifactCache, wheel: Path) -> None:
+    from .. import provenance  # merge only; plan stays quick to start
+
     statement = provenance.path_for(wheel)
     if not statement.exists():
         return
