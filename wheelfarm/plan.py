@@ -106,6 +106,7 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
     # (executor, target) -> toolchain id, or the check's error: asked once per plan,
     # not once per recipe (a farm of 1,000 recipes shares a handful of pairs).
     toolchains: dict[tuple[str, str], str | ConfigError] = {}
+    chosen: dict[Target, str] = {}  # the farm's executor per target
     for recipe in recipes:
         recipe_lock = lock.load(recipe)
         digest = recipe.digest()
@@ -121,7 +122,9 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
                 raise RecipeError(recipe.path, "build.pythons", what)
             raise RecipeError(config.root / "wheelfarm.toml", "pythons", what)
         for target in targets:
-            name = selection.executor or recipe.executor or config.executor_for(target)
+            name = selection.executor or recipe.executor or chosen.get(target)
+            if name is None:
+                name = chosen[target] = config.executor_for(target)
             executor = executors.get(name)
             if executor is None:
                 raise ConfigError(f"unknown executor {name!r}")

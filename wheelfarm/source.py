@@ -13,16 +13,16 @@ import json
 import os
 import re
 import shutil
-import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 from urllib.parse import unquote, urljoin, urlsplit
-from urllib.request import url2pathname
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 from packaging.utils import (
@@ -33,7 +33,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from . import __version__, gitsource, index
+from . import __version__, gitsource
 from .archive import safe_extract, sha256_file
 from .defaults import DEFAULT_INDEX_URL
 from .errors import ConfigError, SourceError
@@ -194,6 +194,8 @@ def _fetch_path(src: Path, sha256: str | None, dest: Path, log: IO[str]) -> Path
 
 def _ssl_context() -> ssl.SSLContext:
     """Trust the system store: HTTPS here goes through a proxy whose CA certifi lacks."""
+    import ssl  # here, not at the top: planning never downloads, and ssl is slow to load
+
     for var in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"):
         value = os.environ.get(var)
         if value and os.path.isfile(value):
@@ -298,6 +300,8 @@ def _verify(path: Path, sha256: str) -> None:
 
 
 def _file_url_path(url: str) -> Path:
+    from urllib.request import url2pathname  # imports http.client: only when fetching
+
     return Path(url2pathname(urlsplit(url).path))
 
 
@@ -322,6 +326,8 @@ def _project_links(client: httpx.Client, page: str) -> list[tuple[str, str]]:
         body = resp.content
         is_json = resp.headers.get("content-type", "").startswith(
             "application/vnd.pypi.simple.v1+json")
+    from . import index  # the HTML parser, only for pages without the JSON form
+
     try:
         if is_json:
             files = json.loads(body)["files"]

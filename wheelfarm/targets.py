@@ -47,7 +47,7 @@ class Target:
     arch: str
     glibc: tuple[int, int] | None = None
 
-    @property
+    @functools.cached_property  # asked for every job of a plan; the fields never change
     def name(self) -> str:
         if self.kind == "linux":
             return f"linux_{self.arch}"
