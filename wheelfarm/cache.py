@@ -12,11 +12,10 @@ file name too, so a listing tells whether the blob is there);
 ``blobs/<sha256>/`` holds the wheel and its provenance.
 
 The configured store (``[publish] url``) is the second place: ``wheelfarm
-publish`` records each wheel's job key there as ``cache/<key>.<sha256>.<wheel
-file name>`` next to the published ``files/``. Everything a lookup needs is
-in the object's name, so a plan asks about 15,000 keys with a few listings
-(:class:`StoreCache`), and a build that hits downloads the published wheel,
-checks its sha256 and keeps it in the farm's cache.
+publish`` records the job key of each wheel it published in a pack under
+``cache/packs/`` next to the published ``files/`` (:class:`StoreCache`). A
+plan reads the packs once for all its keys; a build that hits downloads the
+published wheel, checks its sha256 and keeps it in the farm's cache.
 """
 
 from __future__ import annotations
@@ -137,70 +136,116 @@ class ArtifactCache:
             (folder / f"{key}.{stale}.json").unlink(missing_ok=True)
 
 
-_NAME = re.compile(r"^cache/([0-9a-f]{64})\.([0-9a-f]{64})\.(.+\.whl)$")
-# Below this many keys one listing per key beats listing every record in the store.
-_FEW = 48
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_FILENAME = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
+COMPACT_AT = 16  # packs in the store before a publisher merges them into one
 
 
 class StoreCache:
-    """Job keys published to a store: ``cache/<key>.<sha256>.<filename>``."""
+    """Job keys published to a store, in *packs*: ``cache/packs/<sha256>.json``.
 
-    PREFIX = "cache/"
+    Each publish writes one pack naming the job key, sha256 and file name of
+    every wheel it published (write-once, named by its content). A lookup
+    lists the packs and reads them concurrently, then answers every key from
+    memory: a plan of 15,000 jobs costs one listing and a few reads, never a
+    request per job (a list request returns only 1,000 names, and S3-compatible
+    servers answer it slowly). When a publisher finds more than
+    :data:`COMPACT_AT` packs it writes their union as one pack, then deletes
+    the packs it merged; a reader that races it misses nothing it needs (a
+    vanished pack makes it list again) or, at worst, rebuilds a job.
+    """
+
+    PACKS = "cache/packs/"
 
     def __init__(self, store: Store) -> None:
         self.store = store
-
-    @staticmethod
-    def name(record: Record) -> str:
-        return f"{StoreCache.PREFIX}{record.key}.{record.sha256}.{record.filename}"
+        self._all: dict[str, Record] | None = None
 
     def known(self, keys: Iterable[str]) -> dict[str, Record]:
-        """key -> record of those ``keys`` the store holds.
+        """key -> record of those ``keys`` the store holds (packs read once per instance)."""
+        if self._all is None:
+            self._all = self._read()[1]
+        everything = self._all
+        return {k: everything[k] for k in keys if k in everything}
 
-        Batched: a few keys are listed one prefix each, many keys by listing
-        the 16 first-hex-digit prefixes concurrently (a list request returns
-        1,000 names), never one request per job of a large plan.
-        """
-        wanted = set(keys)
-        if not wanted:
-            return {}
-        prefixes = ([f"{self.PREFIX}{k}." for k in sorted(wanted)] if len(wanted) <= _FEW
-                    else [f"{self.PREFIX}{h}" for h in "0123456789abcdef"])
-        with ThreadPoolExecutor(max_workers=min(16, len(prefixes))) as pool:
-            listings = list(pool.map(self.store.list, prefixes))
-        found: dict[str, Record] = {}
-        for names in listings:
-            for name in names:
-                m = _NAME.match(name)
-                if m and m.group(1) in wanted:
-                    found[m.group(1)] = Record(m.group(1), m.group(2), m.group(3))
-        return found
-
-    def put(self, record: Record) -> bool:
-        """Record a published wheel's key (write-once); False if it was already there."""
-        body = json.dumps({"schema": 1, "key": record.key, "sha256": record.sha256,
-                           "filename": record.filename}, sort_keys=True).encode()
-        return self.store.put_new(self.name(record), body)
+    def add(self, records: Iterable[Record]) -> str | None:
+        """Write one pack of ``records`` (then compact); its key, or None if empty."""
+        name = self._write(records)
+        if name is not None:
+            self._compact()
+        return name
 
     def fetch(self, record: Record, into: ArtifactCache) -> Cached | None:
-        """Download the published wheel (and its provenance) into the farm's cache.
+        """Download the published wheel and its provenance into the farm's cache.
 
-        Bytes that do not match the record's sha256 are refused (None): the
-        record is not signed, the wheel's digest is what a hit must match.
+        Packs are not signed, so a hit must be proven by what was published:
+        the wheel's bytes must hash to the record's sha256 and its provenance
+        must name this job key and that sha256; anything else is a miss (None).
         """
+        from . import provenance
+
         data = self.store.get(f"files/{record.filename}")
         if data is None or hashlib.sha256(data).hexdigest() != record.sha256:
             return None
-        statement = self.store.get(f"files/{record.filename}.intoto.json")
+        statement = self.store.get(f"files/{record.filename}{provenance.SUFFIX}")
+        try:
+            named = provenance.job_key(json.loads(statement)) if statement else None
+        except ValueError:
+            named = None
+        if statement is None or named != (record.key, record.sha256):
+            return None
         with tempfile.TemporaryDirectory(prefix="store-hit-", dir=_mkdir(into.root)) as tmp:
             wheel = Path(tmp) / record.filename
             wheel.write_bytes(data)
-            sidecar = None
-            if statement is not None:
-                sidecar = Path(tmp) / (record.filename + ".intoto.json")
-                sidecar.write_bytes(statement)
+            sidecar = Path(tmp) / (record.filename + provenance.SUFFIX)
+            sidecar.write_bytes(statement)
             into.store(record.key, wheel, sidecar)
         return into.lookup(record.key)
+
+    def _read(self) -> tuple[list[str], dict[str, Record]]:
+        for attempt in range(3):
+            names = sorted(n for n in self.store.list(self.PACKS) if n.endswith(".json"))
+            with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as pool:
+                bodies = list(pool.map(self.store.get, names))
+            if all(b is not None for b in bodies) or attempt == 2:
+                break  # else a compaction replaced some packs meanwhile: list again
+        found: dict[str, Record] = {}
+        for body in bodies:
+            found.update((r.key, r) for r in _parse_pack(body or b"{}"))
+        return [n for n, b in zip(names, bodies, strict=True) if b is not None], found
+
+    def _write(self, records: Iterable[Record]) -> str | None:
+        rows = sorted({(r.key, r.sha256, r.filename) for r in records})
+        if not rows:
+            return None
+        body = json.dumps({"schema": 1, "records": rows}, separators=(",", ":")).encode()
+        name = f"{self.PACKS}{hashlib.sha256(body).hexdigest()}.json"
+        self.store.put_new(name, body)  # False: the same pack exists, which is as good
+        return name
+
+    def _compact(self) -> None:
+        names, found = self._read()
+        if len(names) <= COMPACT_AT:
+            return
+        merged = self._write(found.values())
+        for name in names:  # every one of them is inside the merged pack, written first
+            if name != merged:
+                self.store.delete(name)
+
+
+def _parse_pack(body: bytes) -> list[Record]:
+    """The well-formed records of a pack; anything else in it is ignored."""
+    try:
+        rows = json.loads(body).get("records", [])
+    except (ValueError, AttributeError):
+        return []
+    out = []
+    for row in rows if isinstance(rows, list) else []:
+        if (isinstance(row, list) and len(row) == 3 and all(isinstance(v, str) for v in row)
+                and _HEX64.fullmatch(row[0]) and _HEX64.fullmatch(row[1])
+                and _FILENAME.fullmatch(row[2])):
+            out.append(Record(row[0], row[1], row[2]))
+    return out
 
 
 def store_cache(config: FarmConfig) -> StoreCache | None:

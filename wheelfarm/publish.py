@@ -172,11 +172,12 @@ class Publisher:
         """After the commit: the job key of each published wheel, so later plans and
         builds that use this store as their cache find it (write-once, idempotent)."""
         published = {r.filename: r.sha256 for r in records}
-        cache = StoreCache(self.store)
+        keyed = []
         for u in uploads:
             named = _job_key(u.provenance)
             if named is not None and named[1] == published.get(u.filename):
-                cache.put(CacheRecord(named[0], named[1], u.filename))
+                keyed.append(CacheRecord(named[0], named[1], u.filename))
+        StoreCache(self.store).add(keyed)
 
     def _commit(self, change: str, compute: Callable[[Head], Mapping[str, FileRef] | None],
                 always: bool = False) -> Outcome:

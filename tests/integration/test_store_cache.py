@@ -40,21 +40,18 @@ def _farm(index: Index, tmp_path: Path) -> Path:
     return farm
 
 
-def test_publish_records_job_keys_that_a_listing_finds(index: Index, fastadd_dir: Path) -> None:
+def test_publish_records_job_keys_in_a_pack(index: Index, fastadd_dir: Path) -> None:
     wheel, key, sha = _published(index, fastadd_dir)
     record = Record(key, sha, wheel.name)
-    assert index.store.get(StoreCache.name(record)) is not None
-    cache = StoreCache(index.store)
+    (pack,) = index.store.list(StoreCache.PACKS)
+    assert json.loads(index.store.get(pack) or b"")["records"] == [[key, sha, wheel.name]]
     strangers = [hashlib.sha256(f"x{i}".encode()).hexdigest() for i in range(200)]
-    # Few keys: one listing per key; many: the 16 prefix listings.
-    assert cache.known([key, strangers[0]]) == {key: record}
-    assert cache.known([*strangers, key]) == {key: record}
-    assert cache.known(strangers) == {}
-    # Publishing the same bytes again writes nothing new and keeps one record.
+    assert StoreCache(index.store).known([*strangers, key]) == {key: record}
+    assert StoreCache(index.store).known(strangers) == {}
+    # Publishing the same bytes again writes nothing new: the same pack, by content.
     before = index.snapshot()
     assert index.publish(fastadd_dir).returncode == 0
     assert index.snapshot() == before
-    assert [n for n in index.store.list("cache/") if key in n] == [StoreCache.name(record)]
 
 
 def test_plan_and_build_reuse_the_published_wheel(index: Index, fastadd_dir: Path,

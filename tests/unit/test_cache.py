@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import shutil
 from pathlib import Path
 
-import pytest
-
 from wheelfarm import provenance
-from wheelfarm.cache import ArtifactCache, Record, StoreCache
+from wheelfarm.cache import COMPACT_AT, ArtifactCache, Record, StoreCache
 from wheelfarm.store.fs import FsStore
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
@@ -170,38 +169,73 @@ def published_store(root: Path, names: dict[str, bytes]) -> FsStore:
     return store
 
 
-@pytest.mark.parametrize("many", [False, True], ids=["per-key listings", "prefix listings"])
-def test_store_cache_finds_exactly_the_recorded_keys(tmp_path: Path, many: bool) -> None:
-    data = b"published wheel"
-    store = published_store(tmp_path / "index", {WHEEL: data})
-    cache = StoreCache(store)
-    digest = hashlib.sha256(data).hexdigest()
+def test_store_cache_finds_exactly_the_recorded_keys(tmp_path: Path) -> None:
+    store = published_store(tmp_path / "index", {WHEEL: b"published wheel"})
+    digest = hashlib.sha256(b"published wheel").hexdigest()
     recorded = [Record(key(i), digest, WHEEL) for i in range(0, 120, 7)]
-    for r in recorded:
-        assert cache.put(r)
-    assert not cache.put(recorded[0])  # write-once
-    # Not records: another kind of object under cache/, a writer's temporary file.
-    store.put(f"cache/{key(1)}.notes.txt", b"x")
-    (tmp_path / "index" / "cache" / f".{key(2)}.{digest}.{WHEEL}.tmp").write_bytes(b"x")
-    asked = [key(i) for i in range(120)] if many else [key(0), key(1), key(2), key(7)]
-    assert len(asked) > 48 if many else len(asked) <= 48
-    want = {r.key: r for r in recorded if r.key in asked}
-    assert cache.known(asked) == want
-    assert cache.known([]) == {}
+    writer = StoreCache(store)
+    first = writer.add(recorded[:5])
+    assert first is not None and first.startswith("cache/packs/")
+    assert writer.add(recorded[:5]) == first  # the same records: the same pack, once
+    writer.add(recorded[5:])
+    assert writer.add([]) is None
+    # Not ours: another kind of object, a pack with damaged rows, a writer's temp file.
+    store.put("cache/packs/notes.txt", b"x")
+    bad_rows = [["../x", "y", "z"], 5, [key(1), digest, "a/b.whl"]]
+    store.put("cache/packs/bad.json", json.dumps({"records": bad_rows}).encode())
+    (tmp_path / "index" / "cache" / "packs" / f".{key(2)}.json.tmp").write_bytes(b"{}")
+    asked = [key(i) for i in range(120)]
+    want = {r.key: r for r in recorded}
+    assert StoreCache(store).known(asked) == want
+    assert StoreCache(store).known([key(0), key(1)]) == {key(0): want[key(0)]}
+    assert StoreCache(store).known([]) == {}
+    assert StoreCache(FsStore(tmp_path / "empty")).known(asked) == {}
 
 
-def test_store_cache_fetch_checks_the_digest(tmp_path: Path) -> None:
+def test_packs_are_compacted_without_losing_a_record(tmp_path: Path) -> None:
+    store = published_store(tmp_path / "index", {})
+    recorded = [Record(key(i), key(i + 1000), f"p{i}-1.0-py3-none-any.whl") for i in range(40)]
+    for r in recorded:  # one publish each
+        StoreCache(store).add([r])
+    packs = store.list(StoreCache.PACKS)
+    assert len(packs) <= COMPACT_AT + 1
+    assert StoreCache(store).known(r.key for r in recorded) == {r.key: r for r in recorded}
+
+
+def statement_for(job_key: str, sha256: str) -> bytes:
+    """The parts of a wheelfarm provenance statement a store hit is checked against."""
+    return json.dumps({
+        "subject": [{"name": WHEEL, "digest": {"sha256": sha256}}],
+        "predicate": {"buildDefinition": {"internalParameters": {"jobKey": job_key}}},
+    }).encode()
+
+
+def test_store_cache_fetch_checks_digest_and_provenance(tmp_path: Path) -> None:
     data = b"published wheel"
+    digest = hashlib.sha256(data).hexdigest()
     store = published_store(tmp_path / "index", {WHEEL: data})
-    store.put(f"files/{WHEEL}.intoto.json", b'{"statement": 1}')
+    statement = statement_for(key(1), digest)
+    store.put(f"files/{WHEEL}.intoto.json", statement)
     local = ArtifactCache(tmp_path / "farm")
-    good = Record(key(1), hashlib.sha256(data).hexdigest(), WHEEL)
+    good = Record(key(1), digest, WHEEL)
     hit = StoreCache(store).fetch(good, local)
     assert hit is not None and hit.wheel.read_bytes() == data
-    assert hit.provenance is not None and hit.provenance.read_bytes() == b'{"statement": 1}'
+    assert hit.provenance is not None and hit.provenance.read_bytes() == statement
     assert local.lookup(key(1)) == hit
-    # A record naming other bytes, or a file the store does not hold, is no hit.
+    # A record naming other bytes, a file the store does not hold, or a key the
+    # published provenance does not name (a forged pack) is no hit.
     assert StoreCache(store).fetch(Record(key(2), "0" * 64, WHEEL), local) is None
-    assert StoreCache(store).fetch(Record(key(3), good.sha256, "gone-1.0-py3-none-any.whl"),
+    assert StoreCache(store).fetch(Record(key(3), digest, "gone-1.0-py3-none-any.whl"),
                                    local) is None
-    assert local.lookup(key(2)) is None and local.lookup(key(3)) is None
+    assert StoreCache(store).fetch(Record(key(4), digest, WHEEL), local) is None
+    assert all(local.lookup(key(i)) is None for i in (2, 3, 4))
+
+
+def test_store_cache_fetch_needs_provenance(tmp_path: Path) -> None:
+    data = b"published wheel"
+    store = published_store(tmp_path / "index", {WHEEL: data})
+    local = ArtifactCache(tmp_path / "farm")
+    record = Record(key(1), hashlib.sha256(data).hexdigest(), WHEEL)
+    assert StoreCache(store).fetch(record, local) is None
+    store.put(f"files/{WHEEL}.intoto.json", b"{not json")
+    assert StoreCache(store).fetch(record, local) is None

@@ -92,6 +92,10 @@ class Store(Protocol):
         """Every key that starts with ``prefix`` (any order), for batched lookups."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove one object; no error if it is already gone. Only for ``cache/``."""
+        ...
+
     def live_generation(self) -> int:
         """The generation readers see now (0: nothing published yet)."""
         ...

@@ -91,6 +91,14 @@ class FsStore:
             raise StoreError(f"{base}: {exc.strerror or exc}") from exc
         return found
 
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+        checkpoint(key)
+
     def _temp(self, path: Path, data: bytes) -> Path:
         try:
             try:

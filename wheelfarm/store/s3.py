@@ -130,6 +130,13 @@ class S3Store:
             raise self._fail(exc, f"listing {prefix}") from exc
         return found
 
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, f"deleting {key}") from exc
+        checkpoint(key)
+
     def live_generation(self) -> int:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key("InRelease"))
