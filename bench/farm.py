@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -125,6 +126,7 @@ def _plan_on_s3(farm: Path, folder: Path, records: list[tuple[str, str, str]]
     from wheelfarm.cache import Record, StoreCache
     from wheelfarm.store import open_store
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     saved = dict(os.environ)
