@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from wheelfarm import config as farm_config
 from wheelfarm import recipe as recipe_mod
@@ -159,6 +160,27 @@ def test_migrations_run_once_and_refuse_a_newer_database(tmp_path: Path) -> None
     engine.dispose()
     with pytest.raises(ConfigError, match="newer than this wheelfarm understands"):
         open_engine(url)
+
+
+def test_a_version_1_database_gets_the_claim_index_in_claim_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine = open_engine(url)
+    with engine.begin() as conn:  # back to what version 1 left
+        conn.execute(text("DROP INDEX jobs_claim"))
+        conn.execute(text("CREATE INDEX jobs_claim ON jobs (state, priority, id)"))
+        conn.execute(schema.migrations_table.delete().where(
+            schema.migrations_table.c.version > 1))
+    engine.dispose()
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        [index] = conn.execute(text(
+            "SELECT sql FROM sqlite_master WHERE name = 'jobs_claim'")).scalars()
+        plan = " ".join(str(r[-1]) for r in conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state = 'pending' "
+            "ORDER BY priority DESC, id LIMIT 16")))
+    engine.dispose()
+    assert "priority DESC" in index
+    assert "jobs_claim" in plan and "TEMP B-TREE" not in plan  # no sort of the pending set
 
 
 def test_an_unreadable_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -66,7 +66,9 @@ jobs = Table(
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
 )
-Index("jobs_claim", jobs.c.state, jobs.c.priority, jobs.c.id)
+# In the claim's order (best priority first, then oldest), so that a claim reads
+# the first few pending rows instead of sorting every pending one (version 2).
+Index("jobs_claim", jobs.c.state, jobs.c.priority.desc(), jobs.c.id)
 Index("jobs_lease", jobs.c.state, jobs.c.lease_expires)
 Index("jobs_recipe", jobs.c.recipe, jobs.c.target, jobs.c.python, jobs.c.state)
 
@@ -126,9 +128,16 @@ def _v1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2(conn: Connection) -> None:
+    # Version 1 indexed (state, priority, id), which cannot give the claim's
+    # ORDER BY priority DESC, id: each claim sorted the whole pending set.
+    conn.execute(text("DROP INDEX IF EXISTS jobs_claim"))
+    conn.execute(text("CREATE INDEX jobs_claim ON jobs (state, priority DESC, id)"))
+
+
 # Append-only: a released schema is changed by a new function (ALTER TABLE ...),
 # never by editing an old one, so every database reaches the same shape.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 VERSION = len(MIGRATIONS)
 _LOCK_ID = zlib.crc32(b"wheelfarm-migrate")
 
