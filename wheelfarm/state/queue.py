@@ -18,21 +18,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select, text, update
 
-from ..errors import ConfigError
 from . import lifecycle, sql
+from .intake import Intake
 from .lifecycle import ACTIVE, JobState
-from .models import Capabilities, Lease, LeaseLost, NewJob, Outcome
+from .models import Capabilities, Lease, LeaseLost, Outcome
 from .operators import Operations
-from .schema import attempts, events, job_needs, jobs, workers
+from .schema import attempts, events, jobs, workers
 from .sql import event as _event
 
 S = JobState
 _WINDOW = 32  # candidates read per claim; the rest of the matching is done in Python
 _RECLAIM_EVERY = 1.0  # seconds between automatic reclaim passes of one process
-_COPY_FROM = 200  # rows: from here on PostgreSQL gets them by COPY
 
 
-class Queue(Operations):
+class Queue(Intake, Operations):
     """Domain operations on the state database; see :mod:`.lifecycle` for the states."""
 
     def __init__(self, engine: Engine, *, lease_seconds: float = 30.0, backoff: float = 10.0,
@@ -43,64 +42,6 @@ class Queue(Operations):
         self.clock = clock
         self._pg = engine.dialect.name == "postgresql"
         self._last_reclaim = 0.0
-
-    # -- submitting -------------------------------------------------------------------------
-
-    def submit(self, new: Sequence[NewJob]) -> tuple[int, int]:
-        """Add jobs; a key already queued is left as it is. Returns (added, already there).
-
-        A needed recipe must have a job for the same target and python, in
-        this submission or already queued; otherwise ConfigError.
-        """
-        now = self.clock()
-        with self.engine.begin() as conn:
-            known: set[str] = set()
-            keys = [j.key for j in new]
-            for i in range(0, len(keys), 500):
-                chunk = keys[i:i + 500]
-                known.update(conn.execute(select(jobs.c.key).where(jobs.c.key.in_(chunk)))
-                             .scalars())
-            fresh = list({j.key: j for j in new if j.key not in known}.values())
-            self._check_needs(conn, fresh)
-            ids: dict[str, int] = {}
-            rows = [sql.job_values(j, now) for j in fresh]
-            if self._pg and len(rows) > _COPY_FROM:
-                sql.copy_rows(conn, jobs, rows)
-                keys = [j.key for j in fresh]
-                for i in range(0, len(keys), 500):
-                    ids.update({r.key: r.id for r in conn.execute(select(
-                        jobs.c.key, jobs.c.id).where(jobs.c.key.in_(keys[i:i + 500])))})
-            elif rows:
-                inserted = conn.execute(jobs.insert().returning(jobs.c.key, jobs.c.id), rows)
-                ids = {r.key: r.id for r in inserted}
-            with_needs = [j for j in fresh if j.needs]
-            if with_needs:
-                conn.execute(job_needs.insert(), [
-                    {"job_id": ids[j.key], "recipe": r} for j in with_needs for r in j.needs])
-            submitted = [{"at": now, "job_id": ids[j.key], "n": None, "worker": None,
-                          "kind": "submitted",
-                          "detail": json.dumps({"key": j.key, "priority": j.priority})}
-                         for j in fresh]
-            if self._pg and len(submitted) > _COPY_FROM:
-                sql.copy_rows(conn, events, submitted)
-            elif submitted:
-                conn.execute(events.insert(), submitted)
-        return len(fresh), len(new) - len(fresh)
-
-    def _check_needs(self, conn: Connection, fresh: Sequence[NewJob]) -> None:
-        offered = {(j.recipe, j.target, j.python) for j in fresh}
-        for job in fresh:
-            for need in job.needs:
-                if (need, job.target, job.python) in offered:
-                    continue
-                queued = conn.execute(select(jobs.c.id).where(
-                    jobs.c.recipe == need, jobs.c.target == job.target,
-                    jobs.c.python == job.python).limit(1)).first()
-                if queued is None:
-                    raise ConfigError(
-                        f"{job.recipe} needs {need}, but no job builds {need} for "
-                        f"{job.target} and {job.python}; submit it too")
-                offered.add((need, job.target, job.python))
 
     # -- workers ----------------------------------------------------------------------------
 

@@ -12,11 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from .lifecycle import ACTIVE, JobState, sources
-from .models import Capabilities, Lease, NewJob
+from .models import Capabilities, Lease
 from .schema import attempts, events, job_needs, jobs
 
 S = JobState
@@ -100,31 +100,6 @@ def lease_of(row: Row[Any], token: str) -> Lease:
                  recipe=row.recipe, target=row.target, python=row.python,
                  executor=row.executor, pythons=tuple(row.pythons.split()),
                  timeout=row.timeout, spec={})
-
-
-def job_values(job: NewJob, now: float) -> dict[str, Any]:
-    return {
-        "key": job.key, "kind": job.kind, "recipe": job.recipe, "target": job.target,
-        "python": job.python, "executor": job.executor, "os": job.os, "arch": job.arch,
-        "pythons": " ".join(job.pythons), "image": job.image,
-        "spec": json.dumps(dict(job.spec), sort_keys=True), "priority": job.priority,
-        "state": S.PENDING.value, "attempts": 0, "failures": 0,
-        "max_attempts": job.max_attempts, "timeout": job.timeout,
-        "target_limit": job.target_limit, "not_before": 0.0, "created": now, "updated": now,
-    }
-
-
-def copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many rows with PostgreSQL's COPY, in the caller's transaction: for
-    10,000 jobs several times faster than a multi-row INSERT, whose parameters
-    psycopg must rewrite in Python."""
-    columns = list(rows[0])
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    names = ", ".join(columns)
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
 
 
 def event(conn: Connection, at: float, kind: str, job_id: int | None = None,
