@@ -355,3 +355,11 @@ def test_a_dependency_built_for_another_target_does_not_count(queue: Queue) -> N
     queue.finish(lease, ok())
     # base succeeded for t2 only: user1 (t1) must still wait for base1.
     assert [x.key for x in queue.claim("w", LINUX, limit=5)] == ["base1"]
+
+
+def test_jobs_no_worker_can_run_do_not_hide_the_ones_it_can(queue: Queue) -> None:
+    # More unrunnable jobs ahead of it than a claim reads at once.
+    queue.submit([job(f"new{i:02d}", python="cp313", priority=1) for i in range(40)]
+                 + [job("mine")])
+    assert [x.key for x in queue.claim("w", LINUX, limit=2)] == ["mine"]
+    assert queue.outstanding(LINUX) == 1

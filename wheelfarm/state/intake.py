@@ -141,7 +141,8 @@ def job_values(job: NewJob, now: float) -> dict[str, Any]:
     return {
         "key": job.key, "kind": job.kind, "recipe": job.recipe, "target": job.target,
         "python": job.python, "executor": job.executor, "os": job.os, "arch": job.arch,
-        "pythons": " ".join(job.pythons), "image": job.image,
+        # Each once: the claim query matches them word by word (see sql.matches).
+        "pythons": " ".join(dict.fromkeys(job.pythons)), "image": job.image,
         "spec": json.dumps(dict(job.spec), sort_keys=True), "priority": job.priority,
         "state": JobState.PENDING.value, "attempts": 0, "failures": 0,
         "max_attempts": job.max_attempts, "timeout": job.timeout,

@@ -36,7 +36,8 @@ class Capabilities:
     kinds: tuple[str, ...] = KINDS
 
     def runs(self, pythons: Sequence[str], image: str | None) -> bool:
-        """The checks the claim query leaves to Python (set inclusion)."""
+        """Whether a job with these requirements suits this worker (what the claim
+        query checks in SQL, for a job at hand)."""
         return set(pythons) <= set(self.pythons) and (not image or image in self.images)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Engine, Row, func, select, update
 
 from ..errors import ConfigError
 from . import lifecycle, sql
@@ -77,6 +77,6 @@ class Operations:
     def outstanding(self, caps: Capabilities) -> int:
         """Jobs this worker could still get: pending, or active elsewhere (they may come back)."""
         with self.engine.begin() as conn:
-            rows = conn.execute(select(jobs.c.pythons, jobs.c.image).where(
-                jobs.c.state.in_([S.PENDING, S.LEASED, S.RUNNING]), *sql.matches(caps))).all()
-        return sum(1 for r in rows if caps.runs(r.pythons.split(), r.image))
+            return int(conn.execute(select(func.count()).select_from(jobs).where(
+                jobs.c.state.in_([S.PENDING, S.LEASED, S.RUNNING]), *sql.matches(caps))
+            ).scalar() or 0)

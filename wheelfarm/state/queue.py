@@ -27,7 +27,6 @@ from .schema import attempts, events, jobs, workers
 from .sql import event as _event
 
 S = JobState
-_WINDOW = 32  # candidates read per claim; the rest of the matching is done in Python
 _RECLAIM_EVERY = 1.0  # seconds between automatic reclaim passes of one process
 
 
@@ -75,22 +74,18 @@ class Queue(Intake, Operations):
 
     def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
         """Lease up to ``limit`` runnable jobs to ``worker``, best priority first."""
-        now = self.clock()
-        if now - self._last_reclaim >= _RECLAIM_EVERY:
+        if self.clock() - self._last_reclaim >= _RECLAIM_EVERY:
             self.reclaim()
         leases: list[Lease] = []
         with self.engine.begin() as conn:
-            query = (select(jobs).where(jobs.c.state == S.PENDING, jobs.c.not_before <= now,
-                                        *sql.matches(caps), sql.needs_met())
-                     .order_by(jobs.c.priority.desc(), jobs.c.id).limit(_WINDOW))
-            if self._pg:
-                query = query.with_for_update(skip_locked=True, of=jobs)
+            # Read once the transaction has begun (on SQLite, once it holds the
+            # write lock, which may take a while): the lease runs from then, and
+            # the event log must not say it began before the jobs were there.
+            now = self.clock()
             batch: list[Row[Any]] = []
-            for row in conn.execute(query).all():
-                if len(leases) + len(batch) >= limit:
-                    break
-                if not caps.runs(row.pythons.split(), row.image):
-                    continue
+            found = conn.execute(sql.claim_query(caps, self._pg),
+                                 {"b_now": now, "b_limit": limit}).all()
+            for row in found:
                 if not row.target_limit:
                     batch.append(row)
                 elif self._below_limit(conn, row):
@@ -98,13 +93,14 @@ class Queue(Intake, Operations):
                     leases.append(self._lease(conn, [row], worker, now)[0])
             if batch:
                 leases += self._lease(conn, batch, worker, now)
-            tries = [{"job_id": x.job_id, "n": x.n, "worker": worker, "lease": x.token,
-                      "started": now} for x in leases]
-            if tries:
-                conn.execute(attempts.insert(), tries)
-                conn.execute(events.insert(), [
-                    {"at": now, "job_id": t["job_id"], "n": t["n"], "worker": worker,
-                     "kind": "leased", "detail": None} for t in tries])
+            if not leases:
+                return leases
+            conn.execute(attempts.insert(), [
+                {"job_id": x.job_id, "n": x.n, "worker": worker, "lease": x.token,
+                 "started": now} for x in leases])
+            conn.execute(events.insert(), [
+                {"at": now, "job_id": x.job_id, "n": x.n, "worker": worker, "kind": "leased",
+                 "detail": None} for x in leases])
         return leases
 
     def _below_limit(self, conn: Connection, row: Row[Any]) -> bool:
