@@ -17,11 +17,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from . import index, jobrun, proc, pythons
 from .errors import CommandError, ConfigError, WheelfarmError
@@ -30,12 +30,8 @@ from .state import Artifact, Capabilities, Lease, LeaseLost, Outcome
 from .state.models import host_os
 from .targets import host_arch
 
-if TYPE_CHECKING:
-    from .state.queue import Queue
-
 log = logging.getLogger(__name__)
 BACKSTOP = 30.0  # seconds past a job's timeout before its worker kills the job's process
-T = TypeVar("T")
 
 
 class Broker(Protocol):
@@ -345,57 +341,3 @@ def _instant(lease: Lease) -> bool:
     # Nothing to wait for or kill: no child process (and no directory of its
     # own), so that such a probe measures the queue, not the OS.
     return lease.kind == "probe" and not float(lease.spec.get("seconds", 0))
-
-
-class DirectBroker:
-    """A worker on a machine that reaches the farm's database (and its files).
-
-    A database that goes away (a restart, the network) is a WheelfarmError
-    for the worker loop, which waits and tries again; the leases meanwhile
-    run out as they would for any worker that vanished.
-    """
-
-    def __init__(self, queue: Queue) -> None:
-        self.queue = queue
-
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        from sqlalchemy.exc import DBAPIError
-
-        try:
-            return fn(*args)
-        except DBAPIError as exc:
-            raise WheelfarmError(f"state database: {str(exc.orig).strip()}") from exc
-
-    def register(self, name: str, caps: Capabilities) -> None:
-        self._call(self.queue.register, name, caps)
-
-    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
-        return self._call(self.queue.claim, worker, caps, limit)
-
-    def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
-        return self._call(self.queue.heartbeat, leases)
-
-    def start(self, lease: Lease) -> None:
-        self._call(self.queue.start, lease)
-
-    def start_many(self, leases: Sequence[Lease]) -> list[Lease]:
-        return self._call(self.queue.start_many, leases)
-
-    def finish(self, lease: Lease, outcome: Outcome) -> Any:
-        return self._call(self.queue.finish, lease, outcome)
-
-    def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[Any]:
-        return self._call(self.queue.finish_many, reports)
-
-    def release(self, lease: Lease, reason: str) -> None:
-        self._call(self.queue.release, lease, reason)
-
-    def outstanding(self, caps: Capabilities) -> int:
-        return self._call(self.queue.outstanding, caps)
-
-    def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
-        return outcome  # the log and the artifact are already files of the farm
-
-    def needs(self, lease: Lease, dest: Path) -> list[str]:
-        return sorted({str(Path(n["location"]).parent) for n in lease.spec.get("needs", ())
-                       if n.get("location")})

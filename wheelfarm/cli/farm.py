@@ -202,7 +202,8 @@ def worker(controller_url: str | None, token: str | None, drain: bool, name: str
            batch: int, poll: float, grace: float | None, wheelhouse: Path | None,
            farm_dir: Path) -> None:
     """Claim jobs and run them, from the farm's database or a controller."""
-    from ..worker import DirectBroker, Worker, WorkerOptions, default_capabilities
+    from ..direct import DirectBroker
+    from ..worker import Worker, WorkerOptions, default_capabilities
 
     _logging()
     farm = farm_dir.resolve()
