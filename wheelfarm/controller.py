@@ -120,7 +120,9 @@ class Controller:
         body = await request.json()
         caps = Capabilities.from_dict(body["capabilities"])
         limit = max(1, min(int(body.get("limit", 1)), 100))
-        leases = await run_in_threadpool(self.queue.claim, name, caps, limit)
+        start = bool(body.get("start", False))
+        leases = await run_in_threadpool(
+            lambda: self.queue.claim(name, caps, limit, start=start))
         return JSONResponse({"leases": [lease.to_dict() for lease in leases]})
 
     async def _heartbeat(self, request: Request, name: str) -> Response:

@@ -37,8 +37,9 @@ class DirectBroker:
     def register(self, name: str, caps: Capabilities) -> None:
         self._call(self.queue.register, name, caps)
 
-    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
-        return self._call(self.queue.claim, worker, caps, limit)
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1, *,
+              start: bool = False) -> list[Lease]:
+        return self._call(lambda: self.queue.claim(worker, caps, limit, start=start))
 
     def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
         return self._call(self.queue.heartbeat, leases)

@@ -65,9 +65,10 @@ class HttpBroker:
     def register(self, name: str, caps: Capabilities) -> None:
         self._call("POST", "/register", json={"capabilities": caps.to_dict()})
 
-    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1, *,
+              start: bool = False) -> list[Lease]:
         body = self._call("POST", "/claim", json={"capabilities": caps.to_dict(),
-                                                  "limit": limit})
+                                                  "limit": limit, "start": start})
         return [Lease.from_dict(d) for d in body["leases"]]
 
     def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:

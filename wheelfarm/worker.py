@@ -39,7 +39,10 @@ class Broker(Protocol):
 
     def register(self, name: str, caps: Capabilities) -> None: ...
 
-    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]: ...
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1, *,
+              start: bool = False) -> list[Lease]:
+        """Lease jobs; with ``start``, the instant ones come back started (``running``)."""
+        ...
 
     def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
         """Renew the leases; returns the lost ones."""
@@ -126,7 +129,7 @@ class Worker:
             if self.options.max_jobs is not None and self.done >= self.options.max_jobs:
                 break
             try:
-                leases = self.broker.claim(self.name, self.caps, self.options.batch)
+                leases = self.broker.claim(self.name, self.caps, self.options.batch, start=True)
                 if not leases and self.options.drain and not self.broker.outstanding(self.caps):
                     break
             except ConfigError:
@@ -141,11 +144,11 @@ class Worker:
             idle = 0.05
             with self._guard:
                 self._held.update({lease.job_id: lease for lease in leases})
-            instant = [x for x in leases if _instant(x)]
+            instant = [x for x in leases if x.instant]
             if instant:
                 self._run_instant(instant)
             for lease in leases:
-                if _instant(lease):
+                if lease.instant:
                     continue
                 if self.stopping.is_set():
                     self._release(lease, "the worker is stopping")
@@ -187,10 +190,13 @@ class Worker:
             self._current = None
 
     def _run_instant(self, leases: list[Lease]) -> None:
-        """Jobs with nothing to wait for (zero-second probes): started, run and
-        reported together, one transaction (or request) each way."""
+        """Jobs with nothing to wait for (zero-second probes): run in this process
+        (no child, no directory of their own, so that they measure the queue, not
+        the OS) and reported together. The claim has started them, unless the
+        broker could not (then they are started together here)."""
         try:
-            lost = {x.job_id for x in self.broker.start_many(leases)}
+            waiting = [x for x in leases if not x.running]
+            lost = {x.job_id for x in self.broker.start_many(waiting)} if waiting else set()
             reports = []
             for lease in leases:
                 if lease.job_id in lost:
@@ -335,9 +341,3 @@ class Worker:
                 time.sleep(0.1)
 
         threading.Thread(target=kill, daemon=True, name="stop-job").start()
-
-
-def _instant(lease: Lease) -> bool:
-    # Nothing to wait for or kill: no child process (and no directory of its
-    # own), so that such a probe measures the queue, not the OS.
-    return lease.kind == "probe" and not float(lease.spec.get("seconds", 0))

@@ -112,6 +112,26 @@ def test_a_stale_lease_cannot_upload_or_report(controller: tuple[Path, str, Path
                       headers=headers).json() == {"state": "succeeded"}
 
 
+def test_a_claim_over_http_may_start_the_jobs_that_run_at_once(
+        controller: tuple[Path, str, Path]) -> None:
+    farm, url, _logs = controller
+    assert cli("submit", "--probe", "2", cwd=farm).returncode == 0
+    headers = {"Authorization": f"Bearer {cli('token', 'w8', cwd=farm).stdout.strip()}"}
+    caps = {"os": "linux", "arch": "x86_64", "executors": [], "pythons": []}
+    leases = httpx.post(url + API + "/claim", json={"capabilities": caps, "limit": 2,
+                                                     "start": True},
+                        headers=headers).json()["leases"]
+    assert [x["running"] for x in leases] == [True, True]
+    assert httpx.post(url + API + "/start", json={"lease": leases[0]},
+                      headers=headers).status_code == 409  # started once already
+    reports = [{"lease": x, "outcome": {"ok": True, "duration": 0.0, "artifact": None}}
+               for x in leases]
+    assert httpx.post(url + API + "/finish_many", json={"reports": reports},
+                      headers=headers).json() == {"states": ["succeeded", "succeeded"]}
+    kinds = [e["kind"] for e in status(farm)["events"] if e["job"] == leases[0]["job_id"]]
+    assert kinds == ["submitted", "leased", "started", "succeeded"]
+
+
 # -- a recipe that needs another recipe's wheel ---------------------------------------------
 
 BASE_SETUP = """from setuptools import setup

@@ -363,3 +363,67 @@ def test_jobs_no_worker_can_run_do_not_hide_the_ones_it_can(queue: Queue) -> Non
                  + [job("mine")])
     assert [x.key for x in queue.claim("w", LINUX, limit=2)] == ["mine"]
     assert queue.outstanding(LINUX) == 1
+
+
+def probe(key: str, seconds: float = 0.0) -> NewJob:
+    return NewJob(key=key, kind="probe", recipe="probe", target="", python="", executor="",
+                  arch="", os="", spec={"seconds": seconds})
+
+
+def test_a_claim_may_start_the_jobs_that_run_at_once(queue: Queue) -> None:
+    queue.submit([probe("p1"), probe("p2", seconds=1.0), job("b1")])
+    leases = queue.claim("w", LINUX, limit=3, start=True)
+    assert [(x.key, x.running) for x in leases] == [
+        ("p1", True), ("p2", False), ("b1", False)]
+    assert [state_of(queue, k) for k in ("p1", "p2", "b1")] == ["running", "leased", "leased"]
+    with pytest.raises(LeaseLost):
+        queue.start(leases[0])  # running already: no second start
+    assert queue.start_many(leases[1:]) == []
+    assert queue.finish_many([(x, ok(str(i) * 64)) for i, x in enumerate(leases)]) == [
+        JobState.SUCCEEDED] * 3
+    story = [(e["kind"], e["n"]) for e in state_report.job_events(queue, leases[0].job_id)]
+    assert story == [("submitted", None), ("leased", 1), ("started", 1), ("succeeded", 1)]
+
+
+def test_a_job_started_by_its_claim_still_refuses_a_lost_lease(
+        queue: Queue, clock: Clock) -> None:
+    queue.submit([probe("p1"), probe("p2")])
+    first = queue.claim("w1", LINUX, limit=2, start=True)
+    queue.cancel("p2")
+    clock.now += 11  # w1 stopped heartbeating
+    assert queue.reclaim() == 1
+    clock.now += 5
+    [second] = queue.claim("w2", LINUX, limit=2, start=True)
+    assert (second.key, second.n, second.running) == ("p1", 2, True)
+    assert queue.heartbeat(first) == first
+    assert queue.finish_many([(x, ok()) for x in first]) == [None, None]
+    assert queue.finish(second, ok("b" * 64)) == JobState.SUCCEEDED
+    story = [(e["kind"], e["worker"]) for e in state_report.job_events(queue, second.job_id)]
+    assert story == [("submitted", None), ("leased", "w1"), ("started", "w1"),
+                     ("retrying", "w1"), ("leased", "w2"), ("started", "w2"),
+                     ("result-refused", "w1"), ("succeeded", "w2")]
+    assert state_of(queue, "p2") == JobState.CANCELLED
+    [doc] = [d for d in state_report.queue_jobs(queue) if d["key"] == "p1"]
+    assert doc["artifact"]["sha256"] == "b" * 64
+
+
+def test_concurrent_claims_that_start_never_share_a_job(queue: Queue, state_url: str) -> None:
+    queue.submit([probe(f"p{i:03d}") for i in range(60)])
+    got: list[str] = []
+    guard = threading.Lock()
+
+    def claimer(name: str) -> None:
+        own = Queue(open_engine(state_url), lease_seconds=10.0)
+        while leases := own.claim(name, LINUX, limit=3, start=True):
+            assert all(x.running for x in leases)
+            with guard:
+                got.extend(x.key for x in leases)
+        own.engine.dispose()
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == [f"p{i:03d}" for i in range(60)]
+    assert kinds(queue).count("started") == 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,9 @@ def test_values_survive_the_wire() -> None:
                   recipe="r", target="t", python="cp312", executor="host",
                   pythons=("cp312",), timeout=9.0, spec={"a": [1]}, seconds=4.0)
     assert Lease.from_dict(lease.to_dict()) == lease
+    started = replace(lease, kind="probe", spec={"seconds": 0}, running=True)
+    assert Lease.from_dict(started.to_dict()) == started and started.instant
+    assert not replace(started, spec={"seconds": 1}).instant and not lease.instant
     outcome = Outcome(ok=True, duration=1.0, artifact=Artifact("f.whl", "a" * 64, "/x"))
     assert Outcome.from_dict(outcome.to_dict()) == outcome
     caps = Capabilities(os="linux", arch="x86_64", pythons=("cp39",), images=("img",))

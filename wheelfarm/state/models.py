@@ -79,6 +79,12 @@ class NewJob:
     image: str | None = None
 
 
+def instant(kind: str, spec: Mapping[str, Any]) -> bool:
+    """A job with nothing to wait for or kill (a zero-second probe): a worker runs it
+    in its own process the moment it has it, so claiming may start it too."""
+    return kind == "probe" and not float(spec.get("seconds", 0))
+
+
 @dataclass(frozen=True)
 class Lease:
     """A claimed job: the ``token`` fences every later report to this attempt."""
@@ -98,6 +104,11 @@ class Lease:
     timeout: float
     spec: Mapping[str, Any]
     seconds: float = 30.0  # the lease's length: heartbeats come a third of it apart
+    running: bool = False  # started by the claim itself (see Queue.claim's ``start``)
+
+    @property
+    def instant(self) -> bool:
+        return instant(self.kind, self.spec)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -14,6 +14,7 @@ import secrets
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select, text, update
@@ -72,8 +73,15 @@ class Queue(Intake, Operations):
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def claim(self, worker: str, caps: Capabilities, limit: int = 1) -> list[Lease]:
-        """Lease up to ``limit`` runnable jobs to ``worker``, best priority first."""
+    def claim(self, worker: str, caps: Capabilities, limit: int = 1, *,
+              start: bool = False) -> list[Lease]:
+        """Lease up to ``limit`` runnable jobs to ``worker``, best priority first.
+
+        With ``start``, the leased jobs that run at once (:func:`.models.instant`)
+        are started in the same transaction too, and their leases say
+        ``running``: a worker that would start them the next moment is spared a
+        transaction of its own. The event log shows both moves all the same.
+        """
         if self.clock() - self._last_reclaim >= _RECLAIM_EVERY:
             self.reclaim()
         leases: list[Lease] = []
@@ -95,13 +103,26 @@ class Queue(Intake, Operations):
                 leases += self._lease(conn, batch, worker, now)
             if not leases:
                 return leases
+            if start:
+                leases = self._start_leased(conn, leases, now)
             conn.execute(attempts.insert(), [
                 {"job_id": x.job_id, "n": x.n, "worker": worker, "lease": x.token,
                  "started": now} for x in leases])
             conn.execute(events.insert(), [
-                {"at": now, "job_id": x.job_id, "n": x.n, "worker": worker, "kind": "leased",
-                 "detail": None} for x in leases])
+                {"at": now, "job_id": x.job_id, "n": x.n, "worker": worker, "kind": kind,
+                 "detail": None}
+                for x in leases for kind in (("leased", "started") if x.running else ("leased",))])
         return leases
+
+    def _start_leased(self, conn: Connection, leases: list[Lease], now: float) -> list[Lease]:
+        """Start the instant ones of ``leases``, which this transaction has just leased
+        (and holds), with one conditional update."""
+        ids = [x.job_id for x in leases if x.instant]
+        if ids:
+            moved = conn.execute(sql.START_LEASED, {"b_ids": ids, "b_now": now}).rowcount
+            if moved != len(ids):  # the rows are held by this transaction: cannot happen
+                raise RuntimeError(f"started {moved} of {len(ids)} leased jobs")
+        return [replace(x, running=True) if x.instant else x for x in leases]
 
     def _below_limit(self, conn: Connection, row: Row[Any]) -> bool:
         """Whether ``row``'s target has room; counts this transaction's own leases too."""

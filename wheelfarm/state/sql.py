@@ -53,6 +53,10 @@ LEASE = update(jobs).where(
 ).values(state=S.LEASED.value, lease=bindparam("b_lease"), worker=bindparam("b_worker"),
          lease_expires=bindparam("b_expires"), attempts=bindparam("b_n"),
          updated=bindparam("b_now"))
+# Jobs this transaction has just leased (and holds): no token to check.
+START_LEASED = update(jobs).where(
+    jobs.c.id.in_(bindparam("b_ids", expanding=True)), state_in(sources(S.RUNNING, ACTIVE))
+).values(state=S.RUNNING.value, updated=bindparam("b_now"))
 START = update(jobs).where(held(), state_in(sources(S.RUNNING, ACTIVE))).values(
     state=S.RUNNING.value, updated=bindparam("b_now"))
 SUCCEED = update(jobs).where(held(), state_in(sources(S.SUCCEEDED, ACTIVE))).values(
