@@ -16,7 +16,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,23 +150,43 @@ def child_main(spec_path: Path) -> dict[str, Any]:
     timer.start()
     _exit_with_parent(lambda: give_up(
         {"ok": False, "kind": "worker-error", "reason": "its worker went away"}, 1))
-    if attempt.find_links:
-        # The hook through which a build environment installs the wheels of
-        # the recipes it needs: pip reads PIP_FIND_LINKS for every install.
-        os.environ["PIP_FIND_LINKS"] = " ".join(
-            [*attempt.find_links, os.environ.get("PIP_FIND_LINKS", "")]).strip()
     try:
-        if attempt.lease.kind == "probe":
-            art = probe(attempt)
-            doc: dict[str, Any] = {"ok": True, "artifact": art.__dict__}
-        else:
-            doc = build(attempt)
+        with find_links(attempt.find_links):
+            if attempt.lease.kind == "probe":
+                art = probe(attempt)
+                doc: dict[str, Any] = {"ok": True, "artifact": art.__dict__}
+            else:
+                doc = build(attempt)
     except WheelfarmError as exc:
         doc = {"ok": False, "kind": "worker-error", "reason": str(exc)}
     if finished.acquire(blocking=False):
         timer.cancel()
         _write_result(attempt, doc)
     return doc
+
+
+@contextmanager
+def find_links(locations: Sequence[str]) -> Iterator[None]:
+    """Let every pip this process runs find wheels in ``locations`` first.
+
+    The hook through which a build environment installs the wheels of the
+    recipes a job needs: pip reads PIP_FIND_LINKS for every install that runs
+    on this host (build environment and tests; a container's pip sees only
+    the environment its executor passes in). A farm worker's job process and
+    ``wheelfarm build`` (for its whole run) both use it.
+    """
+    if not locations:
+        yield
+        return
+    before = os.environ.get("PIP_FIND_LINKS")
+    os.environ["PIP_FIND_LINKS"] = " ".join([*locations, before or ""]).strip()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PIP_FIND_LINKS", None)
+        else:
+            os.environ["PIP_FIND_LINKS"] = before
 
 
 def _write_result(attempt: Attempt, doc: dict[str, Any]) -> None:

@@ -14,14 +14,13 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
 
-from . import index, lock, proc, provenance, repair, reproducible, source
+from . import lock, proc, provenance, repair, reproducible, source
 from .archive import sha256_file
 from .cache import ArtifactCache, Cached, StoreCache, store_cache
 from .config import FarmConfig
@@ -86,15 +85,6 @@ class Pipeline:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def run(self, jobs: Sequence[Job], parallel: int) -> list[JobResult]:
-        """Run every job, ``parallel`` at a time, then rewrite the output's index."""
-        os.umask(0o022)  # files a build writes get the same modes on every machine
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            results = list(pool.map(self.run_job, jobs))
-        if any(r.status != "failed" for r in results):
-            index.write_simple_index(self.out_dir)
-        return results
-
     def run_job(self, job: Job) -> JobResult:
         started = time.monotonic()
         wall = time.time()
@@ -106,7 +96,8 @@ class Pipeline:
         state = _State()
         wheel: Path | None = None
         message = ""
-        with log_path.open("w", encoding="utf-8") as fh:
+        # Appended: a job the queue retries keeps its earlier attempts' logs.
+        with log_path.open("a", encoding="utf-8") as fh:
             fh.write(f"# job {job.id}\n# key {job.key}\n# executor {job.executor}\n")
             if note:
                 fh.write(note + "\n")

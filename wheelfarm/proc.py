@@ -15,6 +15,10 @@ from typing import IO
 from .errors import CommandError
 
 TAIL_LINES = 40
+# The commands run() is waiting for, so that kill_running() can find them: each
+# runs in a session of its own, out of reach of a signal sent to this process.
+_running: set[subprocess.Popen[str]] = set()
+_running_guard = threading.Lock()
 
 
 def run(
@@ -69,6 +73,8 @@ def run(
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
+    with _running_guard:
+        _running.add(proc)
     try:
         returncode: int | None = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -76,6 +82,9 @@ def run(
     except BaseException:
         _kill_tree(proc)
         raise
+    finally:
+        with _running_guard:
+            _running.discard(proc)
     if returncode is None:
         _kill_tree(proc)
     reader.join(timeout=5)
@@ -90,6 +99,23 @@ def run(
     if returncode is None or (check and returncode):
         raise CommandError(argv, returncode, "".join(tail))
     return subprocess.CompletedProcess(argv, returncode, out, None)
+
+
+def kill_running() -> int:
+    """SIGKILL every command that :func:`run` is waiting for in this process, with
+    everything it started; each of those calls then fails as if its command had.
+
+    For an interrupted ``wheelfarm build``, whose jobs run in threads of this
+    process. Returns how many commands were killed.
+    """
+    with _running_guard:
+        found = list(_running)
+    for proc in found:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(found)
 
 
 def _kill_tree(proc: subprocess.Popen[str]) -> None:

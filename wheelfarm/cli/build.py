@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import click
 from rich.console import Console
@@ -15,7 +18,9 @@ from rich.table import Table
 from .. import config as farm_config
 from .. import executors, lock, matrix, plan, recipe
 from ..errors import ConfigError
+from ..localrun import LocalRun, with_needs
 from ..pipeline import STEPS, JobResult, Pipeline
+from ..state.submit import check_cycles
 from . import ci_output
 from .ui import err, out
 
@@ -33,7 +38,8 @@ from .ui import err, out
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel jobs [default: cores].")
 @click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("."), help="Farm directory (wheelfarm.toml, .wheelfarm/).")
-@click.option("--keep-work", is_flag=True, help="Keep the work directory of failed jobs.")
+@click.option("--keep-work", is_flag=True,
+              help="Keep the work directory of failed jobs and the run's queue database.")
 @click.option("--locked", is_flag=True,
               help="Every build must install from a fresh lock (see 'wheelfarm lock').")
 @click.option("--check-reproducible", is_flag=True,
@@ -56,11 +62,16 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
 
     PATHS are recipe files (*.toml), directories of recipes, or project
     directories with a pyproject.toml. Exit 0 when every job succeeded, 1 when
-    a job failed, 2 on bad input.
+    a job failed, 2 on bad input (a build.needs cycle included). The jobs run
+    through a queue of the run's own, as a farm's do (see docs/controller.md):
+    a job waits for the wheels its recipe needs, which are built in the same
+    run (a needed job that --job or --shard left out is added). SIGTERM lets
+    the running jobs end; Ctrl-C (or a second SIGTERM) stops them.
     """
     config = farm_config.load(farm_dir.resolve())
     selection = plan.Selection.parse(targets, pythons, executor, locked)
     recipes = recipe.discover(list(paths))
+    check_cycles(recipes)
     planned = plan.plan_recipes(recipes, config, selection)
     job_list = planned.jobs
     if entry is not None:
@@ -69,20 +80,56 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
         job_list = matrix.shard(job_list, shard)
     if not planned.jobs:
         raise ConfigError("nothing to build")
+    job_list, added = with_needs(job_list, planned.jobs)
+    for job in added:
+        err.print(f"building {job.id} too: a selected job needs it", markup=False)
     _warn_unlocked(recipes, locked)
     parallel = jobs or config.jobs
     with _progress(job_list) as on_step:
         pipeline = Pipeline(config, planned.executors, out_dir.resolve(), on_step=on_step,
                             keep_work=keep_work, normalize=not no_normalize, locked=locked,
                             check_reproducible=check_reproducible, use_cache=not no_cache)
-        results = pipeline.run(job_list, parallel)
+        run = LocalRun(pipeline, job_list, parallel, keep=keep_work)
+        with _signals(run):
+            results = run.run()
     if os.environ.get("GITHUB_ACTIONS") == "true":
         ci_output.github(results)
     _report(results, out_dir, err if json_report == "-" else out)
     if json_report:
         ci_output.write_json(results, json_report)
+    if keep_work:
+        err.print(f"the run's queue: {run.database}", markup=False)
+    if run.signal is not None:
+        err.print(f"interrupted ({signal.Signals(run.signal).name})")
+        raise SystemExit(128 + run.signal)
     if any(r.status == "failed" for r in results):
         raise SystemExit(1)
+
+
+@contextmanager
+def _signals(run: LocalRun) -> Iterator[None]:
+    """SIGTERM: claim no more jobs and let the running ones end; Ctrl-C, or
+    SIGTERM again: stop the running ones too (they go back to the queue)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a test's runner thread)
+        return
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGINT or run.stopping.is_set():
+            if not run.handing_back.is_set():
+                err.print(f"stopping {run.running()} running job(s)")
+            run.hand_back(signum)
+        else:
+            err.print(f"no new jobs; waiting for {run.running()} running job(s) to end "
+                      "(Ctrl-C to stop them now)")
+            run.stop(signum)
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _warn_unlocked(recipes: Sequence[recipe.Recipe], locked: bool) -> None:
@@ -148,7 +195,7 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
                       f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
     console.print(table)
     for r in results:
-        if r.status == "failed":
+        if r.status == "failed" and r.step != "interrupted":
             err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
             err.print(f"  log: {r.log}")
             err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)

@@ -14,6 +14,7 @@ from .. import executors, lock, plan, provenance, recipe, reproducible
 from ..archive import sha256_file
 from ..errors import ConfigError, WheelfarmError
 from ..executors import JobContext
+from ..localrun import LocalRun, with_needs
 from ..pipeline import Pipeline
 from ..pythons import parse_tag
 from ..targets import parse_target
@@ -93,7 +94,8 @@ def rebuild(artifact: Path, recipe_path: Path | None, farm_dir: Path) -> None:
     planned = plan.plan_recipes([r], config, selection)
     out_dir = Path(tempfile.mkdtemp(prefix="rebuild-", dir=_mkdir(config.state_dir / "work")))
     try:
-        results = Pipeline(config, planned.executors, out_dir).run(planned.jobs[:1], 1)
+        jobs, _added = with_needs(planned.jobs[:1], planned.jobs)
+        results = LocalRun(Pipeline(config, planned.executors, out_dir), jobs, 1).run()
         result = results[0]
         if result.wheel is None:
             err.print(f"rebuild failed at {result.step}: {result.message}\n  log: {result.log}")
