@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 
 from .. import config as farm_config
-from .. import executors, plan, recipe
+from .. import executors
 from ..errors import ConfigError
 from ..pythons import parse_tag
 from ..state import open_queue
@@ -89,6 +89,8 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
     else:
         if not paths:
             raise ConfigError("nothing to submit: give recipes, or --probe N")
+        from .. import plan, recipe  # here: probes need neither (and start sooner)
+
         selection = plan.Selection(targets=chosen, pythons=pythons, executor=executor)
         recipes = recipe.discover(list(paths))
         new = build_jobs(plan.plan_recipes(recipes, config, selection).jobs, config,

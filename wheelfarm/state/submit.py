@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from ..config import FarmConfig
 from ..errors import ConfigError
-from ..plan import Job
-from ..recipe import Recipe
 from .models import NewJob, target_os
+
+if TYPE_CHECKING:  # not at run time: `submit --probe` should start quickly
+    from ..config import FarmConfig
+    from ..plan import Job
+    from ..recipe import Recipe
 
 DEFAULT_MAX_ATTEMPTS = 3
 
