@@ -105,6 +105,17 @@ def _within(column: Any, allowed: Sequence[str]) -> ColumnElement[bool]:
     return func.length(func.trim(rest)) < 1
 
 
+@functools.lru_cache(maxsize=16)
+def held_query(to: JobState, pg: bool) -> Select[Any]:
+    """Which of the jobs ``b_ids`` are still leased (to anyone: the caller compares
+    tokens) and may move to ``to`` at ``b_now``; locked on PostgreSQL."""
+    query = select(jobs.c.id, jobs.c.lease).where(
+        jobs.c.id.in_(bindparam("b_ids", expanding=True)),
+        jobs.c.lease_expires >= bindparam("b_now", type_=Float),
+        jobs.c.state.in_(sources(to, ACTIVE)))
+    return query.with_for_update() if pg else query
+
+
 @functools.lru_cache(maxsize=64)
 def claim_query(caps: Capabilities, pg: bool) -> Select[Any]:
     """The first ``b_limit`` jobs a worker with ``caps`` can run at ``b_now``, best
