@@ -93,6 +93,7 @@ def test_a_failed_dependency_fails_its_dependents_with_a_reason(farm: Path) -> N
     assert docs["user"]["state"] == "failed" and docs["user"]["attempts"] == []
     kinds = [e["kind"] for e in report.job_events(queue)]
     assert kinds.count("retrying") == 1 and kinds.count("failed") == 3
+    assert kinds.count("worker-registered") == 2 and kinds.count("submitted") == 3
     # Both attempts are in the job's one log.
     assert (pipeline.log_dir / f"{base.id}.log").read_text().count("! source failed") == 2
 
