@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -148,10 +148,19 @@ class Controller:
         return JSONResponse({"lost": [lease.job_id for lease in lost]})
 
     async def _finish_many(self, request: Request, name: str) -> Response:
+        """Outcomes; with ``claim`` (as the body of /claim), the next batch too, in the
+        same transaction."""
+        body = await request.json()
         reports = [(_own(r["lease"], name), Outcome.from_dict(r["outcome"]))
-                   for r in (await request.json())["reports"]]
-        states = await run_in_threadpool(self._record_many, reports)
-        return JSONResponse({"states": states})
+                   for r in body["reports"]]
+        if "claim" not in body:
+            return JSONResponse({"states": await run_in_threadpool(self._record_many, reports)})
+        claim = body["claim"]
+        caps = Capabilities.from_dict(claim["capabilities"])
+        limit = max(1, min(int(claim.get("limit", 1)), 100))
+        states, leases = await run_in_threadpool(
+            self._record_many, reports, (name, caps, limit, bool(claim.get("start", False))))
+        return JSONResponse({"states": states, "leases": [x.to_dict() for x in leases]})
 
     def _record(self, lease: Lease, outcome: Outcome) -> str:
         [state] = self._record_many([(lease, outcome)])
@@ -159,7 +168,18 @@ class Controller:
             raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
         return state
 
-    def _record_many(self, reports: list[tuple[Lease, Outcome]]) -> list[str | None]:
+    @overload
+    def _record_many(self, reports: list[tuple[Lease, Outcome]]) -> list[str | None]: ...
+
+    @overload
+    def _record_many(self, reports: list[tuple[Lease, Outcome]],
+                     claim: tuple[str, Capabilities, int, bool],
+                     ) -> tuple[list[str | None], list[Lease]]: ...
+
+    def _record_many(self, reports: list[tuple[Lease, Outcome]],
+                     claim: tuple[str, Capabilities, int, bool] | None = None) -> Any:
+        """Record outcomes (and, with ``claim``, lease the next batch in the same
+        transaction: worker, capabilities, limit, start)."""
         checked = []
         for lease, outcome in reports:
             art = outcome.artifact
@@ -170,12 +190,19 @@ class Controller:
                     raise WheelfarmError(f"{art.filename}: upload it before reporting success")
                 outcome = replace(outcome, artifact=replace(art, location=str(path)))
             checked.append((lease, outcome))
-        states = self.queue.finish_many(checked)
+        leases: list[Lease] = []
+        if claim is None:
+            states = self.queue.finish_many(checked)
+        else:
+            worker, caps, limit, start = claim
+            states, leases = self.queue.finish_and_claim(checked, worker, caps, limit,
+                                                         start=start)
         for (lease, outcome), state in zip(checked, states, strict=True):
             if state is not None and outcome.ok and outcome.artifact is not None \
                     and lease.kind == "build":
                 self._publish(Path(outcome.artifact.location))
-        return [str(state) if state is not None else None for state in states]
+        found = [str(state) if state is not None else None for state in states]
+        return found if claim is None else (found, leases)
 
     def _publish(self, wheel: Path) -> None:
         self.wheelhouse.mkdir(parents=True, exist_ok=True)

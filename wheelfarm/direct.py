@@ -56,6 +56,11 @@ class DirectBroker:
     def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[Any]:
         return self._call(self.queue.finish_many, reports)
 
+    def finish_and_claim(self, reports: Sequence[tuple[Lease, Outcome]], worker: str,
+                         caps: Capabilities, limit: int) -> tuple[list[Any], list[Lease]]:
+        return self._call(lambda: self.queue.finish_and_claim(reports, worker, caps, limit,
+                                                              start=True))
+
     def release(self, lease: Lease, reason: str) -> None:
         self._call(self.queue.release, lease, reason)
 

@@ -89,6 +89,15 @@ class HttpBroker:
             {"lease": x.to_dict(), "outcome": o.to_dict()} for x, o in reports]})
         return list(body["states"])
 
+    def finish_and_claim(self, reports: Sequence[tuple[Lease, Outcome]], worker: str,
+                         caps: Capabilities, limit: int) -> tuple[list[Any], list[Lease]]:
+        body = self._call("POST", "/finish_many", json={
+            "reports": [{"lease": x.to_dict(), "outcome": o.to_dict()} for x, o in reports],
+            "claim": {"capabilities": caps.to_dict(), "limit": limit, "start": True}})
+        if "leases" not in body:  # a controller that reports only: claim on its own
+            return list(body["states"]), self.claim(worker, caps, limit, start=True)
+        return list(body["states"]), [Lease.from_dict(d) for d in body["leases"]]
+
     def finish(self, lease: Lease, outcome: Outcome) -> Any:
         body = self._call("POST", "/finish", json={"lease": lease.to_dict(),
                                                    "outcome": outcome.to_dict()})

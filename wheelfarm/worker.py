@@ -62,6 +62,11 @@ class Broker(Protocol):
         """Record several outcomes; None for each refused one."""
         ...
 
+    def finish_and_claim(self, reports: Sequence[tuple[Lease, Outcome]], worker: str,
+                         caps: Capabilities, limit: int) -> tuple[list[Any], list[Lease]]:
+        """finish_many(reports), then claim(worker, caps, limit, start=True), at once."""
+        ...
+
     def release(self, lease: Lease, reason: str) -> None: ...
 
     def outstanding(self, caps: Capabilities) -> int: ...
@@ -125,28 +130,29 @@ class Worker:
         beat = threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat")
         beat.start()
         idle = 0.05
+        leases: list[Lease] = []
         while not self.stopping.is_set():
             if self.options.max_jobs is not None and self.done >= self.options.max_jobs:
                 break
-            try:
-                leases = self.broker.claim(self.name, self.caps, self.options.batch, start=True)
-                if not leases and self.options.drain and not self.broker.outstanding(self.caps):
-                    break
-            except ConfigError:
-                raise
-            except WheelfarmError as exc:
-                log.warning("%s: cannot claim: %s", self.name, exc)
-                leases = []
             if not leases:
-                self.stopping.wait(idle)
-                idle = min(self.options.poll, idle * 2)
-                continue
-            idle = 0.05
+                try:
+                    leases = self.broker.claim(self.name, self.caps, self.options.batch,
+                                               start=True)
+                    if not leases and self.options.drain and \
+                            not self.broker.outstanding(self.caps):
+                        break
+                except ConfigError:
+                    raise
+                except WheelfarmError as exc:
+                    log.warning("%s: cannot claim: %s", self.name, exc)
+                    leases = []
+                if not leases:
+                    self.stopping.wait(idle)
+                    idle = min(self.options.poll, idle * 2)
+                    continue
+                idle = 0.05
             with self._guard:
                 self._held.update({lease.job_id: lease for lease in leases})
-            instant = [x for x in leases if x.instant]
-            if instant:
-                self._run_instant(instant)
             for lease in leases:
                 if lease.instant:
                     continue
@@ -154,6 +160,11 @@ class Worker:
                     self._release(lease, "the worker is stopping")
                     continue
                 self._run(lease)
+            # Last: their report claims the next batch (see _run_instant).
+            instant = [x for x in leases if x.instant]
+            leases = self._run_instant(instant) if instant else []
+        for lease in leases:  # claimed with the last report, but the worker is stopping
+            self._release(lease, "the worker is stopping")
         self.stopping.set()
         self._exited.set()
         return self.done
@@ -189,11 +200,14 @@ class Worker:
                 self._lost.discard(lease.job_id)
             self._current = None
 
-    def _run_instant(self, leases: list[Lease]) -> None:
+    def _run_instant(self, leases: list[Lease]) -> list[Lease]:
         """Jobs with nothing to wait for (zero-second probes): run in this process
         (no child, no directory of their own, so that they measure the queue, not
         the OS) and reported together. The claim has started them, unless the
-        broker could not (then they are started together here)."""
+        broker could not (then they are started together here). Unless the
+        worker is to stop, the report claims the next batch too, which is
+        returned."""
+        following: list[Lease] = []
         try:
             waiting = [x for x in leases if not x.running]
             lost = {x.job_id for x in self.broker.start_many(waiting)} if waiting else set()
@@ -205,7 +219,14 @@ class Worker:
                 art = jobrun.probe(self._attempt(lease), self.farm / ".wheelfarm" / "probes")
                 reports.append((lease, Outcome(ok=True, duration=time.monotonic() - started,
                                                artifact=art)))
-            states = self.broker.finish_many(reports) if reports else []
+            states: list[Any] = []
+            more = self.options.max_jobs is None or \
+                self.done + len(reports) < self.options.max_jobs
+            if reports and more and not self.stopping.is_set():
+                states, following = self.broker.finish_and_claim(
+                    reports, self.name, self.caps, self.options.batch)
+            elif reports:
+                states = self.broker.finish_many(reports)
             self.done += sum(1 for state in states if state is not None)
             refused = len(leases) - sum(1 for state in states if state is not None)
             if refused:
@@ -218,6 +239,7 @@ class Worker:
             with self._guard:
                 for lease in leases:
                     self._held.pop(lease.job_id, None)
+        return following
 
     def _attempt(self, lease: Lease) -> jobrun.Attempt:
         state = self.farm / ".wheelfarm"

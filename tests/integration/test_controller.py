@@ -115,20 +115,24 @@ def test_a_stale_lease_cannot_upload_or_report(controller: tuple[Path, str, Path
 def test_a_claim_over_http_may_start_the_jobs_that_run_at_once(
         controller: tuple[Path, str, Path]) -> None:
     farm, url, _logs = controller
-    assert cli("submit", "--probe", "2", cwd=farm).returncode == 0
+    assert cli("submit", "--probe", "3", cwd=farm).returncode == 0
     headers = {"Authorization": f"Bearer {cli('token', 'w8', cwd=farm).stdout.strip()}"}
     caps = {"os": "linux", "arch": "x86_64", "executors": [], "pythons": []}
-    leases = httpx.post(url + API + "/claim", json={"capabilities": caps, "limit": 2,
-                                                     "start": True},
-                        headers=headers).json()["leases"]
+    claim = {"capabilities": caps, "limit": 2, "start": True}
+    leases = httpx.post(url + API + "/claim", json=claim, headers=headers).json()["leases"]
     assert [x["running"] for x in leases] == [True, True]
     assert httpx.post(url + API + "/start", json={"lease": leases[0]},
                       headers=headers).status_code == 409  # started once already
-    reports = [{"lease": x, "outcome": {"ok": True, "duration": 0.0, "artifact": None}}
-               for x in leases]
-    assert httpx.post(url + API + "/finish_many", json={"reports": reports},
-                      headers=headers).json() == {"states": ["succeeded", "succeeded"]}
-    kinds = [e["kind"] for e in status(farm)["events"] if e["job"] == leases[0]["job_id"]]
+    done = {"ok": True, "duration": 0.0, "artifact": None}
+    # The outcomes and the next claim in one request (and one transaction).
+    body = httpx.post(url + API + "/finish_many", headers=headers, json={
+        "reports": [{"lease": x, "outcome": done} for x in leases], "claim": claim}).json()
+    assert body["states"] == ["succeeded", "succeeded"]
+    [last] = body["leases"]
+    assert last["running"]
+    assert httpx.post(url + API + "/finish_many", headers=headers, json={
+        "reports": [{"lease": last, "outcome": done}]}).json() == {"states": ["succeeded"]}
+    kinds = [e["kind"] for e in status(farm)["events"] if e["job"] == last["job_id"]]
     assert kinds == ["submitted", "leased", "started", "succeeded"]
 
 

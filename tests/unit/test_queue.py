@@ -427,3 +427,18 @@ def test_concurrent_claims_that_start_never_share_a_job(queue: Queue, state_url:
         t.join()
     assert sorted(got) == [f"p{i:03d}" for i in range(60)]
     assert kinds(queue).count("started") == 60
+
+
+def test_outcomes_and_the_next_claim_in_one_transaction(queue: Queue) -> None:
+    queue.submit([probe(f"p{i}") for i in range(5)])
+    first = queue.claim("w", LINUX, limit=2, start=True)
+    queue.cancel("p1")  # its result will be refused; the claim goes on all the same
+    states, second = queue.finish_and_claim([(x, ok()) for x in first], "w", LINUX, 2,
+                                            start=True)
+    assert states == [JobState.SUCCEEDED, None]
+    assert [(x.key, x.running) for x in second] == [("p2", True), ("p3", True)]
+    states, third = queue.finish_and_claim([(x, ok()) for x in second], "w", LINUX, 2)
+    assert states == [JobState.SUCCEEDED] * 2
+    assert [(x.key, x.running) for x in third] == [("p4", False)]  # no start asked for
+    assert state_of(queue, "p4") == JobState.LEASED
+    assert kinds(queue).count("result-refused") == 1

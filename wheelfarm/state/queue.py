@@ -23,7 +23,7 @@ from . import sql
 from .intake import Intake
 from .leases import Leases
 from .lifecycle import ACTIVE, JobState
-from .models import Capabilities, Lease
+from .models import Capabilities, Lease, Outcome
 from .operators import Operations
 from .schema import attempts, events, jobs, workers
 from .sql import event as _event
@@ -83,36 +83,49 @@ class Queue(Intake, Leases, Operations):
         ``running``: a worker that would start them the next moment is spared a
         transaction of its own. The event log shows both moves all the same.
         """
-        if self.clock() - self._last_reclaim >= _RECLAIM_EVERY:
-            self.reclaim()
-        leases: list[Lease] = []
+        self._reclaim_now_and_then()
         with self.engine.begin() as conn:
             # Read once the transaction has begun (on SQLite, once it holds the
             # write lock, which may take a while): the lease runs from then, and
             # the event log must not say it began before the jobs were there.
+            return self._claim(conn, worker, caps, limit, start, self.clock())
+
+    def finish_and_claim(self, reports: Sequence[tuple[Lease, Outcome]], worker: str,
+                         caps: Capabilities, limit: int = 1, *,
+                         start: bool = False) -> tuple[list[JobState | None], list[Lease]]:
+        """:meth:`finish_many` and then :meth:`claim`, in one transaction: the
+        outcomes of a batch of instant jobs and the next batch cost a worker one
+        transaction (one request to the controller), not two."""
+        self._reclaim_now_and_then()
+        with self.engine.begin() as conn:
             now = self.clock()
-            batch: list[Row[Any]] = []
-            found = conn.execute(sql.claim_query(caps, self._pg),
-                                 {"b_now": now, "b_limit": limit}).all()
-            for row in found:
-                if not row.target_limit:
-                    batch.append(row)
-                elif self._below_limit(conn, row):
-                    # One at a time: the count must see each lease of this claim.
-                    leases.append(self._lease(conn, [row], worker, now)[0])
-            if batch:
-                leases += self._lease(conn, batch, worker, now)
-            if not leases:
-                return leases
-            if start:
-                leases = self._start_leased(conn, leases, now)
-            conn.execute(attempts.insert(), [
-                {"job_id": x.job_id, "n": x.n, "worker": worker, "lease": x.token,
-                 "started": now} for x in leases])
-            conn.execute(events.insert(), [
-                {"at": now, "job_id": x.job_id, "n": x.n, "worker": worker, "kind": kind,
-                 "detail": None}
-                for x in leases for kind in (("leased", "started") if x.running else ("leased",))])
+            states = self._finish_many(conn, reports, now)
+            return states, self._claim(conn, worker, caps, limit, start, now)
+
+    def _claim(self, conn: Connection, worker: str, caps: Capabilities, limit: int,
+               start: bool, now: float) -> list[Lease]:
+        leases: list[Lease] = []
+        batch: list[Row[Any]] = []
+        found = conn.execute(sql.claim_query(caps, self._pg), {"b_now": now, "b_limit": limit})
+        for row in found.all():
+            if not row.target_limit:
+                batch.append(row)
+            elif self._below_limit(conn, row):
+                # One at a time: the count must see each lease of this claim.
+                leases.append(self._lease(conn, [row], worker, now)[0])
+        if batch:
+            leases += self._lease(conn, batch, worker, now)
+        if not leases:
+            return leases
+        if start:
+            leases = self._start_leased(conn, leases, now)
+        conn.execute(attempts.insert(), [
+            {"job_id": x.job_id, "n": x.n, "worker": worker, "lease": x.token,
+             "started": now} for x in leases])
+        conn.execute(events.insert(), [
+            {"at": now, "job_id": x.job_id, "n": x.n, "worker": worker, "kind": kind,
+             "detail": None}
+            for x in leases for kind in (("leased", "started") if x.running else ("leased",))])
         return leases
 
     def _start_leased(self, conn: Connection, leases: list[Lease], now: float) -> list[Lease]:
@@ -161,6 +174,10 @@ class Queue(Intake, Leases, Operations):
         return leases
 
     # -- keeping leases honest ---------------------------------------------------------------
+
+    def _reclaim_now_and_then(self) -> None:
+        if self.clock() - self._last_reclaim >= _RECLAIM_EVERY:
+            self.reclaim()
 
     def reclaim(self) -> int:
         """Take back every job whose lease expired; retry it or fail it. Returns how many."""
