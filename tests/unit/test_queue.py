@@ -442,3 +442,25 @@ def test_outcomes_and_the_next_claim_in_one_transaction(queue: Queue) -> None:
     assert [(x.key, x.running) for x in third] == [("p4", False)]  # no start asked for
     assert state_of(queue, "p4") == JobState.LEASED
     assert kinds(queue).count("result-refused") == 1
+
+
+def test_a_batch_names_a_job_twice(queue: Queue, clock: Clock) -> None:
+    queue.submit([job("k1"), job("k2")])
+    [stale] = queue.claim("w1", LINUX)
+    clock.now += 11
+    queue.reclaim()
+    clock.now += 5
+    current = queue.claim("w2", LINUX, limit=2)
+    assert queue.start_many(current) == []
+    [k1, k2] = current
+    assert stale.job_id == k1.job_id
+    broken = Outcome(ok=False, duration=1, kind="timeout", reason="timed out")
+    states = queue.finish_many([(stale, ok("a" * 64)), (k1, ok("b" * 64)), (k1, ok("c" * 64)),
+                                (k2, ok("d" * 64)), (k2, broken)])
+    assert states == [None, JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.SUCCEEDED,
+                      JobState.SUCCEEDED]
+    docs = {d["key"]: d for d in state_report.queue_jobs(queue)}
+    assert docs["k1"]["artifact"]["sha256"] == "b" * 64  # the current lease's, once
+    assert docs["k2"]["artifact"]["sha256"] == "d" * 64  # the failure came after success
+    assert kinds(queue).count("succeeded") == 2
+    assert kinds(queue).count("result-refused") == 1

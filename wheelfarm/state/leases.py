@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select, update
 
-from . import lifecycle, sql
+from . import batches, lifecycle, sql
 from .lifecycle import ACTIVE, JobState
 from .models import Lease, LeaseLost, Outcome
-from .schema import events, jobs, workers
+from .schema import jobs, workers
 from .sql import event as _event
 
 S = JobState
@@ -60,9 +60,8 @@ class Leases:
             started = self._held(conn, leases, now, S.RUNNING)
             if started:
                 conn.execute(sql.START, [sql.lease_params(x, now) for x in started])
-                conn.execute(events.insert(), [
-                    {"at": now, "job_id": x.job_id, "n": x.n, "worker": x.worker,
-                     "kind": "started", "detail": None} for x in started])
+                batches.add_events(conn, self._pg, now,
+                                   [(x.job_id, x.n, x.worker, "started", None) for x in started])
         ids = {x.job_id for x in started}
         return [x for x in leases if x.job_id not in ids]
 
@@ -93,50 +92,60 @@ class Leases:
 
     def _finish_many(self, conn: Connection, reports: Sequence[tuple[Lease, Outcome]],
                      now: float) -> list[JobState | None]:
-        states: dict[int, JobState | None] = {}
-        good = [(x, o) for x, o in reports if o.ok]
-        if good:
-            done = self._held(conn, [x for x, _ in good], now, S.SUCCEEDED)
-            ids = {x.job_id for x in done}
-            accepted = [(x, o) for x, o in good if x.job_id in ids]
-            if accepted:
-                moved = conn.execute(sql.SUCCEED, [
-                    {**sql.lease_params(x, now),
-                     "b_filename": o.artifact.filename if o.artifact else None,
-                     "b_sha256": o.artifact.sha256 if o.artifact else None,
-                     "b_location": o.artifact.location if o.artifact else None}
-                    for x, o in accepted]).rowcount
-                if moved != len(accepted):  # the rows are locked: this cannot happen
-                    raise RuntimeError(f"{moved} of {len(accepted)} results recorded")
-                conn.execute(sql.CLOSE_ATTEMPT, [
-                    {"b_id": x.job_id, "b_n": x.n, "b_now": now, "b_outcome": "succeeded",
-                     "b_reason": None, "b_log": o.log, "b_duration": o.duration}
-                    for x, o in accepted])
-                conn.execute(events.insert(), [
-                    {"at": now, "job_id": x.job_id, "n": x.n, "worker": x.worker,
-                     "kind": "succeeded", "detail": json.dumps({
-                         "artifact": o.artifact.filename if o.artifact else None,
-                         "sha256": o.artifact.sha256 if o.artifact else None})}
-                    for x, o in accepted])
-            states.update({x.job_id: S.SUCCEEDED for x in done})
+        # Keyed by job and token: a stale lease and the current one of the same job
+        # are two reports (one refused); the same report twice is one.
+        states: dict[tuple[int, str], JobState] = {}
+        good: dict[tuple[int, str], tuple[Lease, Outcome]] = {}
+        for x, o in reports:
+            if o.ok:
+                good.setdefault((x.job_id, x.token), (x, o))
+        rest = list(good.values())
+        while rest:  # in rounds of distinct jobs: one statement names each job once
+            batch: dict[int, tuple[Lease, Outcome]] = {}
+            for x, o in rest:
+                batch.setdefault(x.job_id, (x, o))
+            rest = [(x, o) for x, o in rest if batch[x.job_id][0].token != x.token]
+            states.update(self._succeed(conn, list(batch.values()), now))
         for lease, outcome in reports:
-            if outcome.ok:
+            if outcome.ok or (lease.job_id, lease.token) in states:
                 continue
             row = conn.execute(select(jobs).where(sql.held()),
                                sql.lease_params(lease, now)).first()
             try:
                 if row is None:
                     raise LeaseLost(lease.key)
-                states[lease.job_id] = self._failed(
+                states[lease.job_id, lease.token] = self._failed(
                     conn, row, lease.token, now, outcome.kind or "internal",
                     outcome.reason, "failed", outcome)
-            except LeaseLost:
+            except LeaseLost:  # gone, or no longer running (a success came first)
                 pass
         for lease, outcome in reports:
-            if lease.job_id not in states:
+            if (lease.job_id, lease.token) not in states:
                 _event(conn, now, "result-refused", lease.job_id, lease.n, lease.worker,
                        {"ok": outcome.ok, "why": "the lease is no longer held"})
-        return [states.get(x.job_id) for x, _ in reports]
+        return [states.get((x.job_id, x.token)) for x, _ in reports]
+
+    def _succeed(self, conn: Connection, good: Sequence[tuple[Lease, Outcome]],
+                 now: float) -> dict[tuple[int, str], JobState]:
+        """Record the successes of distinct jobs whose leases still hold them."""
+        found = batches.packed([
+            {"id": x.job_id, "token": x.token,
+             "filename": o.artifact.filename if o.artifact else None,
+             "sha256": o.artifact.sha256 if o.artifact else None,
+             "location": o.artifact.location if o.artifact else None} for x, o in good])
+        done = set(conn.execute(batches.succeed(self._pg),
+                                {"b_now": now, "b_rows": found}).scalars())
+        accepted = [(x, o) for x, o in good if x.job_id in done]
+        if accepted:
+            conn.execute(batches.close(self._pg), {"b_now": now, "b_rows": batches.packed([
+                {"id": x.job_id, "n": x.n, "log": o.log, "duration": o.duration}
+                for x, o in accepted])})
+            batches.add_events(conn, self._pg, now, [
+                (x.job_id, x.n, x.worker, "succeeded", json.dumps({
+                    "artifact": o.artifact.filename if o.artifact else None,
+                    "sha256": o.artifact.sha256 if o.artifact else None}))
+                for x, o in accepted])
+        return {(x.job_id, x.token): S.SUCCEEDED for x, _ in accepted}
 
     def release(self, lease: Lease, reason: str) -> None:
         """Hand a job back (the worker is stopping); this attempt does not count."""

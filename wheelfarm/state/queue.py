@@ -14,18 +14,17 @@ import secrets
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select, text, update
 
-from . import sql
+from . import batches, sql
 from .intake import Intake
 from .leases import Leases
 from .lifecycle import ACTIVE, JobState
-from .models import Capabilities, Lease, Outcome
+from .models import Capabilities, Lease, Outcome, instant
 from .operators import Operations
-from .schema import attempts, events, jobs, workers
+from .schema import jobs, workers
 from .sql import event as _event
 
 S = JobState
@@ -112,31 +111,29 @@ class Queue(Intake, Leases, Operations):
                 batch.append(row)
             elif self._below_limit(conn, row):
                 # One at a time: the count must see each lease of this claim.
-                leases.append(self._lease(conn, [row], worker, now)[0])
+                leases.append(self._lease(conn, [row], worker, now, start)[0])
         if batch:
-            leases += self._lease(conn, batch, worker, now)
+            leases += self._lease(conn, batch, worker, now, start)
         if not leases:
             return leases
-        if start:
-            leases = self._start_leased(conn, leases, now)
-        conn.execute(attempts.insert(), [
-            {"job_id": x.job_id, "n": x.n, "worker": worker, "lease": x.token,
-             "started": now} for x in leases])
-        conn.execute(events.insert(), [
-            {"at": now, "job_id": x.job_id, "n": x.n, "worker": worker, "kind": kind,
-             "detail": None}
+        self._start_leased(conn, leases, now)
+        conn.execute(batches.open_attempts(self._pg), {
+            "b_worker": worker, "b_now": now,
+            "b_rows": batches.packed([{"id": x.job_id, "n": x.n, "token": x.token}
+                                      for x in leases])})
+        batches.add_events(conn, self._pg, now, [
+            (x.job_id, x.n, worker, kind, None)
             for x in leases for kind in (("leased", "started") if x.running else ("leased",))])
         return leases
 
-    def _start_leased(self, conn: Connection, leases: list[Lease], now: float) -> list[Lease]:
-        """Start the instant ones of ``leases``, which this transaction has just leased
-        (and holds), with one conditional update."""
-        ids = [x.job_id for x in leases if x.instant]
+    def _start_leased(self, conn: Connection, leases: list[Lease], now: float) -> None:
+        """Start those of ``leases`` marked ``running`` (just leased by this
+        transaction, which holds them) with one conditional update."""
+        ids = [x.job_id for x in leases if x.running]
         if ids:
             moved = conn.execute(sql.START_LEASED, {"b_ids": ids, "b_now": now}).rowcount
             if moved != len(ids):  # the rows are held by this transaction: cannot happen
                 raise RuntimeError(f"started {moved} of {len(ids)} leased jobs")
-        return [replace(x, running=True) if x.instant else x for x in leases]
 
     def _below_limit(self, conn: Connection, row: Row[Any]) -> bool:
         """Whether ``row``'s target has room; counts this transaction's own leases too."""
@@ -148,17 +145,18 @@ class Queue(Intake, Leases, Operations):
             jobs.c.target == row.target, jobs.c.state.in_([s.value for s in ACTIVE]))).scalar()
         return int(running or 0) < int(row.target_limit)
 
-    def _lease(self, conn: Connection, rows: Sequence[Row[Any]], worker: str,
-               now: float) -> list[Lease]:
+    def _lease(self, conn: Connection, rows: Sequence[Row[Any]], worker: str, now: float,
+               start: bool) -> list[Lease]:
         """Lease ``rows``, which this transaction holds (SKIP LOCKED on PostgreSQL,
-        the immediate transaction on SQLite), with one batched update."""
+        the immediate transaction on SQLite), with one update; with ``start``, the
+        leases of instant jobs say ``running`` (for :meth:`_start_leased`)."""
         expires = now + self.lease_seconds
         tokens = [secrets.token_hex(16) for _ in rows]
-        moved = conn.execute(sql.LEASE, [
-            {"b_id": row.id, "b_lease": token, "b_worker": worker, "b_expires": expires,
-             "b_n": row.attempts + 1, "b_now": now} for row, token in zip(rows, tokens,
-                                                                           strict=True)
-        ]).rowcount
+        moved = conn.execute(batches.lease(self._pg), {
+            "b_worker": worker, "b_expires": expires, "b_now": now,
+            "b_rows": batches.packed([{"id": row.id, "token": token}
+                                      for row, token in zip(rows, tokens, strict=True)])
+        }).rowcount
         if moved != len(rows):  # the rows are held by this transaction: cannot happen
             raise RuntimeError(f"leased {moved} of {len(rows)} held jobs")
         leases = []
@@ -170,7 +168,8 @@ class Queue(Intake, Leases, Operations):
                 job_id=row.id, key=row.key, n=row.attempts + 1, token=token, worker=worker,
                 expires=expires, kind=row.kind, recipe=row.recipe, target=row.target,
                 python=row.python, executor=row.executor, pythons=tuple(row.pythons.split()),
-                timeout=row.timeout, spec=spec, seconds=self.lease_seconds))
+                timeout=row.timeout, spec=spec, seconds=self.lease_seconds,
+                running=start and instant(row.kind, spec)))
         return leases
 
     # -- keeping leases honest ---------------------------------------------------------------

@@ -48,21 +48,12 @@ def held() -> ColumnElement[bool]:
                 jobs.c.lease_expires >= bindparam("b_now"))
 
 
-LEASE = update(jobs).where(
-    jobs.c.id == bindparam("b_id"), state_in(sources(S.LEASED))
-).values(state=S.LEASED.value, lease=bindparam("b_lease"), worker=bindparam("b_worker"),
-         lease_expires=bindparam("b_expires"), attempts=bindparam("b_n"),
-         updated=bindparam("b_now"))
 # Jobs this transaction has just leased (and holds): no token to check.
 START_LEASED = update(jobs).where(
     jobs.c.id.in_(bindparam("b_ids", expanding=True)), state_in(sources(S.RUNNING, ACTIVE))
 ).values(state=S.RUNNING.value, updated=bindparam("b_now"))
 START = update(jobs).where(held(), state_in(sources(S.RUNNING, ACTIVE))).values(
     state=S.RUNNING.value, updated=bindparam("b_now"))
-SUCCEED = update(jobs).where(held(), state_in(sources(S.SUCCEEDED, ACTIVE))).values(
-    state=S.SUCCEEDED.value, updated=bindparam("b_now"), reason=None,
-    artifact_filename=bindparam("b_filename"), artifact_sha256=bindparam("b_sha256"),
-    artifact_location=bindparam("b_location"))
 RELEASE = update(jobs).where(held(), state_in(sources(S.PENDING, ACTIVE))).values(
     state=S.PENDING.value, updated=bindparam("b_now"), lease=None, worker=None,
     lease_expires=None, not_before=bindparam("b_now"))
