@@ -67,6 +67,9 @@ class DirectBroker:
     def outstanding(self, caps: Capabilities) -> int:
         return self._call(self.queue.outstanding, caps)
 
+    def wait(self, seconds: float) -> bool:
+        return self.queue.wait(seconds)
+
     def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
         return outcome  # the log and the artifact are already files of the farm
 

@@ -110,6 +110,10 @@ class HttpBroker:
         return int(self._call("POST", "/outstanding",
                               json={"capabilities": caps.to_dict()})["count"])
 
+    def wait(self, seconds: float) -> bool:
+        time.sleep(seconds)  # no news over HTTP: the worker polls
+        return False
+
     def _upload(self, lease: Lease, path: Path) -> str:
         with path.open("rb") as fh:
             body = self._call("PUT", f"/upload/{lease.job_id}/{lease.n}/{path.name}",

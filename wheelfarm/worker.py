@@ -71,6 +71,11 @@ class Broker(Protocol):
 
     def outstanding(self, caps: Capabilities) -> int: ...
 
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` (short) for jobs to become claimable; whether
+        they may have (submitted, retried, handed back)."""
+        ...
+
     def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
         """Make the attempt's log and artifact reachable by the farm (upload them)."""
         ...
@@ -149,7 +154,7 @@ class Worker:
                     log.warning("%s: cannot claim: %s", self.name, exc)
                     leases = []
                 if not leases:
-                    self.stopping.wait(idle)
+                    self._idle(idle)
                     idle = min(self.options.poll, idle * 2)
                     continue
                 idle = 0.05
@@ -170,6 +175,14 @@ class Worker:
         self.stopping.set()
         self._exited.set()
         return self.done
+
+    def _idle(self, seconds: float) -> None:
+        """Pause before the next claim, ending early on news or on a stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.broker.wait(min(left, 0.1)):
+                return
 
     def _run(self, lease: Lease) -> None:
         attempt = self._attempt(lease)

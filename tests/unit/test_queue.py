@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -464,3 +465,20 @@ def test_a_batch_names_a_job_twice(queue: Queue, clock: Clock) -> None:
     assert docs["k2"]["artifact"]["sha256"] == "d" * 64  # the failure came after success
     assert kinds(queue).count("succeeded") == 2
     assert kinds(queue).count("result-refused") == 1
+
+
+def test_an_idle_worker_hears_of_claimable_jobs_at_once(queue: Queue, state_url: str) -> None:
+    assert queue.wait(0.05) is False  # listening from here on
+    other = Queue(open_engine(state_url), lease_seconds=10.0)
+    for move in ("submit", "release"):
+        if move == "submit":
+            other.submit([job("k1")])
+        else:
+            [lease] = other.claim("w", LINUX)
+            assert queue.wait(0.05) in (True, False)  # SQLite hears of any commit
+            other.release(lease, "the worker is stopping")
+        began = time.monotonic()
+        assert queue.wait(10.0) is True, move
+        assert time.monotonic() - began < 2.0
+        assert queue.wait(0.05) is False
+    other.engine.dispose()

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import ConfigError
+from . import news
 from .lifecycle import JobState
 from .models import NewJob
 from .schema import events, job_needs, jobs
@@ -71,6 +72,7 @@ class Intake:
             needs = [{"key": j.key, "recipe": r} for j in fresh for r in j.needs]
             if needs:
                 conn.execute(_NEEDS, needs)
+            news.notify(conn)
         if self._pg and len(fresh) > _COPY_FROM:
             # A table that grew by thousands of rows has no statistics for
             # them until autovacuum comes by; the claim's planner would then

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select, update
 
-from . import batches, lifecycle, sql
+from . import batches, lifecycle, news, sql
 from .lifecycle import ACTIVE, JobState
 from .models import Lease, LeaseLost, Outcome
 from .schema import jobs, workers
@@ -154,6 +154,7 @@ class Leases:
             self._move(conn, sql.RELEASE, sql.lease_params(lease, now), lease)
             self._close(conn, lease, now, "released", reason, None)
             _event(conn, now, "released", lease.job_id, lease.n, lease.worker, {"why": reason})
+            news.notify(conn)
 
     def _move(self, conn: Connection, statement: Any, params: dict[str, Any],
               lease: Lease) -> None:

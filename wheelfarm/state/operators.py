@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, select, update
 
 from ..errors import ConfigError
-from . import lifecycle, sql
+from . import lifecycle, news, sql
 from .lifecycle import JobState
 from .models import Capabilities
 from .schema import attempts, jobs
@@ -53,6 +53,7 @@ class Operations:
             if not moved:
                 raise ConfigError(f"job {row.key[:12]} changed meanwhile; look again")
             sql.event(conn, now, "retried", row.id)
+            news.notify(conn)
         return row
 
     def cancel(self, ref: str) -> Row[Any]:

@@ -23,6 +23,7 @@ from .intake import Intake
 from .leases import Leases
 from .lifecycle import ACTIVE, JobState
 from .models import Capabilities, Lease, Outcome, instant
+from .news import News
 from .operators import Operations
 from .schema import jobs, workers
 from .sql import event as _event
@@ -42,6 +43,14 @@ class Queue(Intake, Leases, Operations):
         self.clock = clock
         self._pg = engine.dialect.name == "postgresql"
         self._last_reclaim = 0.0
+        self._news: News | None = None
+
+    def wait(self, timeout: float) -> bool:
+        """Whether jobs may have become claimable (submitted, retried, handed back)
+        since the last call, waiting up to ``timeout`` seconds (see :mod:`.news`)."""
+        if self._news is None:
+            self._news = News(self.engine)
+        return self._news.wait(timeout)
 
     # -- workers ----------------------------------------------------------------------------
 
