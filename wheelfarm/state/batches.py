@@ -62,7 +62,7 @@ def rows(pg: bool, **columns: Any) -> FromClause:
                     for name, type_ in columns.items())).select_from(each).subquery("v")
 
 
-def listed(column: Any, pg: bool) -> ColumnElement[bool]:
+def listed(column: ColumnElement[Any], pg: bool) -> ColumnElement[bool]:
     """``column`` is one of the ``id`` of the rows of ``b_rows``: a condition that
     makes the planners look the batch's jobs up by key (PostgreSQL: an array
     compared with ANY; SQLite: IN), where a join alone would have them scan

@@ -98,7 +98,7 @@ class Intake:
                 offered.add((need, job.target, job.python))
 
 
-def _among(column: Any, name: str, pg: bool) -> ColumnElement[bool]:
+def _among(column: ColumnElement[Any], name: str, pg: bool) -> ColumnElement[bool]:
     """``column`` is one of a list bound as ONE parameter, a JSON array (see
     :func:`_listed`), not one placeholder per value: 10,000 placeholders (or a
     10,000-element array, which psycopg adapts in Python) cost more than the query."""

@@ -49,7 +49,7 @@ class News:
 
     def _open(self) -> None:
         proxied = self.engine.raw_connection()
-        raw = proxied.driver_connection
+        raw: Any = proxied.driver_connection
         proxied.detach()  # its own for good: out of the pool's count and care
         if self.engine.dialect.name == "postgresql":
             raw.autocommit = True
