@@ -284,7 +284,7 @@ class Controller:
 
 def _own(data: dict[str, Any], name: str) -> Lease:
     """A lease as a worker sent it, attributed to the worker its token names."""
-    return replace(Lease.from_dict(data), worker=name)
+    return Lease.from_dict({**data, "worker": name})
 
 
 def serve(controller: Controller, host: str, port: int) -> None:
