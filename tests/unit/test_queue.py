@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from wheelfarm.errors import ConfigError
-from wheelfarm.state import Artifact, Capabilities, JobState, LeaseLost, NewJob, Outcome
+from wheelfarm.state import Artifact, Capabilities, JobState, LeaseLost, NewJob, Outcome, intake
 from wheelfarm.state import report as state_report
 from wheelfarm.state.db import open_engine
 from wheelfarm.state.queue import Queue
@@ -482,3 +482,15 @@ def test_an_idle_worker_hears_of_claimable_jobs_at_once(queue: Queue, state_url:
         assert time.monotonic() - began < 2.0
         assert queue.wait(0.05) is False
     other.engine.dispose()
+
+
+def test_a_large_submission_goes_in_parts_dependents_first(
+        queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(intake, "_FIRST", 2)
+    monkeypatch.setattr(intake, "_PART", 3)
+    queue.submit([job("k0")])
+    new = [job(f"k{i}") for i in range(8)] + [job("user", recipe="user", needs=("demo",))]
+    assert queue.submit(new) == (8, 1)
+    assert queue.find("user").id < min(queue.find(f"k{i}").id for i in range(1, 8))
+    assert kinds(queue).count("submitted") == 9
+    assert [x.key for x in queue.claim("w", LINUX, limit=9)] == [f"k{i}" for i in range(8)]

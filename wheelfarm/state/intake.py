@@ -1,11 +1,12 @@
 """Adding jobs to the queue; mixed into :class:`~wheelfarm.state.queue.Queue`.
 
-A submission of 10,000 jobs is a handful of statements whatever its size:
-the known keys are looked up with the whole list as one parameter, the rows
-go in by the driver's own bulk path (COPY on PostgreSQL, ``executemany`` on
-SQLite) and the ``submitted`` events are written by the database from the
-new rows, so that no per-row work is left to SQLAlchemy, whose parameter
-handling costs more per row than the insert itself.
+Each part of a submission (see :meth:`Intake.submit`) is a handful of
+statements whatever its size: the known keys are looked up with the whole
+list as one parameter, the rows go in by the driver's own bulk path (COPY on
+PostgreSQL, ``executemany`` on SQLite) and the ``submitted`` events are
+written by the database from the new rows, so that no per-row work is left
+to SQLAlchemy, whose parameter handling costs more per row than the insert
+itself.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from .models import NewJob
 from .schema import events, job_needs, jobs
 
 _COPY_FROM = 200  # rows: from here on PostgreSQL gets them by COPY (and then analyzes)
+_FIRST = 500  # jobs in a submission's first transaction: claimable within moments
+_PART = 5000  # jobs in each of the following ones
 
 
 class Intake:
@@ -50,37 +53,60 @@ class Intake:
         """Add jobs; a key already queued is left as it is. Returns (added, already there).
 
         A needed recipe must have a job for the same target and python, in
-        this submission or already queued; otherwise ConfigError. All or
-        nothing: one transaction.
+        this submission or already queued; otherwise ConfigError, and nothing
+        is added. A large submission is written in parts, each its own
+        transaction, the first a small one: workers start on its jobs while
+        the rest is written. Should writing fail part way, the parts before
+        stay queued (submitting again adds the rest). Jobs that need others
+        go first: a dependency must not fail before its dependents are there
+        to be failed with it (they cannot run before it has succeeded).
         """
         now = self.clock()
-        keys = list(dict.fromkeys(j.key for j in new))
         with self.engine.begin() as conn:
-            known = set(conn.execute(_known(self._pg), {"keys": _listed(keys)})
-                        .scalars())
+            known = self._known(conn, [j.key for j in new])
             fresh = list({j.key: j for j in new if j.key not in known}.values())
-            if not fresh:
-                return 0, len(new)
             self._check_needs(conn, fresh)
-            rows = [job_values(j, now) for j in fresh]
-            if self._pg and len(rows) > _COPY_FROM:
-                copy_rows(conn, jobs, rows)
-            else:
-                insert_rows(conn, jobs, rows)
-            added = [j.key for j in fresh]
-            conn.execute(_submitted(self._pg), {"now": now, "keys": _listed(added)})
-            needs = [{"key": j.key, "recipe": r} for j in fresh for r in j.needs]
-            if needs:
-                conn.execute(_NEEDS, needs)
-            news.notify(conn)
-        if self._pg and len(fresh) > _COPY_FROM:
+        ordered = [j for j in fresh if j.needs] + [j for j in fresh if not j.needs]
+        added, start, size = 0, 0, _FIRST
+        while start < len(ordered):
+            part = ordered[start:start + size]
+            start, size = start + size, _PART
+            # Made before the transaction: the time it takes is a gap in which
+            # claims waiting for SQLite's write lock can have it.
+            rows = {j.key: job_values(j, now) for j in part}
+            with self.engine.begin() as conn:
+                # Again: another submission may have added some meanwhile.
+                known = self._known(conn, list(rows))
+                added += self._add(conn, [j for j in part if j.key not in known],
+                                   [v for k, v in rows.items() if k not in known], now)
+        if self._pg and added > _COPY_FROM:
             # A table that grew by thousands of rows has no statistics for
             # them until autovacuum comes by; the claim's planner would then
             # sort every pending row instead of reading the claim index.
-            # After the commit: the jobs are claimable meanwhile.
+            # After the commits: the jobs are claimable meanwhile.
             with self.engine.begin() as conn:
                 conn.execute(text("ANALYZE jobs"))
-        return len(fresh), len(new) - len(fresh)
+        return added, len(new) - added
+
+    def _known(self, conn: Connection, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` already queued."""
+        return set(conn.execute(_known(self._pg), {"keys": _listed(keys)}).scalars())
+
+    def _add(self, conn: Connection, fresh: Sequence[NewJob], rows: Sequence[dict[str, Any]],
+             now: float) -> int:
+        """Insert ``fresh`` (whose ``rows`` are made) with their events and needs."""
+        if not fresh:
+            return 0
+        if self._pg and len(rows) > _COPY_FROM:
+            copy_rows(conn, jobs, rows)
+        else:
+            insert_rows(conn, jobs, rows)
+        conn.execute(_submitted(self._pg), {"now": now, "keys": _listed([j.key for j in fresh])})
+        needs = [{"key": j.key, "recipe": r} for j in fresh for r in j.needs]
+        if needs:
+            conn.execute(_NEEDS, needs)
+        news.notify(conn)
+        return len(fresh)
 
     def _check_needs(self, conn: Connection, fresh: Sequence[NewJob]) -> None:
         offered = {(j.recipe, j.target, j.python) for j in fresh}
