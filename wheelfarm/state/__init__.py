@@ -1,10 +1,13 @@
 """The farm's state: a job queue with leases in SQLite or PostgreSQL.
 
-``open_queue(config)`` is the one way in; :mod:`.queue` holds the operations,
-:mod:`.lifecycle` the states and the retry rule, :mod:`.schema` the tables
-and their migrations, :mod:`.report` the JSON shape of a job. Importing this
-package loads no database library (a job's child process needs only the
-values in :mod:`.models`).
+``open_queue(config)`` is the one way in; :mod:`.queue` holds the operations
+(workers, claims, reclaims) with its parts :mod:`.intake` (submitting),
+:mod:`.leases` (a lease holder's reports) and :mod:`.operators` (retry,
+cancel); :mod:`.sql` and :mod:`.batches` their statements, :mod:`.news` how
+an idle worker hears of new jobs, :mod:`.lifecycle` the states and the
+retry rule, :mod:`.schema` the tables and their migrations, :mod:`.report`
+the JSON shape of a job. Importing this package loads no database library
+(a job's child process needs only the values in :mod:`.models`).
 """
 
 from __future__ import annotations
