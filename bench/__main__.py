@@ -38,8 +38,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _f(value: float) -> str:
-    return f"{value:.2f}"
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def render(results: dict[str, dict[str, object]]) -> str:
@@ -170,7 +170,8 @@ def _render_farm(results: dict[str, dict[str, object]]) -> list[str]:
             "empty cache (s) | `import wheelfarm.cli` (s) |",
             "|---|---|---|---|---|---|",
             f"| {_f(f['cached_plan_s'])} | {_f(f['github_plan_s'])} | "
-            f"{_f(f['cold_plan_s'])} | {_f(f['s3_plan_s'])} | "
+            # "-" for a result recorded before these two were measured.
+            f"{_f(f.get('cold_plan_s'))} | {_f(f.get('s3_plan_s'))} | "
             f"{_f(f['uncached_plan_s'])} | {_f(f['import_s'])} |",
             "",
         ]
