@@ -1,7 +1,9 @@
 """Dispatch benchmarks of the build controller (issue: the build controller).
 
 With probe jobs that do nothing (no child process, no compiler), every job
-costs the queue one claim, one start and one completion:
+is claimed, started and completed. A worker claims 16 at a time; the claim
+starts them in the same transaction, and the worker reports a batch and
+claims the next one in one transaction (one request over HTTP):
 
 1. jobs/s with 1, 4 and 8 worker processes, on SQLite and on PostgreSQL with
    direct database access, and through the controller's HTTP API; timed from
@@ -9,11 +11,13 @@ costs the queue one claim, one start and one completion:
    and idle polling are not counted;
 2. the time from submitting 10,000 jobs (a library call, and ``wheelfarm
    submit --probe 10000`` with its Python start-up) to the first claim by an
-   idle worker.
+   idle worker (which waits for news of new jobs between polls: LISTEN on
+   PostgreSQL, ``PRAGMA data_version`` on SQLite).
 
 Baseline, measured in the same run on the same database: how many
-single-row ``UPDATE`` transactions per second one connection commits (a job
-needs three), and the goals of the issue (500 jobs/s direct, 200 over HTTP).
+single-row ``UPDATE`` transactions per second one connection commits (a
+batch of 16 jobs takes one transaction), and the goals of the issue
+(500 jobs/s direct, 200 over HTTP).
 PostgreSQL needs ``WHEELFARM_TEST_POSTGRES`` (see .ci/setup.d/30-postgres.sh).
 """
 
@@ -114,12 +118,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float, every: float = 0.05) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise SystemExit("benchmark stuck; see the logs in the scratch directory")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 def throughput(kind: str, workers: int, http: bool, jobs: int = JOBS) -> float:
@@ -150,7 +154,9 @@ def throughput(kind: str, workers: int, http: bool, jobs: int = JOBS) -> float:
                               for i in range(workers)]
             _wait(lambda: _count(queue, "worker-registered") >= workers, 120)
             queue.submit(probe_jobs(jobs))
-            _wait(lambda: _count(queue, "succeeded") >= jobs, 600)
+            # Seldom: each look counts the event log, CPU the workers could use (the
+            # figure comes from the log's times, not from when this sees the end).
+            _wait(lambda: _count(queue, "succeeded") >= jobs, 600, every=0.5)
             rate = jobs / _span(queue)
             _stop(processes)
             queue.engine.dispose()
@@ -240,15 +246,18 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
         f"## Controller dispatch with no-op jobs ({r['when']})",
         "",
         f"{f['jobs']} probe jobs that do nothing; each is claimed, started and completed",
-        f"(claimed {f['batch']} at a time; a worker starts and reports a batch together).",
+        f"(claimed {f['batch']} at a time and started by the claim; a worker reports a",
+        "batch and claims the next in one transaction, one request over HTTP).",
         "Worker processes on this machine; jobs/s from the first lease to the last",
         "success in the event log. *Direct*: workers use",
         "the database themselves; *HTTP*: they talk to `wheelfarm controller` on loopback.",
         "Baseline, same run, same database: single-row `UPDATE` commits per second on one",
-        "connection (a batch of 16 jobs takes three transactions). Goals: 500 jobs/s",
+        f"connection (a batch of {f['batch']} jobs takes one transaction). Goals: 500 jobs/s",
         "direct, 200 over HTTP;",
-        "first claim after submitting 10,000 jobs < 2 s. Other sessions were building",
-        "on this machine meanwhile: compare figures of one run, not across runs.",
+        "first claim after submitting 10,000 jobs < 2 s, by an idle worker that waits for",
+        "news between polls (LISTEN on PostgreSQL, `PRAGMA data_version` on SQLite).",
+        "Other sessions were building on this machine meanwhile (how much: *When each",
+        "suite ran*): compare figures of one run, not across runs.",
         "",
         "| database | baseline commits/s | workers | direct jobs/s | direct / goal | "
         "HTTP jobs/s | HTTP / goal |",
