@@ -43,6 +43,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")
 Handler = Callable[[Request, str], Awaitable[Response]]
 
 
+TOKEN_TTL = 5.0  # seconds a known token is trusted without asking the database again
+
+
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -62,7 +65,7 @@ class Controller:
         self.farm = farm
         self.wheelhouse = wheelhouse
         self.uploads = farm / ".wheelfarm" / "uploads"
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}  # token sha256 -> (worker, until)
         self.stopping = threading.Event()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -72,11 +75,17 @@ class Controller:
         if not header.startswith("Bearer "):
             return None
         digest = token_sha256(header[len("Bearer "):].strip())
-        name = self._tokens.get(digest)
+        now = time.monotonic()
+        cached = self._tokens.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        # Asked again after TOKEN_TTL: `wheelfarm token` (another process) may have
+        # replaced the token, and a replaced token must stop working.
+        name = self.queue.worker_for_token(digest)
         if name is None:
-            name = self.queue.worker_for_token(digest)
-            if name is not None:
-                self._tokens[digest] = name
+            self._tokens.pop(digest, None)
+        else:
+            self._tokens[digest] = (name, now + TOKEN_TTL)
         return name
 
     def _route(self, path: str, handler: Callable[[Request, str], Awaitable[Response]],

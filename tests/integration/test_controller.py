@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheelfarm.controller import API, wait_until_up
+from wheelfarm.controller import API, TOKEN_TTL, wait_until_up
 
 from .helpers import python_for, require
 from .test_queue_support import cli, farm_dir, free_port, spawn, state_database, status, stop
@@ -76,7 +77,14 @@ def test_tokens_guard_the_api(controller: tuple[Path, str, Path], tmp_path: Path
     wrong = {"Authorization": "Bearer not-a-token"}
     assert httpx.post(url + API + "/claim", json={}, headers=wrong).status_code == 401
     old = cli("token", "w1", cwd=farm).stdout.strip()
+    stale = {"Authorization": f"Bearer {old}"}
+    assert httpx.get(url + API + "/status", headers=stale).status_code == 200  # now cached
     new = cli("token", "w1", cwd=farm).stdout.strip()
+    # The controller trusts a known token for TOKEN_TTL; a replaced one stops working then.
+    deadline = time.monotonic() + TOKEN_TTL + 10
+    while httpx.get(url + API + "/status", headers=stale).status_code != 401:
+        assert time.monotonic() < deadline, "a replaced token still works"
+        time.sleep(0.5)
     good = {"Authorization": f"Bearer {new}"}
     assert httpx.get(url + API + "/status", headers=good).json()["schema"] == 1
     bad = httpx.post(url + API + "/claim", json={"capabilities": {"os": "linux"}}, headers=good)
