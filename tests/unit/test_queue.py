@@ -249,6 +249,24 @@ def test_a_failed_dependency_fails_its_dependents(queue: Queue) -> None:
     assert "needs base" in queue.find("mid").reason
 
 
+def test_a_dependent_submitted_after_its_dependency_failed_fails_at_once(
+        queue: Queue) -> None:
+    """It would otherwise wait forever: no job of the needed recipe can succeed."""
+    queue.submit([job("base", recipe="base")])
+    [lease] = queue.claim("w", LINUX)
+    queue.start(lease)
+    queue.finish(lease, Outcome(ok=False, duration=1, kind="test", reason="test failed"))
+    queue.submit([job("mid", recipe="mid", needs=("base",)),
+                  job("top", recipe="top", needs=("mid",))])
+    assert state_of(queue, "mid") == JobState.FAILED
+    assert state_of(queue, "top") == JobState.FAILED
+    assert "needs base" in queue.find("mid").reason and "failed" in queue.find("mid").reason
+    # A needed recipe with another job still able to succeed: the dependent waits.
+    queue.submit([job("base2", recipe="base", python="cp312", target="t1", priority=1)])
+    queue.submit([job("late", recipe="late", needs=("base",))])
+    assert state_of(queue, "late") == JobState.PENDING
+
+
 def test_cancel_stops_the_holder_and_retry_requeues(queue: Queue) -> None:
     queue.submit([job("k1")])
     [lease] = queue.claim("w", LINUX)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    update,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,6 +39,7 @@ from . import news
 from .lifecycle import JobState
 from .models import NewJob
 from .schema import events, job_needs, jobs
+from .sql import event, fail_dependents
 
 _COPY_FROM = 200  # rows: from here on PostgreSQL gets them by COPY (and then analyzes)
 _FIRST = 500  # jobs in a submission's first transaction: claimable within moments
@@ -105,6 +107,7 @@ class Intake:
         needs = [{"key": j.key, "recipe": r} for j in fresh for r in j.needs]
         if needs:
             conn.execute(_NEEDS, needs)
+            _fail_hopeless(conn, [j for j in fresh if j.needs], now)
         news.notify(conn)
         return len(fresh)
 
@@ -122,6 +125,30 @@ class Intake:
                         f"{job.recipe} needs {need}, but no job builds {need} for "
                         f"{job.target} and {job.python}; submit it too")
                 offered.add((need, job.target, job.python))
+
+
+def _fail_hopeless(conn: Connection, waiting: Sequence[NewJob], now: float) -> None:
+    """Fail the new jobs whose needed recipe has jobs for their target and python
+    that all ended without success: they would wait forever (a dependency that
+    fails later fails them through ``fail_dependents``)."""
+    alive = (JobState.PENDING, JobState.LEASED, JobState.RUNNING, JobState.SUCCEEDED)
+    for job in waiting:
+        for need in job.needs:
+            states = set(conn.execute(select(jobs.c.state).where(
+                jobs.c.recipe == need, jobs.c.target == job.target,
+                jobs.c.python == job.python)).scalars())
+            if not states or states & set(alive):
+                continue
+            row = conn.execute(select(jobs).where(jobs.c.key == job.key)).one()
+            reason = (f"needs {need}, whose jobs for {job.target} {job.python} "
+                      f"ended without success ({', '.join(sorted(states))})")
+            moved = conn.execute(update(jobs).where(
+                jobs.c.id == row.id, jobs.c.state == JobState.PENDING
+            ).values(state=JobState.FAILED, reason=reason, updated=now)).rowcount
+            if moved:
+                event(conn, now, "failed", row.id, None, None, {"reason": reason})
+                fail_dependents(conn, row, now)
+            break
 
 
 def _among(column: ColumnElement[Any], name: str, pg: bool) -> ColumnElement[bool]:
