@@ -188,11 +188,7 @@ class StoreCache:
         if data is None or hashlib.sha256(data).hexdigest() != record.sha256:
             return None
         statement = self.store.get(f"files/{record.filename}{provenance.SUFFIX}")
-        try:
-            named = provenance.job_key(json.loads(statement)) if statement else None
-        except ValueError:
-            named = None
-        if statement is None or named != (record.key, record.sha256):
+        if statement is None or provenance.job_key(statement) != (record.key, record.sha256):
             return None
         with tempfile.TemporaryDirectory(prefix="store-hit-", dir=_mkdir(into.root)) as tmp:
             wheel = Path(tmp) / record.filename

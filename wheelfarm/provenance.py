@@ -113,12 +113,16 @@ def read(path: Path) -> dict[str, Any]:
     return data
 
 
-def job_key(data: Any) -> tuple[str, str] | None:
-    """(job key, sha256 of the wheel) a wheelfarm statement names; None for another kind."""
+def job_key(statement: bytes | None) -> tuple[str, str] | None:
+    """(job key, sha256 of the wheel) a wheelfarm statement names; None for anything
+    else (no statement, not JSON, another kind of statement)."""
+    if statement is None:
+        return None
     try:
+        data = json.loads(statement)
         key = data["predicate"]["buildDefinition"]["internalParameters"]["jobKey"]
         sha256 = data["subject"][0]["digest"]["sha256"]
-    except (KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError):
         return None
     # Both become parts of store keys: only hex digests, nothing that could name a path.
     if all(isinstance(v, str) and _HEX64.fullmatch(v) for v in (key, sha256)):

@@ -10,7 +10,6 @@ the winner's generation and tries again on top of it, so no publish is lost.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import re
@@ -174,7 +173,7 @@ class Publisher:
         published = {r.filename: r.sha256 for r in records}
         keyed = []
         for u in uploads:
-            named = _job_key(u.provenance)
+            named = provenance.job_key(u.provenance)
             if named is not None and named[1] == published.get(u.filename):
                 keyed.append(CacheRecord(named[0], named[1], u.filename))
         StoreCache(self.store).add(keyed)
@@ -271,15 +270,6 @@ class Publisher:
             raise DamagedStore(f"{self.store.url}: {key} differs from what its wheel contains; "
                                f"the store was altered")
         return FileRef.of(existing)
-
-
-def _job_key(statement: bytes | None) -> tuple[str, str] | None:
-    if statement is None:
-        return None
-    try:
-        return provenance.job_key(json.loads(statement))
-    except ValueError:
-        return None  # not JSON: published as it is, but names no key
 
 
 def _immutable(key: str, sha256: str) -> ImmutableError:

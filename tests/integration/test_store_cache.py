@@ -26,7 +26,7 @@ ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
 def _published(index: Index, fastadd_dir: Path) -> tuple[Path, str, str]:
     """Publish the fastadd build; its wheel, job key and sha256."""
     wheel = next(fastadd_dir.glob("*.whl"))
-    named = provenance.job_key(provenance.read(provenance.path_for(wheel)))
+    named = provenance.job_key(provenance.path_for(wheel).read_bytes())
     assert named is not None
     result = index.publish(fastadd_dir)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -165,10 +165,7 @@ def _record(cache: ArtifactCache, wheel: Path) -> None:
     statement = provenance.path_for(wheel)
     if not statement.exists():
         return
-    try:
-        named = provenance.job_key(provenance.read(statement))
-    except ValueError:
-        named = None
+    named = provenance.job_key(statement.read_bytes())
     if named is None:
         err.print(f"warning: {statement.name} is not a wheelfarm provenance statement")
         return
