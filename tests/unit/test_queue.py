@@ -8,12 +8,22 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from wheelfarm.errors import ConfigError
-from wheelfarm.state import Artifact, Capabilities, JobState, LeaseLost, NewJob, Outcome, intake
+from wheelfarm.state import (
+    Artifact,
+    Capabilities,
+    JobState,
+    Lease,
+    LeaseLost,
+    NewJob,
+    Outcome,
+    intake,
+)
 from wheelfarm.state import report as state_report
 from wheelfarm.state.db import open_engine
 from wheelfarm.state.queue import Queue
@@ -297,16 +307,16 @@ def test_find_by_unique_prefix(queue: Queue) -> None:
         queue.find("a%")  # LIKE wildcards are plain characters here
 
 
-def test_concurrent_claims_never_share_a_job(queue: Queue, state_url: str) -> None:
-    queue.submit([job(f"k{i:03d}") for i in range(60)])
-    got: list[str] = []
+def claimed_by_four_workers(state_url: str, **claim: Any) -> list[Lease]:
+    """Every lease four threads, each with its own connection, claim until none is left."""
+    got: list[Lease] = []
     guard = threading.Lock()
 
     def claimer(name: str) -> None:
         own = Queue(open_engine(state_url), lease_seconds=10.0)
-        while leases := own.claim(name, LINUX, limit=2):
+        while leases := own.claim(name, LINUX, **claim):
             with guard:
-                got.extend(lease.key for lease in leases)
+                got.extend(leases)
         own.engine.dispose()
 
     threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
@@ -314,7 +324,13 @@ def test_concurrent_claims_never_share_a_job(queue: Queue, state_url: str) -> No
         t.start()
     for t in threads:
         t.join()
-    assert sorted(got) == [f"k{i:03d}" for i in range(60)]
+    return got
+
+
+def test_concurrent_claims_never_share_a_job(queue: Queue, state_url: str) -> None:
+    queue.submit([job(f"k{i:03d}") for i in range(60)])
+    got = claimed_by_four_workers(state_url, limit=2)
+    assert sorted(x.key for x in got) == [f"k{i:03d}" for i in range(60)]
 
 
 def test_event_log_tells_the_story(queue: Queue, clock: Clock) -> None:
@@ -428,23 +444,9 @@ def test_a_job_started_by_its_claim_still_refuses_a_lost_lease(
 
 def test_concurrent_claims_that_start_never_share_a_job(queue: Queue, state_url: str) -> None:
     queue.submit([probe(f"p{i:03d}") for i in range(60)])
-    got: list[str] = []
-    guard = threading.Lock()
-
-    def claimer(name: str) -> None:
-        own = Queue(open_engine(state_url), lease_seconds=10.0)
-        while leases := own.claim(name, LINUX, limit=3, start=True):
-            assert all(x.running for x in leases)
-            with guard:
-                got.extend(x.key for x in leases)
-        own.engine.dispose()
-
-    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(got) == [f"p{i:03d}" for i in range(60)]
+    got = claimed_by_four_workers(state_url, limit=3, start=True)
+    assert all(x.running for x in got)
+    assert sorted(x.key for x in got) == [f"p{i:03d}" for i in range(60)]
     assert kinds(queue).count("started") == 60
 
 
