@@ -43,7 +43,9 @@ def _bodies(lease: dict[str, object]) -> list[tuple[str, bytes | dict[str, objec
         ("/finish", {"lease": [lease], "outcome": good}),
         ("/finish", {"lease": {**lease, "job_id": "1; drop"}, "outcome": good}),
         ("/finish_many", {"reports": {"a": 1}}),
-        ("/finish_many", {"reports": [], "claim": {"capabilities": CAPS, "limit": 1e400}}),
+        ("/finish_many", b'{"reports": [], "claim": {"capabilities": %s, "limit": 1e400}}'
+         % str(CAPS).replace("'", '"').encode()),
+        ("/claim", b"[" * 50_000 + b"]" * 50_000),
         ("/heartbeat", {"leases": "abc"}),
         ("/heartbeat", {"leases": [None]}),
         ("/start", {"lease": {"job_id": lease["job_id"]}}),
