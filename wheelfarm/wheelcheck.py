@@ -46,7 +46,8 @@ class WheelRefused(WheelfarmError):
 @dataclass(frozen=True)
 class Expected:
     """What a job's wheel must be: the recipe's project and version, built for
-    the job's Python and target (an abi3 wheel for an older CPython counts)."""
+    the job's Python and target (an abi3 wheel for an older CPython counts, and
+    a pure wheel for the job's Python major version runs on any target)."""
 
     project: str
     version: str
@@ -77,11 +78,16 @@ def check_name(filename: str, expected: Expected) -> None:
 
 
 def _runs_on(tag: Tag, python: tuple[int, int], target: Target) -> bool:
+    """Whether pip would install a wheel with ``tag`` for the job's Python on its target."""
+    if tag.platform == "any":  # pure Python: any target, for a Python it names
+        m = re.fullmatch(r"(?:py|cp)(\d)(\d*)", tag.interpreter)
+        return tag.abi == "none" and m is not None and int(m.group(1)) == python[0] and (
+            not m.group(2) or int(m.group(2)) <= python[1])
     if tag.interpreter == f"cp{python[0]}{python[1]}":
         python_ok = tag.abi in (tag.interpreter, "abi3", "none")
     else:
         m = re.fullmatch(r"cp(\d)(\d+)", tag.interpreter)
-        python_ok = bool(m) and tag.abi == "abi3" and m is not None and (
+        python_ok = m is not None and tag.abi == "abi3" and (
             int(m.group(1)), int(m.group(2))) <= python
     return python_ok and _platform_ok(tag.platform, target)
 
