@@ -1,5 +1,6 @@
 """How the controller reads what a worker sends: every field of the type it
-must have, bodies and uploads no larger than their limits.
+must have, bodies and uploads no larger than their limits, and leases named
+by job and token only, everything else about them read from the queue.
 
 Workers are not trusted (docs/security.md): odd input is answered with one
 clear 4xx line, never a 500 and a traceback.
@@ -8,16 +9,24 @@ clear 4xx line, never a 500 and a traceback.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Engine, select
 
 from .errors import ConfigError, WheelfarmError
-from .state import Artifact, Capabilities, Outcome
+from .state import Artifact, Capabilities, Lease, LeaseLost, Outcome
+from .state.schema import jobs
+from .state.sql import lease_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
+_LEASE_COLUMNS = (jobs.c.id, jobs.c.key, jobs.c.attempts, jobs.c.lease, jobs.c.worker,
+                  jobs.c.lease_expires, jobs.c.kind, jobs.c.recipe, jobs.c.target,
+                  jobs.c.python, jobs.c.executor, jobs.c.pythons, jobs.c.timeout)
 MAX_BODY = 16 * 1024**2  # bytes of a JSON request (a batch of a thousand reports fits)
 MAX_UPLOAD = 4 * 1024**3  # bytes of an uploaded log or wheel
 
@@ -134,3 +143,38 @@ async def receive(request: Request, dest: Path, limit: int) -> None:
             if size > limit:
                 raise TooLarge(f"upload over the limit of {limit} bytes")
             fh.write(chunk)
+
+
+def resolve_leases(engine: Engine, name: str, items: Any) -> list[Lease]:
+    """The leases a worker names, as the database knows them: a worker says
+    which lease (job and token), never what it is (key, attempt, kind).
+
+    A lease held by another worker is refused (LeaseLost: 409); one that is
+    no longer held at all is returned, for the queue to refuse (it logs
+    ``result-refused``) or report lost, as it does for its own workers.
+    """
+    wanted: list[tuple[int, str, Any]] = []
+    for item in as_list(items, "leases"):
+        data = as_object(item, "lease")
+        job_id, token = data.get("job_id"), data.get("token")
+        if not is_whole(job_id) or not isinstance(token, str):
+            raise ConfigError("bad request: a lease names its job_id (a number) "
+                              "and token (a string)")
+        wanted.append((cast(int, job_id), token, data.get("n")))
+    if not wanted:
+        return []
+    with engine.begin() as conn:
+        rows = {r.id: r for r in conn.execute(select(*_LEASE_COLUMNS).where(
+            jobs.c.id.in_(sorted({j for j, _, _ in wanted}))))}
+    found: list[Lease] = []
+    for job_id, token, n in wanted:
+        row = rows.get(job_id)
+        if row is None:
+            raise LeaseLost(f"job {job_id}: no such job")
+        if row.lease == token and row.worker != name:
+            raise LeaseLost(f"job {row.key[:12]}: the lease is not held by {name}")
+        lease = replace(lease_of(cast(Any, row), token), worker=name)
+        if row.lease != token and is_whole(n):
+            lease = replace(lease, n=n)  # a stale attempt's own number, for the event log
+        found.append(lease)
+    return found

@@ -17,7 +17,6 @@ size limits.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -25,11 +24,10 @@ import secrets
 import shutil
 import threading
 import time
-import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import Any, overload
 
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -49,18 +47,18 @@ from .apiinput import (
     as_outcome,
     claim_limit,
     error,
-    is_whole,
     read_json,
     receive,
+    resolve_leases,
 )
 from .archive import sha256_file
 from .errors import ConfigError, WheelfarmError
 from .locks import file_lock
 from .state import Artifact, Capabilities, Lease, LeaseLost, Outcome, report
+from .state.lifecycle import ACTIVE
 from .state.queue import Queue
 from .state.schema import jobs
-from .state.sql import lease_of
-from .wheelcheck import Expected, check_name, check_sound
+from .wheelcheck import Expected, check_name, check_sound, expected_of
 
 log = logging.getLogger(__name__)
 API = "/api/v1"
@@ -68,9 +66,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")
 Handler = Callable[[Request, str], Awaitable[Response]]
 LEASE_HEADER = "X-Wheelfarm-Lease"  # the lease token of an upload: never in a URL
 JOB_LOG = "job.log"  # an attempt's uploaded log, whatever the worker called it
-_LEASE_COLUMNS = (jobs.c.id, jobs.c.key, jobs.c.attempts, jobs.c.lease, jobs.c.worker,
-                  jobs.c.lease_expires, jobs.c.kind, jobs.c.recipe, jobs.c.target,
-                  jobs.c.python, jobs.c.executor, jobs.c.pythons, jobs.c.timeout)
 
 
 TOKEN_TTL = 5.0  # seconds a known token is trusted without asking the database again
@@ -145,38 +140,7 @@ class Controller:
         return await read_json(request, self.max_body)
 
     def _leases(self, name: str, items: Any) -> list[Lease]:
-        """The leases a worker names, as the database knows them: a worker says
-        which lease (job and token), never what it is (key, attempt, kind).
-
-        A lease held by another worker is refused (LeaseLost: 409); one that is
-        no longer held at all is returned, for the queue to refuse (it logs
-        ``result-refused``) or report lost, as it does for its own workers.
-        """
-        wanted: list[tuple[int, str, Any]] = []
-        for item in as_list(items, "leases"):
-            data = as_object(item, "lease")
-            job_id, token = data.get("job_id"), data.get("token")
-            if not is_whole(job_id) or not isinstance(token, str):
-                raise ConfigError("bad request: a lease names its job_id (a number) "
-                                  "and token (a string)")
-            wanted.append((cast(int, job_id), token, data.get("n")))
-        if not wanted:
-            return []
-        with self.queue.engine.begin() as conn:
-            rows = {r.id: r for r in conn.execute(select(*_LEASE_COLUMNS).where(
-                jobs.c.id.in_(sorted({j for j, _, _ in wanted}))))}
-        found: list[Lease] = []
-        for job_id, token, n in wanted:
-            row = rows.get(job_id)
-            if row is None:
-                raise LeaseLost(f"job {job_id}: no such job")
-            if row.lease == token and row.worker != name:
-                raise LeaseLost(f"job {row.key[:12]}: the lease is not held by {name}")
-            lease = replace(lease_of(cast(Any, row), token), worker=name)
-            if row.lease != token and is_whole(n):
-                lease = replace(lease, n=n)  # a stale attempt's own number, for the event log
-            found.append(lease)
-        return found
+        return resolve_leases(self.queue.engine, name, items)
 
     def _lease(self, name: str, item: Any) -> Lease:
         [lease] = self._leases(name, [item])
@@ -284,7 +248,7 @@ class Controller:
         for (lease, outcome), state in zip(checked, states, strict=True):
             if state is not None and outcome.ok and outcome.artifact is not None \
                     and lease.kind == "build":
-                self._publish(Path(outcome.artifact.location))
+                self._publish(Path(outcome.artifact.location), outcome.artifact.sha256)
         found = [str(state) if state is not None else None for state in states]
         return found if claim is None else (found, leases)
 
@@ -320,22 +284,18 @@ class Controller:
                 jobs.c.id == job_id)).first()
         if row is None:
             raise LeaseLost(f"job {job_id}: no such job")
-        spec = json.loads(row.spec or "{}")
-        try:
-            data = tomllib.loads(str(spec["recipe_text"]))
-            section = data["project"] if str(spec["recipe_path"]).endswith(
-                "pyproject.toml") else data["package"]
-            project, version = str(section["name"]), str(section["version"])
-        except (KeyError, TypeError, tomllib.TOMLDecodeError):
-            raise ConfigError(f"job {job_id}: its recipe names no project and version "
-                              "to check a wheel against") from None
-        return Expected(project, version, row.python, row.target)
+        return expected_of(job_id, row.spec, row.python, row.target)
 
-    def _publish(self, wheel: Path) -> None:
+    def _publish(self, wheel: Path, sha256: str) -> None:
+        """Copy an accepted wheel into the wheelhouse: the recorded bytes only."""
         self.wheelhouse.mkdir(parents=True, exist_ok=True)
         with file_lock(self.wheelhouse / ".wheelfarm-lock"):
             tmp = self.wheelhouse / f".incoming-{wheel.name}"
             shutil.copyfile(wheel, tmp)
+            if sha256_file(tmp) != sha256:
+                tmp.unlink()
+                log.error("%s changed after it was recorded; not published", wheel.name)
+                return
             os.replace(tmp, self.wheelhouse / wheel.name)
             index.write_simple_index(self.wheelhouse)
 
@@ -396,7 +356,9 @@ class Controller:
         with self.queue.engine.begin() as conn:
             row = conn.execute(select(jobs).where(
                 jobs.c.id == job_id, jobs.c.attempts == n, jobs.c.lease == token,
-                jobs.c.worker == name)).first()
+                jobs.c.worker == name,
+                # Not once the job ended: a recorded wheel's bytes never change.
+                jobs.c.state.in_([s.value for s in ACTIVE]))).first()
         if row is None:
             raise LeaseLost(f"job {job_id} attempt {n}: the lease is not held by {name}")
         return row

@@ -13,8 +13,10 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import re
 import stat
+import tomllib
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +55,20 @@ class Expected:
     version: str
     python: str
     target: str
+
+
+def expected_of(job_id: int, spec: str | None, python: str, target: str) -> Expected:
+    """A queued job's Expected, from the recipe text (or pyproject.toml) it was
+    submitted with (its ``spec``, JSON)."""
+    try:
+        found = json.loads(spec or "{}")
+        data = tomllib.loads(str(found["recipe_text"]))
+        section = data["project"] if str(found["recipe_path"]).endswith(
+            "pyproject.toml") else data["package"]
+        return Expected(str(section["name"]), str(section["version"]), python, target)
+    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+        raise WheelRefused(f"job {job_id}: its recipe names no project and version "
+                           "to check a wheel against") from None
 
 
 def check_name(filename: str, expected: Expected) -> None:
