@@ -134,6 +134,9 @@ def test_a_worker_cannot_use_another_workers_lease(farm: Farm) -> None:
     assert cli("submit", "--probe", "2", "--seconds", "5", cwd=farm.root).returncode == 0
     w1, w2 = farm.headers("w1"), farm.headers("w2")
     first, second = farm.claim(w1, limit=2)
+    # Nothing another worker may read names a lease's token.
+    seen = httpx.get(f"{farm.url}{API}/status", headers=w2).text
+    assert first["token"] not in seen and second["token"] not in seen
     assert farm.post("/heartbeat", w2, json={"leases": [first]}).status_code == 409
     assert farm.post("/start", w2, json={"lease": second}).status_code == 409
     assert farm.post("/start", w1, json={"lease": first}).status_code == 200
