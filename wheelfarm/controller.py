@@ -383,8 +383,13 @@ class Controller:
         name = str(row.artifact_filename)
         if not _SAFE_NAME.match(name) or name.startswith("."):
             return None
-        path = self.uploads / f"{row.key[:16]}-{row.attempts}" / name
-        return path if path.is_file() and sha256_file(path) == row.artifact_sha256 else None
+        # Uploaded to this controller, or (built by a worker with direct database
+        # access) copied into the wheelhouse; either way the recorded bytes only.
+        for path in (self.uploads / f"{row.key[:16]}-{row.attempts}" / name,
+                     self.wheelhouse / name):
+            if path.is_file() and sha256_file(path) == row.artifact_sha256:
+                return path
+        return None
 
     async def _status(self, request: Request, name: str) -> Response:
         found = await run_in_threadpool(report.queue_jobs, self.queue)
