@@ -41,6 +41,11 @@ from .errors import QualityError
 SANITIZER_SYMBOLS = ("__ubsan_", "__asan_", "__tsan_", "__msan_", "__hwasan_", "__lsan_",
                      "__dfsan_", "__sanitizer_")
 _SANITIZER_LIB = re.compile(r"lib(?:asan|ubsan|tsan|msan|lsan|hwasan)\.so|libclang_rt\.")
+# zig links its UBSan runtime with hidden symbols, and a module linked with
+# --strip-all (ujson's setup.py does) keeps none: its messages remain.
+_UBSAN_MESSAGES = (b"left shift of negative value", b"execution reached an unreachable program",
+                   b"cannot be represented in type", b"byte alignment for pointer of type",
+                   b"applying non-zero offset to non-null pointer")
 UNDER_OPTIMIZED = ("-O0", "-Og")
 _CALL_SITE_ATTRS = ("DW_AT_call_all_calls", "DW_AT_call_all_tail_calls",
                     "DW_AT_GNU_all_call_sites", "DW_AT_GNU_all_tail_call_sites")
@@ -110,6 +115,13 @@ def sanitizer_traces(elf: ELFFile) -> list[str]:
     return sorted(found, key=lambda s: (not s.startswith("NEEDED"), s))
 
 
+def ubsan_messages(data: bytes) -> list[str]:
+    """The UBSan runtime's diagnostics found in a module's bytes; two or more mean
+    the runtime is linked in, whatever the symbol tables say."""
+    found = [m.decode() for m in _UBSAN_MESSAGES if m in data]
+    return found if len(found) >= 2 else []
+
+
 def _attr_text(die: Any, name: str) -> str:
     attr = die.attributes.get(name)
     if attr is None:
@@ -163,6 +175,8 @@ def inspect(name: str, data: bytes) -> ModuleReport:
     try:
         elf = ELFFile(io.BytesIO(data))
         report.sanitizers = sanitizer_traces(elf)
+        if not report.sanitizers:
+            report.sanitizers = [f"UBSan runtime message {m!r}" for m in ubsan_messages(data)]
         for unit, level, why in unit_levels(elf):
             if level is None:
                 report.unknown += 1

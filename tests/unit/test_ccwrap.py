@@ -168,3 +168,11 @@ def test_module_report_names_units_and_sanitizers() -> None:
     assert "src/a.c (-O0" in problems[0]
     assert "NEEDED libasan.so.8, __asan_init" in problems[1]
     assert quality.ModuleReport("ok.so", optimized=3).problems() == []
+
+
+def test_ubsan_runtime_messages_betray_a_stripped_module() -> None:
+    body = b"\0".join([b"PyInit_x", b"left shift of negative value",
+                       b"execution reached an unreachable program point"])
+    assert len(quality.ubsan_messages(body)) == 2
+    # One phrase alone could be a project's own string.
+    assert quality.ubsan_messages(b"cannot be represented in type") == []
