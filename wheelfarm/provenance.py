@@ -52,6 +52,7 @@ class BuildFacts:
     locked: bool
     started: datetime
     finished: datetime
+    profile: str = "release"  # the build profile (wheelfarm.ccwrap.PROFILES)
 
 
 def path_for(wheel: Path) -> Path:
@@ -76,6 +77,7 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
                     "python": facts.python,
                     "testPythons": list(facts.test_pythons),
                     "executor": facts.executor,
+                    "profile": facts.profile,
                 },
                 "internalParameters": {
                     "jobKey": facts.job_key,
