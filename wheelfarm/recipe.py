@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import schema
 from .errors import ConfigError, RecipeError
+from .gitsource import location_problem
 from .pythons import parse_tag
 from .source import SourceSpec
 from .targets import Target, parse_target
@@ -163,7 +164,9 @@ def _load_project(directory: Path) -> Recipe:
     pyproject = directory / "pyproject.toml"
     data = schema.load_toml(pyproject) if pyproject.is_file() else {}
     project = data.get("project", {})
-    name = str(project.get("name") or directory.resolve().name)
+    # Checked like a recipe's package.name: it becomes part of log and work paths.
+    name = _check_name(pyproject, "project.name", str(project.get("name") or
+                                                      directory.resolve().name))
     version = str(project.get("version") or "dynamic")
     tool = data.get("tool", {}).get("wheelfarm", {})
     schema.check(tool, _TOOL_SCHEMA, pyproject, "tool.wheelfarm.")
@@ -257,6 +260,9 @@ def _source(path: Path, table: dict[str, Any], name: str, version: str) -> Sourc
             raise RecipeError(path, "source.rev", "required with source.git (a full commit id)")
         if not _GIT_REV.match(rev):
             raise RecipeError(path, "source.rev", "expected a full 40-digit commit id")
+        problem = location_problem(table["git"])
+        if problem is not None:
+            raise RecipeError(path, "source.git", problem)
         return SourceSpec(kind="git", location=table["git"], rev=rev)
     if kind == "url":
         url = table["url"]

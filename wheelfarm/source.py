@@ -71,6 +71,10 @@ class SourceSpec:
             raise ConfigError(f"sha256 must be 64 hex digits, got {self.sha256!r}")
         if self.kind == "git" and not _REV_RE.fullmatch((self.rev or "").lower()):
             raise ConfigError(f"git source {self.location}: rev must be a full 40-hex commit id")
+        if self.kind == "git":
+            problem = gitsource.location_problem(self.location)
+            if problem is not None:
+                raise ConfigError(f"git source {self.location!r}: {problem}")
         if self.kind == "pypi":
             if not (self.name and self.version):
                 raise ConfigError("pypi source needs a name and a version")
