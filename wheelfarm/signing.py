@@ -96,16 +96,33 @@ class Signer:
     def open_own(self, data: bytes, what: str) -> str:
         """The signed text of a manifest this farm published earlier.
 
-        Any key in the publisher's keyring is accepted, so generations signed
-        before a key rotation still open while the old public key is kept.
+        Only this publisher's own key is accepted, never any other key in its
+        keyring: a store writer who holds some other key must not be able to
+        plant the base of the next generation.
         """
         result = self._gpg.decrypt(data)
+        signatures = len(getattr(result, "sig_info", {}) or {})
         if not result.valid:
             raise SigningError(
                 f"{what}: the signature does not verify with the publisher's keyring "
                 f"({_why(result)}); the store may have been altered, or it was signed by a "
                 f"key whose public half is not in the keyring")
+        if result.pubkey_fingerprint != self.fingerprint or signatures > 1:
+            raise SigningError(
+                f"{what}: signed by key {result.pubkey_fingerprint or result.key_id}, not by "
+                f"this farm's key {self.fingerprint}; the store was altered")
         return bytes(result.data).decode("utf-8")
+
+    def check_detached(self, data: bytes, signature: bytes) -> bool:
+        """True if ``signature`` is a valid detached signature of ``data`` by this key."""
+        fd, sig_path = tempfile.mkstemp(suffix=".asc")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(signature)
+            result = self._gpg.verify_data(sig_path, data)
+        finally:
+            os.unlink(sig_path)
+        return bool(result.valid) and result.pubkey_fingerprint == self.fingerprint
 
 
 class Keyring:
