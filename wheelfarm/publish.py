@@ -31,6 +31,7 @@ from .generations import DamagedStore, Generations, Head, clearsigned_text
 from .manifest import Release
 from .signing import Signer
 from .store import Store
+from .wheelcheck import verify_wheel
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def collect(dirs: Sequence[Path]) -> list[Upload]:
         if not directory.is_dir():
             raise ConfigError(f"{directory}: not a directory")
         for path in sorted(directory.glob("*.whl")):
+            verify_wheel(path)  # RECORD true, WHEEL and RECORD present: before any write
             upload = read_upload(path)
             other = found.get(upload.filename)
             if other is not None and other.data != upload.data:
