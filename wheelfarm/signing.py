@@ -100,18 +100,7 @@ class Signer:
         keyring: a store writer who holds some other key must not be able to
         plant the base of the next generation.
         """
-        result = self._gpg.decrypt(data)
-        signatures = len(getattr(result, "sig_info", {}) or {})
-        if not result.valid:
-            raise SigningError(
-                f"{what}: the signature does not verify with the publisher's keyring "
-                f"({_why(result)}); the store may have been altered, or it was signed by a "
-                f"key whose public half is not in the keyring")
-        if result.pubkey_fingerprint != self.fingerprint or signatures > 1:
-            raise SigningError(
-                f"{what}: signed by key {result.pubkey_fingerprint or result.key_id}, not by "
-                f"this farm's key {self.fingerprint}; the store was altered")
-        return bytes(result.data).decode("utf-8")
+        return _open_signed_by(self._gpg, self.fingerprint, data, what)
 
     def check_detached(self, data: bytes, signature: bytes) -> bool:
         """True if ``signature`` is a valid detached signature of ``data`` by this key."""
@@ -123,6 +112,39 @@ class Signer:
         finally:
             os.unlink(sig_path)
         return bool(result.valid) and result.pubkey_fingerprint == self.fingerprint
+
+
+def _open_signed_by(gpg: gnupg.GPG, fingerprint: str, data: bytes, what: str) -> str:
+    """The text of ``data`` if it is clearsigned by ``fingerprint`` alone; else SigningError."""
+    result = gpg.decrypt(data)
+    signatures = len(getattr(result, "sig_info", {}) or {})
+    if not result.valid:
+        raise SigningError(
+            f"{what}: the signature does not verify with the keyring ({_why(result)}); the "
+            f"store may have been altered, or it was signed by a key whose public half is "
+            f"not in the keyring")
+    if result.pubkey_fingerprint != fingerprint or signatures > 1:
+        raise SigningError(
+            f"{what}: signed by key {result.pubkey_fingerprint or result.key_id}, not by "
+            f"this farm's key {fingerprint}; the store was altered")
+    return bytes(result.data).decode("utf-8")
+
+
+class FarmKey:
+    """The farm's configured key, from the local keyring (its public half suffices):
+    opens manifests only if this key signed them (the store cache's trust)."""
+
+    def __init__(self, key_id: str, *, gnupghome: str | None = None) -> None:
+        self._gpg = _gpg(gnupghome)
+        found = self._gpg.list_keys(keys=[key_id])
+        home = gnupghome or os.environ.get("GNUPGHOME") or "~/.gnupg"
+        if len(found) != 1:
+            what = "no key" if not found else "more than one key"
+            raise ConfigError(f"the farm's signing key matches {what} in the keyring at {home}")
+        self.fingerprint: str = found[0]["fingerprint"]
+
+    def open(self, data: bytes, what: str) -> str:
+        return _open_signed_by(self._gpg, self.fingerprint, data, what)
 
 
 class Keyring:
