@@ -23,6 +23,9 @@ from .errors import ConfigError, WheelfarmError
 
 KEY_ENV = "WHEELFARM_SIGN_KEY"
 PASSPHRASE_ENV = "WHEELFARM_SIGN_PASSPHRASE"
+# During a key rotation only: full fingerprints (comma-separated) of the farm's previous
+# key, whose generations the publisher may still build on. Never "any key in the keyring".
+PREVIOUS_ENV = "WHEELFARM_PREVIOUS_SIGN_KEYS"
 # SHA-256: as strong as apt asks for, and several times faster than SHA-512 on CPUs with
 # SHA extensions, which matters for a SHA256SUMS of tens of megabytes on every publish.
 _DIGEST = ["--digest-algo", "SHA256"]
@@ -100,7 +103,9 @@ class Signer:
         keyring: a store writer who holds some other key must not be able to
         plant the base of the next generation.
         """
-        return _open_signed_by(self._gpg, self.fingerprint, data, what)
+        previous = {f.strip().upper() for f in os.environ.get(PREVIOUS_ENV, "").split(",")
+                    if f.strip()}
+        return _open_signed_by(self._gpg, {self.fingerprint, *previous}, data, what)
 
     def check_detached(self, data: bytes, signature: bytes) -> bool:
         """True if ``signature`` is a valid detached signature of ``data`` by this key."""
@@ -114,8 +119,11 @@ class Signer:
         return bool(result.valid) and result.pubkey_fingerprint == self.fingerprint
 
 
-def _open_signed_by(gpg: gnupg.GPG, fingerprint: str, data: bytes, what: str) -> str:
-    """The text of ``data`` if it is clearsigned by ``fingerprint`` alone; else SigningError."""
+def _open_signed_by(gpg: gnupg.GPG, fingerprints: set[str], data: bytes, what: str) -> str:
+    """The text of ``data`` if clearsigned by one of ``fingerprints`` alone; else SigningError.
+
+    Primary-key fingerprints, as gpg reports them: a key id or user id is never enough.
+    """
     result = gpg.decrypt(data)
     signatures = len(getattr(result, "sig_info", {}) or {})
     if not result.valid:
@@ -123,10 +131,10 @@ def _open_signed_by(gpg: gnupg.GPG, fingerprint: str, data: bytes, what: str) ->
             f"{what}: the signature does not verify with the keyring ({_why(result)}); the "
             f"store may have been altered, or it was signed by a key whose public half is "
             f"not in the keyring")
-    if result.pubkey_fingerprint != fingerprint or signatures > 1:
+    if result.pubkey_fingerprint not in fingerprints or signatures > 1:
         raise SigningError(
             f"{what}: signed by key {result.pubkey_fingerprint or result.key_id}, not by "
-            f"this farm's key {fingerprint}; the store was altered")
+            f"this farm's key {' or '.join(sorted(fingerprints))}; the store was altered")
     return bytes(result.data).decode("utf-8")
 
 
@@ -144,7 +152,9 @@ class FarmKey:
         self.fingerprint: str = found[0]["fingerprint"]
 
     def open(self, data: bytes, what: str) -> str:
-        return _open_signed_by(self._gpg, self.fingerprint, data, what)
+        previous = {f.strip().upper() for f in os.environ.get(PREVIOUS_ENV, "").split(",")
+                    if f.strip()}
+        return _open_signed_by(self._gpg, {self.fingerprint, *previous}, data, what)
 
 
 class Keyring:
