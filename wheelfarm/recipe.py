@@ -212,7 +212,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         source=source,
         targets=targets,
         pythons=pythons,
-        requires=tuple(build.get("requires", ())),
+        requires=_requirements(path, f"{prefix}build.requires", build.get("requires", ())),
         env=tuple(sorted(build.get("env", {}).items())),
         before_build=tuple(build.get("before-build", ())),
         abi3=abi3,
@@ -224,7 +224,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         test=TestSpec(
             imports=tuple(test.get("imports", ())),
             commands=tuple(test.get("commands", ())),
-            requires=tuple(test.get("requires", ())),
+            requires=_requirements(path, f"{prefix}test.requires", test.get("requires", ())),
         ),
         requires_python=requires_python,
         needs=tuple(canonicalize_name(_check_name(path, f"{prefix}build.needs", n))
@@ -277,6 +277,14 @@ def _check_name(path: Path, key: str, value: str) -> str:
     if not _NAME.match(value):
         raise RecipeError(path, key, f"{value!r} is not a valid project name")
     return value
+
+
+def _requirements(path: Path, key: str, values: list[str]) -> tuple[str, ...]:
+    # Requirements reach pip's command line: data, never an option (-r, --index-url ...).
+    for value in values:
+        if value.strip().startswith("-"):
+            raise RecipeError(path, key, f"{value!r} is an option, not a requirement")
+    return tuple(values)
 
 
 def _check_version(path: Path, key: str, value: str) -> str:

@@ -54,3 +54,14 @@ def test_git_locations_outside_the_allowed_schemes_are_refused(tmp_path: Path,
         fetch(SourceSpec("git", location, rev=REV), tmp_path / "job",
               cache_dir=tmp_path / "cache", index_url="", log=io.StringIO())
     assert not (tmp_path / "job" / "pwned").exists()
+
+
+@pytest.mark.parametrize("key", ["build", "test"])
+def test_a_requirement_that_is_a_pip_option_is_refused(tmp_path: Path, key: str) -> None:
+    from wheelfarm.errors import RecipeError
+    from wheelfarm.recipe import loads
+
+    text = (f'[package]\nname = "evil"\nversion = "1.0"\n[source]\ngit = "https://x.invalid/r"\n'
+            f'rev = "{REV}"\n[{key}]\nrequires = ["--index-url=http://evil.invalid/"]\n')
+    with pytest.raises(RecipeError, match=f"{key}.requires"):
+        loads(text, tmp_path / "evil.toml")
