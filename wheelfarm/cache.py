@@ -176,11 +176,15 @@ class StoreCache:
         Packs are not signed: a record counts only if the live generation, verified
         with the farm's key, lists its file name with its sha256.
         """
+        wanted = self.listed(keys)
+        return {k: r for k, r in wanted.items() if self._signed(r) is not None}
+
+    def listed(self, keys: Iterable[str]) -> dict[str, Record]:
+        """key -> record of those ``keys`` the packs name, unverified (see :meth:`known`)."""
         if self._all is None:
             self._all = self._read()[1]
         everything = self._all
-        wanted = {k: everything[k] for k in keys if k in everything}
-        return {k: r for k, r in wanted.items() if self._signed(r) is not None}
+        return {k: everything[k] for k in keys if k in everything}
 
     def _signed(self, record: Record) -> Artifact | None:
         """The artifact a farm-signed live generation lists for ``record``, or None."""
