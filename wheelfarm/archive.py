@@ -141,7 +141,9 @@ def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: str) -> _Me
         return _Member(info.filename, "device file")
     if stat.S_ISFIFO(mode):
         return _Member(info.filename, "fifo")
-    if mode and not stat.S_ISREG(mode):
+    # zipfile.writestr (and other writers) store permission bits without a file type:
+    # that is a plain file, not an unsupported one.
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
         return _Member(info.filename, "other")
     return _Member(info.filename, "file", info.file_size)
 

@@ -26,16 +26,18 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .archive import sha256_file
+from .artifacts import Artifact, FileRef
 
 if TYPE_CHECKING:
     from .config import FarmConfig
+    from .manifest import Release
     from .store import Store
 
 
@@ -157,16 +159,71 @@ class StoreCache:
 
     PACKS = "cache/packs/"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, opener: Callable[[bytes, str], str] | None = None
+                 ) -> None:
+        """``opener`` returns the text of a manifest signed by the farm's key (or raises):
+        without one, nothing in the store is trusted and every lookup misses."""
         self.store = store
+        self.opener = opener
         self._all: dict[str, Record] | None = None
+        self._release: Release | Literal[False] | None = False  # False: not read yet
+        self._published: dict[str, Artifact] = {}
+        self._projects_read: set[str] = set()
 
     def known(self, keys: Iterable[str]) -> dict[str, Record]:
-        """key -> record of those ``keys`` the store holds (packs read once per instance)."""
+        """key -> record of those ``keys`` the store holds (packs read once per instance).
+
+        Packs are not signed: a record counts only if the live generation, verified
+        with the farm's key, lists its file name with its sha256.
+        """
+        wanted = self.listed(keys)
+        return {k: r for k, r in wanted.items() if self._signed(r) is not None}
+
+    def listed(self, keys: Iterable[str]) -> dict[str, Record]:
+        """key -> record of those ``keys`` the packs name, unverified (see :meth:`known`)."""
         if self._all is None:
             self._all = self._read()[1]
         everything = self._all
         return {k: everything[k] for k in keys if k in everything}
+
+    def _signed(self, record: Record) -> Artifact | None:
+        """The artifact a farm-signed live generation lists for ``record``, or None."""
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+        from .errors import WheelfarmError
+        from .manifest import Release, bundle, parse_project
+        from .store import StoreError
+
+        if self.opener is None:
+            return None
+        try:
+            project = str(parse_wheel_filename(record.filename)[0])
+        except (InvalidWheelFilename, ValueError):
+            return None
+        if self._release is False:
+            signed = self.store.get("InRelease")
+            try:
+                self._release = Release.parse(self.opener(signed, "InRelease")) \
+                    if signed is not None else None
+            except ValueError as exc:
+                raise StoreError(f"{self.store.url}: InRelease: {exc}") from None
+        release = self._release
+        if release is None or project not in release.projects:
+            return None
+        if project not in self._projects_read:
+            self._projects_read.add(project)
+            ref = release.projects[project]
+            key = f"{bundle(project, ref.sha256)}/manifest.json"
+            data = self.store.get(key)
+            if data is None or FileRef.of(data) != ref:
+                raise StoreError(f"{self.store.url}: {key} is missing or altered")
+            try:
+                manifest = parse_project(data, project)
+            except (ValueError, WheelfarmError) as exc:
+                raise StoreError(f"{self.store.url}: {key}: {exc}") from None
+            self._published.update((a.filename, a) for a in manifest.artifacts)
+        artifact = self._published.get(record.filename)
+        return artifact if artifact is not None and artifact.sha256 == record.sha256 else None
 
     def add(self, records: Iterable[Record]) -> str | None:
         """Write one pack of ``records`` (then compact); its key, or None if empty."""
@@ -178,17 +235,23 @@ class StoreCache:
     def fetch(self, record: Record, into: ArtifactCache) -> Cached | None:
         """Download the published wheel and its provenance into the farm's cache.
 
-        Packs are not signed, so a hit must be proven by what was published:
-        the wheel's bytes must hash to the record's sha256 and its provenance
-        must name this job key and that sha256; anything else is a miss (None).
+        Packs are not signed, so a hit must be proven by what the farm signed: the
+        live generation (verified with the farm's key) must list the wheel with the
+        record's sha256 and its provenance by hash, the wheel's bytes must hash to
+        that sha256, and the provenance must name this job key; else a miss (None).
         """
         from . import provenance
 
+        artifact = self._signed(record)
+        listed = artifact.sidecar(provenance.SUFFIX) if artifact is not None else None
+        if listed is None:
+            return None
         data = self.store.get(f"files/{record.filename}")
         if data is None or hashlib.sha256(data).hexdigest() != record.sha256:
             return None
         statement = self.store.get(f"files/{record.filename}{provenance.SUFFIX}")
-        if statement is None or provenance.job_key(statement) != (record.key, record.sha256):
+        if statement is None or FileRef.of(statement) != listed \
+                or provenance.job_key(statement) != (record.key, record.sha256):
             return None
         with tempfile.TemporaryDirectory(prefix="store-hit-", dir=_mkdir(into.root)) as tmp:
             wheel = Path(tmp) / record.filename
@@ -248,10 +311,17 @@ def store_cache(config: FarmConfig) -> StoreCache | None:
     """The configured store (``[publish] url``) as a cache, or None when there is none."""
     if not config.publish.url:
         return None
+    from .errors import ConfigError
+    from .signing import KEY_ENV, FarmKey
     from .store import open_store  # boto3 loads only for an s3:// store
 
+    key_id = os.environ.get(KEY_ENV) or config.publish.sign_key
+    if not key_id:
+        raise ConfigError(f"no key to verify the store's manifests with: set sign-key in "
+                          f"[publish] of wheelfarm.toml or {KEY_ENV} (the public key suffices)")
+    farm_key = FarmKey(key_id)
     return StoreCache(open_store(config.publish.url,
-                                 endpoint_url=config.publish.s3_endpoint_url))
+                                 endpoint_url=config.publish.s3_endpoint_url), farm_key.open)
 
 
 def _mkdir(path: Path) -> Path:

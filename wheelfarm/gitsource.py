@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import IO
 
@@ -12,6 +13,31 @@ from .errors import CommandError, SourceError
 from .locks import file_lock
 
 GIT_TIMEOUT = 1800.0
+# Transports a recipe may name; git refuses every other one too (ext::, fd::, helpers).
+ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
+_URL = re.compile(r"(https?|ssh|git|file)://[^\s]*")
+_SCP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[^\s:][^\s]*")
+
+
+def location_problem(location: str) -> str | None:
+    """Why ``location`` is not a git location wheelfarm fetches from, or None.
+
+    A location is data, never an option: http(s)://, ssh://, git:// and file:// URLs,
+    ``user@host:path``, or an absolute path; nothing that starts with ``-`` anywhere
+    git could read it as an option (the whole value, a URL's host).
+    """
+    if not location or location.startswith("-") or any(c in location for c in "\0\n\r"):
+        return "must be a git URL or an absolute path, not an option"
+    if _URL.fullmatch(location):
+        rest = location.split("://", 1)[1]
+        host = rest.rsplit("@", 1)[-1] if "@" in rest.split("/", 1)[0] else rest
+        if host.startswith("-") or rest.split("/", 1)[0].startswith("-"):
+            return "a URL whose host starts with '-'"
+        return None
+    if _SCP.fullmatch(location) or location.startswith("/"):
+        return None
+    return ("expected an https://, http://, ssh://, git:// or file:// URL, "
+            "user@host:path, or an absolute path")
 
 
 def checkout(location: str, rev: str, dest: Path, cache_dir: Path, log: IO[str],
@@ -24,7 +50,10 @@ def checkout(location: str, rev: str, dest: Path, cache_dir: Path, log: IO[str],
     key = hashlib.sha256(location.encode()).hexdigest()[:24]
     mirror = cache_dir / "git" / f"{key}.git"
     mirror.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    problem = location_problem(location)
+    if problem is not None:
+        raise SourceError(f"git source {location!r}: {problem}")
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS}
     work = dest / (name.removesuffix(".git") or "repo")
 
     def git(*args: str | os.PathLike[str], check: bool = True) -> str:
@@ -39,21 +68,22 @@ def checkout(location: str, rev: str, dest: Path, cache_dir: Path, log: IO[str],
         # The bare mirror is shared by every job of this cache; one writer at a time.
         with file_lock(mirror.with_suffix(".lock")):
             if not (mirror / "HEAD").is_file():
-                git("init", "--bare", "--quiet", mirror)
+                git("init", "--bare", "--quiet", "--", mirror)
             if has_rev():
                 log.write("git: commit in cache\n")
             else:
-                git("-C", mirror, "-c", "gc.auto=0", "fetch", "--quiet", "--force",
+                # `--`: the location is never read as an option, whatever it holds.
+                git("-C", mirror, "-c", "gc.auto=0", "fetch", "--quiet", "--force", "--",
                     location, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
                 if not has_rev():
                     # Not on any branch or tag: ask for the commit itself (servers may refuse).
-                    git("-C", mirror, "fetch", "--quiet", location,
+                    git("-C", mirror, "fetch", "--quiet", "--", location,
                         f"{rev}:refs/wheelfarm/{rev}", check=False)
                 if not has_rev():
                     raise SourceError(f"git commit {rev} not found in {location}")
-            git("clone", "--quiet", "--no-checkout", mirror, work)
-        git("-C", work, "checkout", "--quiet", "--detach", rev)
-        head = git("-C", work, "rev-parse", "HEAD").strip()
+            git("clone", "--quiet", "--no-checkout", "--", mirror, work)
+        git("-C", work, "checkout", "--quiet", "--detach", rev, "--")
+        head = git("-C", work, "rev-parse", "--verify", "HEAD^{commit}").strip()
     except CommandError as exc:
         raise SourceError(f"git fetch of {location} failed: {_git_reason(exc)}") from exc
     if head != rev:

@@ -31,6 +31,7 @@ from .generations import DamagedStore, Generations, Head, clearsigned_text
 from .manifest import Release
 from .signing import Signer
 from .store import Store
+from .wheelcheck import check_sound
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def collect(dirs: Sequence[Path]) -> list[Upload]:
         if not directory.is_dir():
             raise ConfigError(f"{directory}: not a directory")
         for path in sorted(directory.glob("*.whl")):
+            check_sound(path)  # RECORD true, WHEEL and RECORD present: before any write
             upload = read_upload(path)
             other = found.get(upload.filename)
             if other is not None and other.data != upload.data:
@@ -246,19 +248,36 @@ class Publisher:
             if existing != u.data:
                 raise _immutable(key, hashlib.sha256(existing).hexdigest())
         sidecars = {".metadata": self._write_once(f"{key}.metadata", u.metadata, strict=True)}
-        provenance = u.provenance if u.provenance is not None \
-            else self.store.get(f"{key}.intoto.json")
-        if provenance is not None:
-            # A rebuild of identical bytes may bring other provenance; the first one stays.
-            sidecars[".intoto.json"] = self._write_once(f"{key}.intoto.json", provenance)
-        signature = self.store.get(f"{key}.asc")
-        if signature is None:
-            signature = self.signer.detach(u.data)
-        sidecars[".asc"] = self._write_once(f"{key}.asc", signature)
+        # Sidecars are made by this publish, or verified: a file found in the store is
+        # listed only if it is exactly ours (provenance) or a signature by this farm's
+        # key (.asc). Anything else was planted (no generation lists it: the wheel is not
+        # in the head), so it is replaced.
+        if u.provenance is not None:
+            mine = u.provenance
+            sidecars[".intoto.json"] = self._write_ours(f"{key}.intoto.json", mine,
+                                                        lambda found: found == mine)
+        sidecars[".asc"] = self._write_ours(
+            f"{key}.asc", self.signer.detach(u.data),
+            lambda found: self.signer.check_detached(u.data, found))
         return Artifact(
             filename=u.filename, sha256=hashlib.sha256(u.data).hexdigest(), size=len(u.data),
             uploaded=_iso(self.now()), requires_python=u.requires_python,
             requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())))
+
+    def _write_ours(self, key: str, data: bytes, acceptable: Callable[[bytes], bool]
+                    ) -> FileRef:
+        if self.store.put_new(key, data):
+            return FileRef.of(data)
+        existing = self.store.get(key)
+        if existing is not None and acceptable(existing):
+            return FileRef.of(existing)
+        logger.warning("%s: replacing a file this farm did not write", key)
+        self.store.put(key, data)
+        existing = self.store.get(key)
+        if existing is None or not acceptable(existing):
+            raise DamagedStore(f"{self.store.url}: {key} keeps changing under this publisher; "
+                               f"the store is being altered")
+        return FileRef.of(existing)
 
     def _write_once(self, key: str, data: bytes, strict: bool = False) -> FileRef:
         if self.store.put_new(key, data):

@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 from . import schema
 from .ccwrap import PROFILES
 from .errors import ConfigError, RecipeError
+from .gitsource import location_problem
 from .pythons import parse_tag
 from .source import SourceSpec
 from .targets import Target, parse_target
@@ -166,7 +167,9 @@ def _load_project(directory: Path) -> Recipe:
     pyproject = directory / "pyproject.toml"
     data = schema.load_toml(pyproject) if pyproject.is_file() else {}
     project = data.get("project", {})
-    name = str(project.get("name") or directory.resolve().name)
+    # Checked like a recipe's package.name: it becomes part of log and work paths.
+    name = _check_name(pyproject, "project.name", str(project.get("name") or
+                                                      directory.resolve().name))
     version = str(project.get("version") or "dynamic")
     tool = data.get("tool", {}).get("wheelfarm", {})
     schema.check(tool, _TOOL_SCHEMA, pyproject, "tool.wheelfarm.")
@@ -216,7 +219,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         source=source,
         targets=targets,
         pythons=pythons,
-        requires=tuple(build.get("requires", ())),
+        requires=_requirements(path, f"{prefix}build.requires", build.get("requires", ())),
         env=tuple(sorted(build.get("env", {}).items())),
         before_build=tuple(build.get("before-build", ())),
         abi3=abi3,
@@ -228,7 +231,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         test=TestSpec(
             imports=tuple(test.get("imports", ())),
             commands=tuple(test.get("commands", ())),
-            requires=tuple(test.get("requires", ())),
+            requires=_requirements(path, f"{prefix}test.requires", test.get("requires", ())),
         ),
         requires_python=requires_python,
         needs=tuple(canonicalize_name(_check_name(path, f"{prefix}build.needs", n))
@@ -265,6 +268,9 @@ def _source(path: Path, table: dict[str, Any], name: str, version: str) -> Sourc
             raise RecipeError(path, "source.rev", "required with source.git (a full commit id)")
         if not _GIT_REV.match(rev):
             raise RecipeError(path, "source.rev", "expected a full 40-digit commit id")
+        problem = location_problem(table["git"])
+        if problem is not None:
+            raise RecipeError(path, "source.git", problem)
         return SourceSpec(kind="git", location=table["git"], rev=rev)
     if kind == "url":
         url = table["url"]
@@ -279,6 +285,14 @@ def _check_name(path: Path, key: str, value: str) -> str:
     if not _NAME.match(value):
         raise RecipeError(path, key, f"{value!r} is not a valid project name")
     return value
+
+
+def _requirements(path: Path, key: str, values: list[str]) -> tuple[str, ...]:
+    # Requirements reach pip's command line: data, never an option (-r, --index-url ...).
+    for value in values:
+        if value.strip().startswith("-"):
+            raise RecipeError(path, key, f"{value!r} is an option, not a requirement")
+    return tuple(values)
 
 
 def _check_version(path: Path, key: str, value: str) -> str:

@@ -76,7 +76,8 @@ def make_app(root: Path) -> Starlette:
     async def handle(request: Request) -> Response:
         path = request.path_params.get("path", "")
         parts = [p for p in path.split("/") if p]
-        if any(p.startswith(".") for p in parts):
+        # A NUL is no file name (and makes os.path raise): not found, never a 500.
+        if any(p.startswith(".") or "\0" in p for p in parts):
             return PlainTextResponse("not found\n", status_code=404)
         real = os.path.realpath(os.path.join(base, *parts))
         if os.path.commonpath([real, base]) != base:

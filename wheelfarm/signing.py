@@ -23,6 +23,9 @@ from .errors import ConfigError, WheelfarmError
 
 KEY_ENV = "WHEELFARM_SIGN_KEY"
 PASSPHRASE_ENV = "WHEELFARM_SIGN_PASSPHRASE"
+# During a key rotation only: full fingerprints (comma-separated) of the farm's previous
+# key, whose generations the publisher may still build on. Never "any key in the keyring".
+PREVIOUS_ENV = "WHEELFARM_PREVIOUS_SIGN_KEYS"
 # SHA-256: as strong as apt asks for, and several times faster than SHA-512 on CPUs with
 # SHA extensions, which matters for a SHA256SUMS of tens of megabytes on every publish.
 _DIGEST = ["--digest-algo", "SHA256"]
@@ -96,16 +99,62 @@ class Signer:
     def open_own(self, data: bytes, what: str) -> str:
         """The signed text of a manifest this farm published earlier.
 
-        Any key in the publisher's keyring is accepted, so generations signed
-        before a key rotation still open while the old public key is kept.
+        Only this publisher's own key is accepted, never any other key in its
+        keyring: a store writer who holds some other key must not be able to
+        plant the base of the next generation.
         """
-        result = self._gpg.decrypt(data)
-        if not result.valid:
-            raise SigningError(
-                f"{what}: the signature does not verify with the publisher's keyring "
-                f"({_why(result)}); the store may have been altered, or it was signed by a "
-                f"key whose public half is not in the keyring")
-        return bytes(result.data).decode("utf-8")
+        previous = {f.strip().upper() for f in os.environ.get(PREVIOUS_ENV, "").split(",")
+                    if f.strip()}
+        return _open_signed_by(self._gpg, {self.fingerprint, *previous}, data, what)
+
+    def check_detached(self, data: bytes, signature: bytes) -> bool:
+        """True if ``signature`` is a valid detached signature of ``data`` by this key."""
+        fd, sig_path = tempfile.mkstemp(suffix=".asc")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(signature)
+            result = self._gpg.verify_data(sig_path, data)
+        finally:
+            os.unlink(sig_path)
+        return bool(result.valid) and result.pubkey_fingerprint == self.fingerprint
+
+
+def _open_signed_by(gpg: gnupg.GPG, fingerprints: set[str], data: bytes, what: str) -> str:
+    """The text of ``data`` if clearsigned by one of ``fingerprints`` alone; else SigningError.
+
+    Primary-key fingerprints, as gpg reports them: a key id or user id is never enough.
+    """
+    result = gpg.decrypt(data)
+    signatures = len(getattr(result, "sig_info", {}) or {})
+    if not result.valid:
+        raise SigningError(
+            f"{what}: the signature does not verify with the keyring ({_why(result)}); the "
+            f"store may have been altered, or it was signed by a key whose public half is "
+            f"not in the keyring")
+    if result.pubkey_fingerprint not in fingerprints or signatures > 1:
+        raise SigningError(
+            f"{what}: signed by key {result.pubkey_fingerprint or result.key_id}, not by "
+            f"this farm's key {' or '.join(sorted(fingerprints))}; the store was altered")
+    return bytes(result.data).decode("utf-8")
+
+
+class FarmKey:
+    """The farm's configured key, from the local keyring (its public half suffices):
+    opens manifests only if this key signed them (the store cache's trust)."""
+
+    def __init__(self, key_id: str, *, gnupghome: str | None = None) -> None:
+        self._gpg = _gpg(gnupghome)
+        found = self._gpg.list_keys(keys=[key_id])
+        home = gnupghome or os.environ.get("GNUPGHOME") or "~/.gnupg"
+        if len(found) != 1:
+            what = "no key" if not found else "more than one key"
+            raise ConfigError(f"the farm's signing key matches {what} in the keyring at {home}")
+        self.fingerprint: str = found[0]["fingerprint"]
+
+    def open(self, data: bytes, what: str) -> str:
+        previous = {f.strip().upper() for f in os.environ.get(PREVIOUS_ENV, "").split(",")
+                    if f.strip()}
+        return _open_signed_by(self._gpg, {self.fingerprint, *previous}, data, what)
 
 
 class Keyring:

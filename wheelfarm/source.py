@@ -71,6 +71,10 @@ class SourceSpec:
             raise ConfigError(f"sha256 must be 64 hex digits, got {self.sha256!r}")
         if self.kind == "git" and not _REV_RE.fullmatch((self.rev or "").lower()):
             raise ConfigError(f"git source {self.location}: rev must be a full 40-hex commit id")
+        if self.kind == "git":
+            problem = gitsource.location_problem(self.location)
+            if problem is not None:
+                raise ConfigError(f"git source {self.location!r}: {problem}")
         if self.kind == "pypi":
             if not (self.name and self.version):
                 raise ConfigError("pypi source needs a name and a version")
@@ -115,6 +119,7 @@ def fetch(spec: SourceSpec, dest: Path, *, cache_dir: Path, index_url: str = DEF
         _say(log, f"git {spec.location} @ {spec.rev}")
         checkout = gitsource.checkout(spec.location, (spec.rev or "").lower(), dest,
                                       cache_dir, log, _url_filename(spec.location))
+        _refuse_links_out(checkout, spec.location)
         return _project_root(checkout, spec.location)
     if spec.sha256 is None:
         raise SourceError(f"{spec.kind} source {spec.location or spec.name} has no sha256 pin")
@@ -187,7 +192,28 @@ def _fetch_path(src: Path, sha256: str | None, dest: Path, log: IO[str]) -> Path
         shutil.copytree(top, target, symlinks=True, ignore=ignore)
     except (OSError, shutil.Error) as exc:
         raise SourceError(f"cannot copy source path {src}: {exc}") from exc
+    _refuse_links_out(target, str(src))
     return _project_root(target, str(src))
+
+
+def _refuse_links_out(tree: Path, what: str) -> None:
+    """Raise :class:`SourceError` for a symlink in ``tree`` that resolves outside it.
+
+    The rule sdists follow (see :mod:`wheelfarm.archive`): a build packages what a
+    link points at, so a link out would ship any file the farm can read.
+    """
+    top = os.path.realpath(tree)
+    for directory, dirnames, filenames in os.walk(top):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                continue
+            real = os.path.realpath(path)
+            if os.path.commonpath([real, top]) != top:
+                message = (f"{what}: {os.path.relpath(path, top)} is a symlink to "
+                           f"{os.readlink(path)!r}, outside the source tree")
+                shutil.rmtree(top, ignore_errors=True)  # leave nothing that leads out
+                raise SourceError(message)
 
 
 # -- downloads ----------------------------------------------------------------------------------

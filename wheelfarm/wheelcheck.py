@@ -3,8 +3,9 @@
 The controller runs these checks on every wheel a worker uploads before it
 accepts it: workers are not trusted (docs/security.md), so a wheel's name,
 its zip and its RECORD are checked here, by the controller, not believed.
-:func:`check_sound` needs nothing but the file, so the publisher can use it
-as well.
+:func:`check_sound` needs nothing but the file; the publisher runs it on every
+wheel before it writes anything, so a wheel whose RECORD lies, or that has no
+WHEEL or RECORD, is never published.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from .errors import WheelfarmError
+from .errors import ConfigError, WheelfarmError
 from .pythons import parse_tag
 from .targets import Target, parse_target
 
@@ -41,8 +42,9 @@ _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
-class WheelRefused(WheelfarmError):
-    """An uploaded file is not a sound wheel, or not the job's own."""
+class WheelRefused(ConfigError):
+    """A file is not a sound wheel, or not the job's own: bad input (exit 2 for
+    ``publish``, a 4xx answer for the controller)."""
 
 
 @dataclass(frozen=True)

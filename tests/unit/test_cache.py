@@ -6,10 +6,14 @@ import hashlib
 import json
 import random
 import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from wheelfarm import provenance
+from wheelfarm.artifacts import Artifact, FileRef
 from wheelfarm.cache import COMPACT_AT, ArtifactCache, Record, StoreCache
+from wheelfarm.manifest import Release, build_project, bundle
 from wheelfarm.store.fs import FsStore
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
@@ -186,10 +190,12 @@ def test_store_cache_finds_exactly_the_recorded_keys(tmp_path: Path) -> None:
     (tmp_path / "index" / "cache" / "packs" / f".{key(2)}.json.tmp").write_bytes(b"{}")
     asked = [key(i) for i in range(120)]
     want = {r.key: r for r in recorded}
-    assert StoreCache(store).known(asked) == want
-    assert StoreCache(store).known([key(0), key(1)]) == {key(0): want[key(0)]}
-    assert StoreCache(store).known([]) == {}
-    assert StoreCache(FsStore(tmp_path / "empty")).known(asked) == {}
+    assert StoreCache(store).listed(asked) == want
+    assert StoreCache(store).listed([key(0), key(1)]) == {key(0): want[key(0)]}
+    assert StoreCache(store).listed([]) == {}
+    assert StoreCache(FsStore(tmp_path / "empty")).listed(asked) == {}
+    # Packs are unsigned: without a signed generation listing them, nothing is known.
+    assert StoreCache(store).known(asked) == {}
 
 
 def test_packs_are_compacted_without_losing_a_record(tmp_path: Path) -> None:
@@ -199,7 +205,7 @@ def test_packs_are_compacted_without_losing_a_record(tmp_path: Path) -> None:
         StoreCache(store).add([r])
     packs = store.list(StoreCache.PACKS)
     assert len(packs) <= COMPACT_AT + 1
-    assert StoreCache(store).known(r.key for r in recorded) == {r.key: r for r in recorded}
+    assert StoreCache(store).listed(r.key for r in recorded) == {r.key: r for r in recorded}
 
 
 def statement_for(job_key: str, sha256: str) -> bytes:
@@ -210,6 +216,23 @@ def statement_for(job_key: str, sha256: str) -> bytes:
     }).encode()
 
 
+def signed_view(store: FsStore, data: bytes, statement: bytes) -> Callable[[bytes, str], str]:
+    """A live generation listing WHEEL; the returned opener stands in for gpg (which a
+    unit test does not run) and accepts exactly the InRelease written here."""
+    artifact = Artifact(WHEEL, hashlib.sha256(data).hexdigest(), len(data), "2026-01-01T00:00:00Z",
+                        sidecars=((".intoto.json", FileRef.of(statement)),))
+    _manifest, body, _pages = build_project("demo", [artifact])
+    store.put(f"{bundle('demo', FileRef.of(body).sha256)}/manifest.json", body)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    text = Release(1, now, now, "test", ("demo",), {"demo": FileRef.of(body)}, {}).render()
+    store.put("InRelease", b"SIGNED\n" + text.encode())
+
+    def opener(signed: bytes, what: str) -> str:
+        assert signed.startswith(b"SIGNED\n"), what
+        return signed.removeprefix(b"SIGNED\n").decode()
+    return opener
+
+
 def test_store_cache_fetch_checks_digest_and_provenance(tmp_path: Path) -> None:
     data = b"published wheel"
     digest = hashlib.sha256(data).hexdigest()
@@ -218,7 +241,9 @@ def test_store_cache_fetch_checks_digest_and_provenance(tmp_path: Path) -> None:
     store.put(f"files/{WHEEL}.intoto.json", statement)
     local = ArtifactCache(tmp_path / "farm")
     good = Record(key(1), digest, WHEEL)
-    hit = StoreCache(store).fetch(good, local)
+    assert StoreCache(store).fetch(good, local) is None  # no signed generation to trust
+    opener = signed_view(store, data, statement)
+    hit = StoreCache(store, opener).fetch(good, local)
     assert hit is not None and hit.wheel.read_bytes() == data
     assert hit.provenance is not None and hit.provenance.read_bytes() == statement
     assert local.lookup(key(1)) == hit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import zipfile
@@ -70,9 +71,18 @@ def test_normalized_names_pass() -> None:
 
 
 def write_wheel(path: Path, name: str, version: str, extra: str = "") -> Path:
+    """A wheel with METADATA, WHEEL and a true RECORD (publish checks RECORD)."""
+    info = f"{path.name.split('-')[0]}-{version}.dist-info"
+    files = {f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                 f"{extra}\n".encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = "".join(
+        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()}"
+        f",{len(d)}\n" for n, d in files.items()) + f"{info}/RECORD,,\n"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{path.name.split('-')[0]}-{version}.dist-info/METADATA",
-                    f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{extra}\n")
+        for n, d in files.items():
+            zf.writestr(n, d)
+        zf.writestr(f"{info}/RECORD", record)
     return path
 
 

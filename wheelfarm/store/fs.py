@@ -17,11 +17,14 @@ together through their link, and a reader never finds half a file.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from ..locks import file_lock
 from . import SIGNED_NAMES, StoreError, View, check_key, check_prefix, checkpoint
+
+_LIVE_TARGET = re.compile(r"generations/([1-9][0-9]{0,17})/InRelease")
 
 
 class FsStore:
@@ -120,7 +123,11 @@ class FsStore:
             target = os.readlink(self.root / "InRelease")  # generations/<N>/InRelease
         except OSError:
             return 0
-        return int(target.split("/")[1])
+        found = _LIVE_TARGET.fullmatch(target)
+        if found is None:
+            raise StoreError(f"{self.url}: InRelease links to {target!r}, not to "
+                             f"generations/<N>/InRelease; the store was altered")
+        return int(found.group(1))
 
     def switch(self, view: View) -> None:
         try:

@@ -146,7 +146,11 @@ class S3Store:
             raise self._fail(exc, "reading InRelease") from exc
         except BotoCoreError as exc:
             raise self._fail(exc, "reading InRelease") from exc
-        return int(head.get("Metadata", {}).get("generation", "0"))
+        value = str(head.get("Metadata", {}).get("generation", "0"))
+        if not value.isascii() or not value.isdigit() or len(value) > 18:
+            raise StoreError(f"{self.url}: InRelease says generation {value[:40]!r}; "
+                             f"the store was altered")
+        return int(value)
 
     def switch(self, view: View) -> None:
         # Without a lock on S3 a slower publisher may still overwrite a page after

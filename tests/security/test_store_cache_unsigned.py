@@ -1,0 +1,85 @@
+"""The store cache trusts only what a farm-signed generation lists: a store writer who
+swaps a published wheel for a backdoored one, rewrites its provenance's subject and
+writes a new pack gets neither a `cached` plan nor the backdoored wheel in `--out`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import PROJECTS
+from tests.integration.test_publish_fixtures import Index, Key
+from wheelfarm import provenance
+from wheelfarm.cache import Record, StoreCache
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir
+
+ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
+
+
+@pytest.fixture
+def fs_index(tmp_path: Path, keys: tuple[Key, Key]) -> Index:
+    farm = keys[0]
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"GNUPGHOME": str(farm.home), "WHEELFARM_SIGN_KEY": farm.fingerprint}
+    return Index("fs", str(tmp_path / "index"), env, farm, work, root=tmp_path / "index")
+
+
+def _backdoor(wheel: Path, dest: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(dest, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        out.writestr("fastadd_backdoor.py", "import os\nos.system('id')\n")
+    return dest.read_bytes()
+
+
+def test_a_swapped_wheel_with_a_forged_pack_is_not_reused(fs_index: Index, fastadd_dir: Path,
+                                                          tmp_path: Path) -> None:
+    index = fs_index
+    wheel = next(fastadd_dir.glob("*.whl"))
+    named = provenance.job_key(provenance.path_for(wheel).read_bytes())
+    assert named is not None
+    key, _sha = named
+    published = index.publish(fastadd_dir)
+    assert published.returncode == 0, published.stdout + published.stderr
+
+    # The attacker: write access to the store, no signing key.
+    assert index.root is not None
+    evil = _backdoor(wheel, tmp_path / "evil.whl")
+    evil_sha = hashlib.sha256(evil).hexdigest()
+    target = index.root / "files" / wheel.name
+    target.unlink()
+    target.write_bytes(evil)
+    statement = json.loads((index.root / "files" / (wheel.name + ".intoto.json")).read_text())
+    statement["subject"][0]["digest"]["sha256"] = evil_sha
+    sidecar = index.root / "files" / (wheel.name + ".intoto.json")
+    sidecar.unlink()
+    sidecar.write_text(json.dumps(statement))
+    for pack in index.store.list(StoreCache.PACKS):
+        index.store.delete(pack)
+    StoreCache(index.store).add([Record(key, evil_sha, wheel.name)])
+
+    farm = tmp_path / "other-farm"
+    farm.mkdir()
+    (farm / "wheelfarm.toml").write_text(f'[publish]\nurl = "{index.url}"\n', encoding="utf-8")
+    listed = index.cli("plan", PROJECTS / "fastadd", *ARGS, "--all", "--farm", farm)
+    assert listed.returncode == 0, listed.stderr
+    # The signed generation still names the genuine wheel for this key; never the swap.
+    (job,) = json.loads(listed.stdout)["jobs"]
+    assert job["state"] != "cached" or job["artifact"]["sha256"] != evil_sha
+
+    out = tmp_path / "out"
+    report = tmp_path / "report.json"
+    built = index.cli("build", PROJECTS / "fastadd", *ARGS, "--farm", farm, "--out", out,
+                      "--json", report)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (job,) = json.loads(report.read_text())["jobs"]
+    assert job["state"] != "cached"
+    assert (out / wheel.name).read_bytes() != evil
+    assert not (farm / ".wheelfarm" / "artifacts" / "blobs" / evil_sha).exists()
