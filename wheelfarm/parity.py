@@ -241,7 +241,7 @@ def _family(platform: str) -> str:
     for prefix, family in (("manylinux", "glibc"), ("linux", "glibc"),
                            ("musllinux", "musl"), ("macosx", "macos")):
         if platform.startswith(prefix):
-            arch = re.sub(r"^(manylinux\d*|manylinux_\d+_\d+|musllinux_\d+_\d+|linux|"
+            arch = re.sub(r"^(manylinux_\d+_\d+|manylinux\d+|musllinux_\d+_\d+|linux|"
                           r"macosx_\d+_\d+)_", "", platform)
             return f"{family}:{arch}"
     return platform

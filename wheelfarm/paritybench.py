@@ -7,9 +7,11 @@ rounds (farm first, then upstream first, ...), each run reporting the best
 of a few repeats, and the minimum over all rounds is kept per side. The
 minimum, not the mean: on a busy machine noise only ever adds time.
 
-``test.bench`` is Python, executed in one namespace (its imports run once,
-before the clock starts); ``test.bench-command`` is a shell command, timed
-as a whole process.
+``test.bench`` is Python, executed once before the clock starts (imports,
+data); if it defines a function ``bench``, an iteration is a call of it,
+otherwise an iteration executes the whole snippet again (in the same
+namespace). ``test.bench-command`` is a shell command, timed as a whole
+process.
 """
 
 from __future__ import annotations
@@ -39,9 +41,8 @@ text = open(path, encoding="utf-8").read()
 if mode == "python":
     code = compile(text, "<test.bench>", "exec")
     ns = {"__name__": "__bench__"}
-    exec(code, ns)  # imports and first-call costs, outside the clock
-    def once():
-        exec(code, ns)
+    exec(code, ns)  # imports, data and first-call costs, outside the clock
+    once = ns["bench"] if callable(ns.get("bench")) else lambda: exec(code, ns)
 else:
     def once():
         subprocess.run(["sh", "-c", text], check=True, stdout=subprocess.DEVNULL)
