@@ -185,6 +185,7 @@ def find_upstream(index_url: str, name: str, version: str, python: str, farm_whe
     page = f"{index_url.rstrip('/')}/{canonicalize_name(name)}/"
     with source._http_client() as client:
         links = _wheel_links(client, page)
+        _say(log, f"upstream: {page} lists {len(links)} file(s)")
         chosen = choose(links, name, version, python, _farm_platforms(farm_wheel))
         if chosen is None:
             return None
