@@ -85,6 +85,8 @@ def test_the_pypi_recipes_pass_their_own_test_suites(report: list[dict[str, Any]
         passed = re.findall(r"^(\d+) passed", log, re.MULTILINE)
         assert passed and int(passed[-1]) >= 50, (job["recipe"], job["python"], passed)
         assert not re.search(r"^\d+ failed|^FAILED ", log, re.MULTILINE)
+        # Built twice (--check-reproducible), compared with upstream once.
+        assert log.count("\n## build\n") == 2 and log.count("\n## parity\n") == 1
 
 
 def _recipes() -> list[dict[str, object]]:
