@@ -31,6 +31,7 @@ BUILDS = (("zig", "manylinux2014_x86_64"), ("host", "native"))
 
 
 def parity() -> dict[str, Any]:
+    """Figures per "recipe executor"; see the module's docstring."""
     cache = Path(os.environ.get("WHEELFARM_CACHE_DIR", ROOT / ".wheelfarm" / "cache"))
     figures: dict[str, Any] = {}
     for executor, target in BUILDS:
@@ -40,7 +41,7 @@ def parity() -> dict[str, Any]:
             subprocess.run(
                 [*WHEELFARM, "build", *(str(ROOT / "recipes" / f"{n}.toml") for n in RECIPES),
                  "--target", target, "--executor", executor, "--python", "cp312",
-                 "--no-cache", "--jobs", "2", "--out", str(farm / "out"),
+                 "--no-cache", "--jobs", "2", "--out", str(farm / "out"), "--keep-work",
                  "--json", str(report)],
                 cwd=farm, env={**os.environ, "WHEELFARM_CACHE_DIR": str(cache)},
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
@@ -61,9 +62,9 @@ def _figures(job: dict[str, Any], farm: Path, cache: Path) -> dict[str, Any]:
                            "farm_wheel_bytes": p.get("farm_wheel_bytes"),
                            "upstream_wheel_bytes": p.get("upstream_wheel_bytes"),
                            "missing": p.get("missing")}
-    artifact = job.get("artifact") or {}
-    farm_wheel = farm / "out" / artifact["filename"] if artifact else None
-    # A failed job delivers no wheel: its module sizes come from the report alone.
+    # A failed job delivers no wheel: --keep-work kept the one it judged.
+    kept = sorted(farm.glob(f".wheelfarm/work/{job['recipe']}-{job['python']}-*/repaired/*.whl"))
+    farm_wheel = kept[0] if kept else None
     out["farm_module_bytes"] = sum(m["farm_bytes"] or 0 for m in p.get("modules", []))
     out["upstream_module_bytes"] = sum(m["upstream_bytes"] or 0 for m in p.get("modules", []))
     if farm_wheel is not None and farm_wheel.is_file():
