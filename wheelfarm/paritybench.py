@@ -5,7 +5,11 @@ once (on upstream's wheel, like ``timeit``'s autorange) so a measurement
 lasts at least :data:`MIN_SECONDS`; then the two venvs run in alternating
 rounds (farm first, then upstream first, ...), each run reporting the best
 of a few repeats, and the minimum over all rounds is kept per side. The
-minimum, not the mean: on a busy machine noise only ever adds time.
+minimum, not the mean: on a busy machine noise only ever adds time. And CPU
+time, not wall time (of the harness process for a snippet, of its children
+for a command): on a two-core machine shared with other builds a process
+spends much of the wall clock waiting for a core, which says nothing of the
+wheel.
 
 ``test.bench`` is Python, executed once before the clock starts (imports,
 data); if it defines a function ``bench``, an iteration is a call of it,
@@ -35,8 +39,9 @@ _MARK = "WHEELFARM-BENCH:"
 # Run by each venv's interpreter: argv = mode, file holding the snippet or command,
 # iterations (0: find them). Prints the best time of one iteration, or the count.
 _HARNESS = '''\
-import subprocess, sys, time
+import resource, subprocess, sys, time
 mode, path, number = sys.argv[1], sys.argv[2], int(sys.argv[3])
+clock = time.process_time
 text = open(path, encoding="utf-8").read()
 if mode == "python":
     code = compile(text, "<test.bench>", "exec")
@@ -46,12 +51,15 @@ if mode == "python":
 else:
     def once():
         subprocess.run(["sh", "-c", text], check=True, stdout=subprocess.DEVNULL)
+    def clock():
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return used.ru_utime + used.ru_stime
     once()
 def timed(n):
-    start = time.perf_counter()
+    start = clock()
     for _ in range(n):
         once()
-    return time.perf_counter() - start
+    return clock() - start
 if number == 0:
     number = 1
     while timed(number) < float(sys.argv[4]) and number < 1 << 24:
