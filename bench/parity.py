@@ -118,9 +118,8 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
         "the same versions' wheels on PyPI, in the same run: each recipe's `test.bench`",
         "timed by the farm's parity step (both wheels side by side in their own venvs,",
         f"alternating, min of 6 rounds, {clock} time), ratio farm / upstream; extension",
-        "module bytes as",
-        "shipped and after `strip`. Goals: every ratio ≤ 1.1; modules within 1.5x of",
-        "upstream's stripped size.",
+        "module bytes as shipped and after `strip`. Goals: every ratio ≤ 1.1; modules",
+        "within 1.5x of upstream's stripped size.",
         "",
         "| recipe | executor | job | farm (ms) | upstream (ms) | ratio | "
         "farm modules (B) | stripped (B) | upstream modules (B) | stripped (B) | "
