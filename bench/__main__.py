@@ -8,12 +8,12 @@ import platform
 import sys
 import time
 
-from . import build, container, dispatch, farm, index
+from . import build, container, dispatch, farm, index, parity
 from .common import ROOT
 
 SUITES = {"overhead": build.overhead, "parallel": build.parallel, "zig": build.zig,
           "container": container.container, "normalize": farm.normalize, "plan": farm.plan,
-          "dispatch": dispatch.dispatch, "index": index.index}
+          "dispatch": dispatch.dispatch, "index": index.index, "parity": parity.parity}
 
 
 def main(argv: list[str]) -> int:
@@ -110,6 +110,7 @@ def render(results: dict[str, dict[str, object]]) -> str:
     lines += _render_farm(results)
     lines += dispatch.render(results)
     lines += index.render(results)
+    lines += parity.render(results)
     lines += [
         "## When each suite ran",
         "",

@@ -69,6 +69,13 @@ class NotReproducible(JobError):
     step = "reproduce"
 
 
+class ParityError(JobError):
+    """The wheel falls short of the upstream project's own wheel: an extension
+    module upstream ships is missing, or the recipe's bench is too slow."""
+
+    step = "parity"
+
+
 class TestFailure(JobError):
     step = "test"
     __test__ = False  # not a pytest test class

@@ -5,6 +5,8 @@
   "attempts": [{"n", "worker", "started", "ended", "reason", "log"}],
   "artifact": {"filename", "sha256"} | null}]}
 ```
+``build --json`` adds ``"parity"`` to a job that was compared with upstream's
+wheel (see :class:`wheelfarm.parity.ParityReport`).
 Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs. Kept free
 of the database layer so that commands which only plan load quickly.
 """

@@ -20,16 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
 
-from . import ccwrap, lock, proc, provenance, quality, repair, reproducible, source
+from . import ccwrap, lock, parity, proc, provenance, quality, repair, reproducible, source
 from .archive import sha256_file
 from .cache import ArtifactCache, Cached, StoreCache, store_cache
 from .config import FarmConfig
 from .errors import CommandError, NotReproducible, WheelfarmError
 from .executors import Executor, JobContext, Place
+from .parity import ParityReport
 from .plan import Job
 from .steps import BuildEnv, build_wheel, prepare_env, test_wheel
 
-STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "output")
+STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity", "output")
 # With --check-reproducible the first five run twice, then "reproduce" compares.
 Status = Literal["ok", "cached", "failed"]
 OnStep = Callable[[Job, str], None]
@@ -54,13 +55,15 @@ class JobResult:
     message: str = ""
     tail: str = ""  # the end of the log, for a failure
     started_at: float = 0.0  # wall clock (time.time()), for reports
+    parity: ParityReport | None = None  # the comparison with upstream's wheel
 
 
 class Pipeline:
     def __init__(self, config: FarmConfig, executors: Mapping[str, Executor], out_dir: Path,
                  *, on_step: OnStep | None = None, keep_work: bool = False,
                  normalize: bool = True, locked: bool = False,
-                 check_reproducible: bool = False, use_cache: bool = True) -> None:
+                 check_reproducible: bool = False, use_cache: bool = True,
+                 compare_upstream: bool = True) -> None:
         self.config = config
         self.executors = executors
         self.out_dir = out_dir
@@ -69,6 +72,7 @@ class Pipeline:
         self.normalize = normalize
         self.locked = locked  # strict: a missing or stale lock fails the job
         self.check_reproducible = check_reproducible
+        self.compare_upstream = compare_upstream
         # A reproducibility check must build; a hit would prove nothing.
         self.use_cache = use_cache and not check_reproducible
         self.cache = ArtifactCache(config.state_dir)
@@ -119,7 +123,7 @@ class Pipeline:
         return JobResult(
             job=job, status=status, seconds=time.monotonic() - started, log=log_path,
             wheel=wheel, step=None if wheel else state.step, message=message,
-            tail="" if wheel else _tail(log_path), started_at=wall,
+            tail="" if wheel else _tail(log_path), started_at=wall, parity=state.parity,
         )
 
     def _cache_hit(self, job: Job) -> tuple[Cached | None, str]:
@@ -185,7 +189,12 @@ class Pipeline:
                 self._build_again(job, built, work / "again", fh, enter)
             enter("test")
             for tag in job.test_pythons:
-                test_wheel(place, tag, built.wheel, job.recipe.test, work)
+                test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
+            if self.compare_upstream:  # once per job, never per reproducibility rebuild
+                enter("parity")
+                state.parity = parity.compare(place, job, built.wheel, work,
+                                              self.config.index_url, self.config.cache_dir, fh)
+                parity.judge(state.parity)
             network = place.network
         enter("output")
         recipe = job.recipe
@@ -237,7 +246,7 @@ class Pipeline:
         if self.normalize:
             enter("normalize")
             reproducible.normalize_wheel(repaired, epoch)
-        return _Built(repaired, benv, epoch, time.monotonic())
+        return _Built(repaired, benv, epoch, time.monotonic(), src)
 
     def _build_again(self, job: Job, first: _Built, work: Path, fh: IO[str],
                      enter: Callable[[str], None]) -> None:
@@ -297,6 +306,7 @@ class Pipeline:
 
 class _State:
     step = "source"
+    parity: ParityReport | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +315,7 @@ class _Built:
     env: BuildEnv
     epoch: int
     finished: float  # time.monotonic() when the wheel was ready
+    src: Path  # the extracted source tree, for test.commands' {source}
 
 
 def _diffoscope(a: Path, b: Path, fh: IO[str]) -> None:

@@ -45,7 +45,8 @@ _BUILD: schema.Schema = {
     "source-date-epoch": int,
     "profile": str,
 }
-_TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]"}
+_TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]",
+                        "bench": str, "bench-command": str, "bench-max-ratio": float}
 RECIPE_SCHEMA: schema.Schema = {
     "package": {"name": str, "version": str},
     "source": {"path": str, "pypi": bool, "url": str, "git": str, "rev": str, "sha256": str},
@@ -64,6 +65,10 @@ class TestSpec:
     imports: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    # Timed against upstream's wheel (see wheelfarm.parity): Python, or a shell command.
+    bench: str | None = None
+    bench_command: str | None = None
+    bench_max_ratio: float | None = None  # None: parity.DEFAULT_MAX_RATIO
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,12 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
     timeout = build.get("timeout")
     if timeout is not None and timeout <= 0:
         raise RecipeError(path, f"{prefix}build.timeout", "must be a positive number of seconds")
+    if "bench" in test and "bench-command" in test:
+        raise RecipeError(path, f"{prefix}test.bench-command",
+                          "give test.bench (Python) or test.bench-command, not both")
+    max_ratio = test.get("bench-max-ratio")
+    if max_ratio is not None and max_ratio <= 0:
+        raise RecipeError(path, f"{prefix}test.bench-max-ratio", "must be a positive number")
     if requires_python is not None:
         try:
             SpecifierSet(requires_python)
@@ -232,6 +243,9 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
             imports=tuple(test.get("imports", ())),
             commands=tuple(test.get("commands", ())),
             requires=_requirements(path, f"{prefix}test.requires", test.get("requires", ())),
+            bench=test.get("bench"),
+            bench_command=test.get("bench-command"),
+            bench_max_ratio=float(max_ratio) if max_ratio is not None else None,
         ),
         requires_python=requires_python,
         needs=tuple(canonicalize_name(_check_name(path, f"{prefix}build.needs", n))

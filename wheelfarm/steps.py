@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,12 +148,15 @@ def job_env(place: Place, recipe_env: tuple[tuple[str, str], ...], env_dir: Path
     }
 
 
-def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path) -> None:
+def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path, *,
+               source: Path | None = None) -> None:
     """Install ``wheel`` into a fresh venv of ``tag`` and run the recipe's tests there.
 
     Tests run in an empty directory so the source tree cannot shadow the
     installed wheel. The wheel is installed by path, so it cannot come from
     anywhere else; its dependencies and ``test.requires`` come from the index.
+    ``{source}`` in a command is the job's extracted source tree (quoted), for
+    running the project's own test suite against the installed wheel.
     """
     venv = work / f"test-{tag}"
     place.run([place.python(tag), "-m", "venv", "--without-pip", str(venv)], cwd=work)
@@ -168,7 +172,8 @@ def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path) 
         "VIRTUAL_ENV": str(venv),
     }
     checks = [[vpy, "-c", f"import {name}"] for name in spec.imports]
-    checks += [["sh", "-c", command] for command in spec.commands]
+    where = shlex.quote(str(source)) if source is not None else "{source}"
+    checks += [["sh", "-c", command.replace("{source}", where)] for command in spec.commands]
     for argv in checks:
         try:
             place.run(argv, cwd=scratch, env=env)

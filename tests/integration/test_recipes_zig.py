@@ -1,7 +1,9 @@
 """`make run`'s job for real: every recipe (the four fixtures and three PyPI
 projects) built with the zig executor for manylinux2014 on two Pythons,
 twice each (--check-reproducible), then installed from the generated index
-with plain pip and tested, as a packager on another machine would."""
+with plain pip and tested, as a packager on another machine would. The same
+build compares the PyPI projects with their upstream wheels and runs their
+own test suites (one build for all of it: it is the suite's costliest step)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,9 +41,52 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     farm = tmp_path_factory.mktemp("zigfarm")
     out = farm / "wheelhouse"
     result = wheelfarm("build", RECIPES, "--out", out, "--check-reproducible", "--jobs", "2",
-                       cwd=farm, timeout=3600)
+                       "--json", farm / "report.json", cwd=farm, timeout=3600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     yield out
+
+
+UPSTREAM = ("markupsafe", "msgpack", "ujson")
+
+
+@pytest.fixture(scope="module")
+def report(wheelhouse: Path) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = json.loads(
+        (wheelhouse.parent / "report.json").read_text())["jobs"]
+    return jobs
+
+
+def test_the_pypi_recipes_match_their_upstream_wheels(report: list[dict[str, Any]]) -> None:
+    compared = {}
+    for job in report:
+        parity = job["parity"]
+        if job["recipe"] not in UPSTREAM:
+            assert parity["upstream"] is None, parity  # the fixtures are not on PyPI
+            continue
+        compared[job["recipe"], job["python"]] = parity
+        tag = job["python"]
+        assert parity["upstream"].startswith(f"{job['recipe']}-") and f"-{tag}-{tag}-" in \
+            parity["upstream"], parity["upstream"]
+        assert parity["missing"] == [] and parity["modules"], parity
+        assert all(m["farm_bytes"] for m in parity["modules"]), parity["modules"]
+        assert parity["ratio"] is not None and parity["ratio"] <= parity["max_ratio"], parity
+    assert sorted(compared) == [(n, t) for n in UPSTREAM for t in ("cp312", "cp39")]
+
+
+def test_the_pypi_recipes_pass_their_own_test_suites(report: list[dict[str, Any]]) -> None:
+    for job in report:
+        if job["recipe"] not in UPSTREAM:
+            continue
+        log = Path(job["attempts"][0]["log"]).read_text()
+        # {source} became the job's own extracted sdist, and pytest reported success.
+        suite = "test" if job["recipe"] == "msgpack" else "tests"
+        assert re.search(rf"--import-mode=importlib[^\n]*\n[^\n]*/src/{job['recipe']}-[\d.]+/"
+                         rf"{suite}\b", log), job["recipe"]
+        passed = re.findall(r"^(\d+) passed", log, re.MULTILINE)
+        assert passed and int(passed[-1]) >= 50, (job["recipe"], job["python"], passed)
+        assert not re.search(r"^\d+ failed|^FAILED ", log, re.MULTILINE)
+        # Built twice (--check-reproducible), compared with upstream once.
+        assert log.count("\n## build\n") == 2 and log.count("\n## parity\n") == 1
 
 
 def _recipes() -> list[dict[str, object]]:
@@ -127,6 +173,8 @@ def test_installs_from_the_index_and_passes_its_tests(
             subprocess.run([venv / "bin" / "python", "-c", f"import {module}"], cwd=scratch,
                            check=True, env=env)
         for command in test.get("commands", []):  # type: ignore[union-attr]
+            if "{source}" in command:
+                continue  # the project's own suite needs its sdist: the farm ran it
             done = subprocess.run(["sh", "-c", command], cwd=scratch, env=env,
                                   capture_output=True, text=True)
             assert done.returncode == 0, (name, tag, command, done.stderr)

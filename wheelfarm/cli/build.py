@@ -20,6 +20,7 @@ from .. import executors, lock, matrix, plan, recipe
 from ..ccwrap import PROFILES
 from ..errors import ConfigError
 from ..localrun import LocalRun, with_needs
+from ..parity import WARN_RATIO
 from ..pipeline import STEPS, JobResult, Pipeline
 from ..state.submit import check_cycles
 from . import ci_output
@@ -55,13 +56,15 @@ from .ui import err, out
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
               help="Build profile instead of the recipes' build.profile [default: release: "
                    "optimized, -DNDEBUG, no sanitizer; debug: unoptimized, for debugging].")
+@click.option("--no-compare-upstream", is_flag=True,
+              help="Do not compare with the upstream wheel on the index (modules, test.bench).")
 @click.option("--no-normalize", is_flag=True, hidden=True,
               help="Skip the deterministic rewrite and provenance (to measure their cost).")
 def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           pythons: tuple[str, ...], executor: str | None, jobs: int | None,
           farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
           no_cache: bool, entry: str | None, shard: str | None, json_report: str | None,
-          no_normalize: bool, profile: str | None) -> None:
+          no_compare_upstream: bool, no_normalize: bool, profile: str | None) -> None:
     """Build, repair and test wheels for recipes or project directories.
 
     PATHS are recipe files (*.toml), directories of recipes, or project
@@ -92,7 +95,8 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     with _progress(job_list) as on_step:
         pipeline = Pipeline(config, planned.executors, out_dir.resolve(), on_step=on_step,
                             keep_work=keep_work, normalize=not no_normalize, locked=locked,
-                            check_reproducible=check_reproducible, use_cache=not no_cache)
+                            check_reproducible=check_reproducible, use_cache=not no_cache,
+                            compare_upstream=not no_compare_upstream)
         run = LocalRun(pipeline, job_list, parallel, keep=keep_work)
         with _signals(run):
             results = run.run()
@@ -199,6 +203,10 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
                       f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
     console.print(table)
     for r in results:
+        ratio = r.parity.ratio if r.parity else None
+        if r.status != "failed" and ratio is not None and ratio > WARN_RATIO:
+            err.print(f"warning: {r.job.id}: {ratio:.2f}x slower than upstream's "
+                      f"{r.parity.upstream if r.parity else ''} (test.bench)", markup=False)
         if r.status == "failed" and r.step != "interrupted":
             err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
             err.print(f"  log: {r.log}")

@@ -25,8 +25,11 @@ def result_json(r: JobResult) -> dict[str, object]:
         from ..archive import sha256_file
 
         artifact = (r.wheel.name, sha256_file(r.wheel))
-    return job_json(r.job.key, r.job.recipe.name, r.job.target.name, r.job.python,
+    data = job_json(r.job.key, r.job.recipe.name, r.job.target.name, r.job.python,
                     _STATE[r.status], [attempt], artifact)
+    if r.parity is not None:
+        data["parity"] = r.parity.to_json()
+    return data
 
 
 def write_json(results: Sequence[JobResult], dest: str) -> None:
