@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import schema
+from .debuginfo import MODES, DebugSymbols, parse_mode
 from .errors import ConfigError, RecipeError
 from .pythons import parse_tag
 from .source import SourceSpec
@@ -41,6 +42,7 @@ _BUILD: schema.Schema = {
     "needs": "list[str]",
     "max-attempts": int,
     "source-date-epoch": int,
+    "debug-symbols": str,
 }
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]"}
 RECIPE_SCHEMA: schema.Schema = {
@@ -84,6 +86,7 @@ class Recipe:
     requires_python: str | None = None
     needs: tuple[str, ...] = ()  # normalized names of farm recipes whose wheels the build uses
     max_attempts: int | None = None  # None: the queue's default; not part of the content key
+    debug_symbols: DebugSymbols = "split"  # see wheelfarm.debuginfo
 
     @property
     def label(self) -> str:
@@ -227,6 +230,8 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         needs=tuple(canonicalize_name(_check_name(path, f"{prefix}build.needs", n))
                     for n in build.get("needs", ())),
         max_attempts=max_attempts,
+        debug_symbols=_debug_symbols(path, f"{prefix}build.debug-symbols",
+                                     build.get("debug-symbols")),
     )
 
 
@@ -265,6 +270,14 @@ def _source(path: Path, table: dict[str, Any], name: str, version: str) -> Sourc
         return SourceSpec(kind="url", location=url, sha256=sha.lower() if sha else None)
     return SourceSpec(kind="pypi", location="", sha256=sha.lower() if sha else None,
                       name=name, version=version)
+
+
+def _debug_symbols(path: Path, key: str, value: str | None) -> DebugSymbols:
+    try:
+        return parse_mode(value, key)
+    except ConfigError:
+        raise RecipeError(path, key, f"must be one of {', '.join(map(repr, MODES))}, "
+                          f"not {value!r}") from None
 
 
 def _check_name(path: Path, key: str, value: str) -> str:
