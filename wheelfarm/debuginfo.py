@@ -158,12 +158,16 @@ def split_wheel(wheel: Path, mode: DebugSymbols, dest: Path, *,
                 argv += ["-f", str(debug), "-F", debug.name]
             proc.run([*argv, str(module)], log=log)
             data = stripped.read_bytes()
+            if mode == "split" and not debug.exists():
+                # Already stripped (a release Rust build, a project's own -s): eu-strip
+                # found nothing to keep, and the module ships as it was built.
+                data = members[name]
             left = dwarf_sections(io.BytesIO(data))
             if left:
                 raise BuildError(f"{name}: still holds DWARF after stripping "
                                  f"({', '.join(left[:4])}); it must ship without debug info")
             changed[name] = data
-            if mode == "split":
+            if mode == "split" and debug.exists():
                 blob = debug.read_bytes()
                 found.append(DebugFile(build_id, name, hashlib.sha256(blob).hexdigest(),
                                        len(blob), debug))
