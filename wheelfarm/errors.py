@@ -56,6 +56,13 @@ class RepairError(JobError):
     step = "repair"
 
 
+class QualityError(JobError):
+    """A module of the wheel is not what its build profile promises (a sanitizer,
+    missing optimization); the message names each module and why."""
+
+    step = "check"
+
+
 class NotReproducible(JobError):
     """Two builds of the same inputs gave different wheels."""
 

@@ -109,7 +109,8 @@ def build(attempt: Attempt) -> dict[str, Any]:
     except WheelfarmError as exc:
         return {"ok": False, "kind": "worker-error", "reason": str(exc)}
     job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,
-                   tuple(spec["test_pythons"]), lease.key)
+                   tuple(spec["test_pythons"]), lease.key,
+                   str(spec.get("profile") or loaded.profile or "release"))
     result = Pipeline(config, {lease.executor: executor}, attempt.out).run_job(job)
     doc: dict[str, Any] = {"ok": result.status != "failed", "pipeline_log": str(result.log)}
     if result.wheel is not None:

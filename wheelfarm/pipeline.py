@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
 
-from . import debuginfo, lock, proc, provenance, repair, reproducible, source
+from . import ccwrap, debuginfo, lock, proc, provenance, quality, repair, reproducible, source
 from .archive import sha256_file
 from .cache import ArtifactCache, Cached, StoreCache, store_cache
 from .config import FarmConfig
@@ -180,7 +180,7 @@ class Pipeline:
         executor = self.executors[job.executor]
         timeout = job.recipe.timeout or self.config.timeout
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout,
-                         network=job.recipe.network)
+                         network=job.recipe.network, profile=job.profile)
         with executor.open(ctx) as place:
             built = self._produce(place, job, work, fh, enter)
             if self.check_reproducible:
@@ -200,7 +200,8 @@ class Pipeline:
             toolchain={**provenance.host_toolchain(),
                        "executor": executor.toolchain_id(job.target)},
             build_requirements=built.env.requirements, locked=built.env.locked,
-            started=started, finished=datetime.now(UTC), debug_files=built.debug,
+            started=started, finished=datetime.now(UTC), profile=job.profile,
+            debug_files=built.debug,
         )
         wheel = built.wheel
         sidecar = None
@@ -223,7 +224,7 @@ class Pipeline:
         enter("build")
         extra = reproducible.build_environment(
             epoch, reproducible.path_maps(work, cache_dir), dict(recipe.env),
-            place.toolchain_env())
+            place.toolchain_env()) | ccwrap.profile_env(job.profile)
         fh.write(f"SOURCE_DATE_EPOCH={epoch}\n")
         recipe_lock = lock.load(recipe)
         benv = prepare_env(
@@ -235,6 +236,7 @@ class Pipeline:
         repair.check_binary(built, src)
         enter("repair")
         repaired = repair.repair(place, built, job.target, work / "repaired")
+        quality.check_wheel(repaired, job.profile, fh)
         debug = debuginfo.split_wheel(repaired, recipe.debug_symbols, work / "debug", log=fh)
         if self.normalize:
             enter("normalize")
@@ -249,7 +251,8 @@ class Pipeline:
         work.mkdir()
         executor = self.executors[job.executor]
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh,
-                         job.recipe.timeout or self.config.timeout, network=job.recipe.network)
+                         job.recipe.timeout or self.config.timeout, network=job.recipe.network,
+                         profile=job.profile)
         with executor.open(ctx) as place:
             again = self._produce(place, job, work, fh, enter)
         enter("reproduce")

@@ -11,6 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from . import lock
+from .ccwrap import DEFAULT_PROFILE, PROFILES
 from .config import FarmConfig
 from .errors import ConfigError, RecipeError
 from .executors import Executor
@@ -29,6 +30,7 @@ class Job:
     executor: str
     test_pythons: tuple[str, ...]  # where the wheel is tested (several for abi3)
     key: str
+    profile: str = "release"  # build profile: the command line's, else the recipe's
 
     @property
     def id(self) -> str:
@@ -45,15 +47,18 @@ class Selection:
     pythons: tuple[str, ...] = ()
     executor: str | None = None
     locked: bool = False  # every job must have a lock entry (``--locked``)
+    profile: str | None = None  # ``--profile``; None: the recipe's (default release)
 
     @classmethod
     def parse(cls, targets: Sequence[str], pythons: Sequence[str], executor: str | None,
-              locked: bool = False) -> Selection:
+              locked: bool = False, profile: str | None = None) -> Selection:
         """From command-line values; a bad one is a ConfigError naming its flag."""
         for tag in pythons:
             _flag("--python", parse_tag, tag)
+        if profile is not None and profile not in PROFILES:
+            raise ConfigError(f"--profile {profile}: expected one of {', '.join(PROFILES)}")
         return cls(targets=tuple(_flag("--target", parse_target, t) for t in targets),
-                   pythons=tuple(pythons), executor=executor, locked=locked)
+                   pythons=tuple(pythons), executor=executor, locked=locked, profile=profile)
 
 
 def _flag(flag: str, parse: Callable[[str], _T], value: str) -> _T:
@@ -64,12 +69,15 @@ def _flag(flag: str, parse: Callable[[str], _T], value: str) -> _T:
 
 
 def content_key(recipe_digest: str, target: Target, python: str, executor: str,
-                toolchain: str, test_pythons: Sequence[str], lock_digest: str = "") -> str:
+                toolchain: str, test_pythons: Sequence[str], lock_digest: str = "",
+                profile: str = DEFAULT_PROFILE) -> str:
     """sha256 of everything that can change a job's wheel."""
     # Fields joined by a separator none of them contains (digests are hex,
     # tags and names have no newline); cheaper than JSON for 15,000 jobs.
     parts = ["v1", recipe_digest, lock_digest, target.name, python, executor, toolchain,
              " ".join(test_pythons)]
+    if profile != DEFAULT_PROFILE:
+        parts.append(f"profile={profile}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -151,8 +159,10 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
                 if selection.locked and not locked:
                     raise RecipeError(lock.path_for(recipe), python,
                                       "not locked; run 'wheelfarm lock' (--locked is strict)")
-                key = content_key(digest, target, python, name, toolchain, tests, locked)
-                jobs.append(Job(recipe, target, python, name, tuple(tests), key))
+                profile = selection.profile or recipe.profile or DEFAULT_PROFILE
+                key = content_key(digest, target, python, name, toolchain, tests, locked,
+                                  profile)
+                jobs.append(Job(recipe, target, python, name, tuple(tests), key, profile))
     return jobs
 
 

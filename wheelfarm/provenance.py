@@ -55,6 +55,7 @@ class BuildFacts:
     locked: bool
     started: datetime
     finished: datetime
+    profile: str = "release"  # the build profile (wheelfarm.ccwrap.PROFILES)
     debug_files: Sequence[DebugFile] = ()  # split off the wheel's modules (by build-id)
 
 
@@ -93,6 +94,7 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
                     "python": facts.python,
                     "testPythons": list(facts.test_pythons),
                     "executor": facts.executor,
+                    "profile": facts.profile,
                 },
                 "internalParameters": {
                     "jobKey": facts.job_key,

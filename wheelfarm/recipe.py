@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import schema
+from .ccwrap import PROFILES
 from .debuginfo import MODES, DebugSymbols, parse_mode
 from .errors import ConfigError, RecipeError
 from .pythons import parse_tag
@@ -42,6 +43,7 @@ _BUILD: schema.Schema = {
     "needs": "list[str]",
     "max-attempts": int,
     "source-date-epoch": int,
+    "profile": str,
     "debug-symbols": str,
 }
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]"}
@@ -86,6 +88,7 @@ class Recipe:
     requires_python: str | None = None
     needs: tuple[str, ...] = ()  # normalized names of farm recipes whose wheels the build uses
     max_attempts: int | None = None  # None: the queue's default; not part of the content key
+    profile: str | None = None  # build.profile; None: release (the job key holds the effective one)
     debug_symbols: DebugSymbols = "split"  # see wheelfarm.debuginfo
 
     @property
@@ -103,7 +106,7 @@ class Recipe:
             return str(cached)
         # How often to try is scheduling, not an input of the wheel.
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                                if f.name not in ("path", "max_attempts")}
+                                if f.name not in ("path", "max_attempts", "profile")}
         data["test"] = asdict(self.test)
         data["source"] = self.source.identity()
         data["targets"] = [t.name for t in self.targets] if self.targets else None
@@ -197,6 +200,10 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
     max_attempts = build.get("max-attempts")
     if max_attempts is not None and max_attempts < 1:
         raise RecipeError(path, f"{prefix}build.max-attempts", "must be at least 1")
+    profile = build.get("profile")
+    if profile is not None and profile not in PROFILES:
+        raise RecipeError(path, f"{prefix}build.profile",
+                          f"{profile!r}: expected one of {', '.join(PROFILES)}")
     timeout = build.get("timeout")
     if timeout is not None and timeout <= 0:
         raise RecipeError(path, f"{prefix}build.timeout", "must be a positive number of seconds")
@@ -230,6 +237,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         needs=tuple(canonicalize_name(_check_name(path, f"{prefix}build.needs", n))
                     for n in build.get("needs", ())),
         max_attempts=max_attempts,
+        profile=profile,
         debug_symbols=_debug_symbols(path, f"{prefix}build.debug-symbols",
                                      build.get("debug-symbols")),
     )

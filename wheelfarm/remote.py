@@ -19,7 +19,7 @@ import httpx
 
 from . import __version__
 from .archive import sha256_file
-from .controller import API
+from .controller import API, LEASE_HEADER
 from .errors import ConfigError, WheelfarmError
 from .state import Capabilities, Lease, LeaseLost, Outcome
 
@@ -116,8 +116,9 @@ class HttpBroker:
 
     def _upload(self, lease: Lease, path: Path) -> str:
         with path.open("rb") as fh:
+            # The lease token in a header: a URL ends up in logs and proxies.
             body = self._call("PUT", f"/upload/{lease.job_id}/{lease.n}/{path.name}",
-                              params={"lease": lease.token}, content=fh.read())
+                              headers={LEASE_HEADER: lease.token}, content=fh.read())
         return str(body["location"])
 
     def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:

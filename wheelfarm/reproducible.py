@@ -13,12 +13,15 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import os
 import time
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from .ccwrap import PREFIX_MAPS_VAR
 
 # The earliest time a zip file can hold (DOS dates start in 1980).
 ZIP_EPOCH = 315532800
@@ -70,8 +73,11 @@ def build_environment(epoch: int, maps: PathMaps, recipe_env: Mapping[str, str],
                       toolchain_env: Mapping[str, str]) -> dict[str, str]:
     """Variables for a deterministic build, merged with what the recipe sets.
 
-    Flags are appended to the recipe's own CFLAGS/CXXFLAGS/RUSTFLAGS rather
-    than replacing them: ``RUSTFLAGS`` in particular replaces, not merges with,
+    C and C++ prefix maps go to the farm's compiler wrappers (see
+    :mod:`wheelfarm.ccwrap`) in ``WHEELFARM_PREFIX_MAPS``, never into
+    ``CFLAGS``: setuptools uses ``$CFLAGS`` *instead of* the interpreter's
+    ``-DNDEBUG -g -O3``. Rust's are appended to the recipe's own RUSTFLAGS
+    rather than replacing them: ``RUSTFLAGS`` replaces, not merges with,
     cargo's config, so a recipe's value must survive.
     """
     env = {
@@ -81,10 +87,10 @@ def build_environment(epoch: int, maps: PathMaps, recipe_env: Mapping[str, str],
         "LC_ALL": "C.UTF-8",
         "TZ": "UTC",
     }
-    for var, flags in (("CFLAGS", maps.cflags()), ("CXXFLAGS", maps.cflags()),
-                       ("RUSTFLAGS", maps.rustflags())):
-        mine = recipe_env.get(var) or toolchain_env.get(var) or os.environ.get(var, "")
-        env[var] = f"{mine} {flags}".strip()
+    env[PREFIX_MAPS_VAR] = json.dumps([list(pair) for pair in maps.maps])
+    mine = recipe_env.get("RUSTFLAGS") or toolchain_env.get("RUSTFLAGS") \
+        or os.environ.get("RUSTFLAGS", "")
+    env["RUSTFLAGS"] = f"{mine} {maps.rustflags()}".strip()
     return env
 
 

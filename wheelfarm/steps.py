@@ -135,11 +135,14 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, env_dir: Path,
 
 def job_env(place: Place, recipe_env: tuple[tuple[str, str], ...], env_dir: Path,
                extra: Mapping[str, str]) -> dict[str, str]:
+    toolchain = place.toolchain_env()
+    # A toolchain's PATH (the farm's compiler wrappers) comes before the host's.
+    path = [str(env_dir / "bin"), toolchain.pop("PATH", ""), os.environ.get("PATH", "")]
     return {
-        **place.toolchain_env(),
+        **toolchain,
         **dict(recipe_env),
         **extra,  # the reproducibility flags, already merged with the recipe's
-        "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": os.pathsep.join(p for p in path if p),
         "VIRTUAL_ENV": str(env_dir),
     }
 

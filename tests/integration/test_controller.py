@@ -107,7 +107,7 @@ def test_a_stale_lease_cannot_upload_or_report(controller: tuple[Path, str, Path
                          headers=headers).json()["leases"]
     forged = {**lease, "token": "0" * 32}
     upload = httpx.put(f"{url}{API}/upload/{lease['job_id']}/{lease['n']}/x.whl",
-                       params={"lease": forged["token"]}, content=b"x", headers=headers)
+                       content=b"x", headers={**headers, "X-Wheelfarm-Lease": forged["token"]})
     assert upload.status_code == 409
     started = httpx.post(url + API + "/start", json={"lease": forged}, headers=headers)
     assert started.status_code == 409

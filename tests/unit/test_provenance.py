@@ -67,6 +67,7 @@ def test_statement_shape(wheel: Path) -> None:
         "python": "cp312",
         "testPythons": ["cp312", "cp313"],
         "executor": "zig",
+        "profile": "release",
     }
     assert definition["internalParameters"] == {
         "jobKey": KEY,

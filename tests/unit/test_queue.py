@@ -514,3 +514,24 @@ def test_a_large_submission_goes_in_parts_dependents_first(
     assert queue.find("user").id < min(queue.find(f"k{i}").id for i in range(1, 8))
     assert kinds(queue).count("submitted") == 9
     assert [x.key for x in queue.claim("w", LINUX, limit=9)] == [f"k{i}" for i in range(8)]
+
+
+def test_a_lease_is_bound_to_the_worker_that_claimed_it(queue: Queue) -> None:
+    """Issue 13: a token alone is not enough; the storage checks the worker too."""
+    from dataclasses import replace
+
+    queue.submit([job("k1"), job("k2")])
+    mine, other = queue.claim("w1", LINUX, 2)
+    stolen = replace(mine, worker="w2")
+    assert queue.heartbeat([stolen]) == [stolen]
+    with pytest.raises(LeaseLost):
+        queue.start(stolen)
+    assert queue.start_many([replace(other, worker="w2")]) == [replace(other, worker="w2")]
+    queue.start(mine)
+    with pytest.raises(LeaseLost):
+        queue.finish(stolen, ok())
+    with pytest.raises(LeaseLost):
+        queue.finish(stolen, Outcome(ok=False, duration=1.0, kind="build", reason="x"))
+    with pytest.raises(LeaseLost):
+        queue.release(stolen, "no")
+    assert queue.finish(mine, ok()) == JobState.SUCCEEDED

@@ -10,6 +10,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import os
 import string
 import time
@@ -21,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wheelfarm import reproducible
+from wheelfarm import ccwrap, reproducible
+from wheelfarm.ccwrap import PREFIX_MAPS_VAR
 from wheelfarm.reproducible import ZIP_EPOCH, differing_members, normalize_wheel
 
 YEAR_2100 = 4102444800  # 2100-01-01T00:00:00Z
@@ -347,16 +349,19 @@ def test_path_maps_extra_never_overrides_work(tmp_path: Path) -> None:
     assert dict(maps.maps)[str(tmp_path / "work")] == "/wheelfarm/work"
 
 
-def test_build_environment_appends_to_recipe_flags(no_host_flags: None) -> None:
+def test_build_environment_never_sets_cflags(no_host_flags: None) -> None:
+    """setuptools uses $CFLAGS instead of the interpreter's -O3: the farm's prefix maps
+    go to its compiler wrappers, and a recipe's CFLAGS are left to the recipe."""
     maps = reproducible.PathMaps((("/build/w", "/wheelfarm/work"),
                                   ("/c", "/wheelfarm/cache")))
     env = reproducible.build_environment(
         1_600_000_000, maps,
         {"CFLAGS": "-O3 -DNDEBUG", "RUSTFLAGS": "-C target-cpu=x86-64-v2"}, {})
-    assert env["CFLAGS"] == ("-O3 -DNDEBUG -ffile-prefix-map=/build/w=/wheelfarm/work "
-                             "-ffile-prefix-map=/c=/wheelfarm/cache")
-    assert env["CXXFLAGS"] == ("-ffile-prefix-map=/build/w=/wheelfarm/work "
-                               "-ffile-prefix-map=/c=/wheelfarm/cache")
+    assert "CFLAGS" not in env and "CXXFLAGS" not in env
+    assert json.loads(env[PREFIX_MAPS_VAR]) == [["/build/w", "/wheelfarm/work"],
+                                                 ["/c", "/wheelfarm/cache"]]
+    assert ccwrap.prefix_map_flags(env) == ["-ffile-prefix-map=/build/w=/wheelfarm/work",
+                                            "-ffile-prefix-map=/c=/wheelfarm/cache"]
     assert env["RUSTFLAGS"] == ("-C target-cpu=x86-64-v2 "
                                 "--remap-path-prefix=/build/w=/wheelfarm/work "
                                 "--remap-path-prefix=/c=/wheelfarm/cache")
@@ -365,14 +370,14 @@ def test_build_environment_appends_to_recipe_flags(no_host_flags: None) -> None:
     assert env["TZ"] == "UTC"
 
 
-def test_build_environment_falls_back_to_toolchain_then_host(
+def test_build_environment_rustflags_fall_back_to_toolchain_then_host(
         monkeypatch: pytest.MonkeyPatch, no_host_flags: None) -> None:
     maps = reproducible.PathMaps((("/w", "/m"),))
     monkeypatch.setenv("RUSTFLAGS", "-C debuginfo=0")
-    env = reproducible.build_environment(ZIP_EPOCH, maps, {}, {"CXXFLAGS": "-stdlib=libc++"})
-    assert env["CFLAGS"] == "-ffile-prefix-map=/w=/m"
-    assert env["CXXFLAGS"] == "-stdlib=libc++ -ffile-prefix-map=/w=/m"
+    env = reproducible.build_environment(ZIP_EPOCH, maps, {}, {})
     assert env["RUSTFLAGS"] == "-C debuginfo=0 --remap-path-prefix=/w=/m"
+    env = reproducible.build_environment(ZIP_EPOCH, maps, {}, {"RUSTFLAGS": "-C opt-level=3"})
+    assert env["RUSTFLAGS"] == "-C opt-level=3 --remap-path-prefix=/w=/m"
     assert env["SOURCE_DATE_EPOCH"] == str(ZIP_EPOCH)
 
 

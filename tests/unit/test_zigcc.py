@@ -177,9 +177,24 @@ def test_a_repeated_decision_is_noted_once() -> None:
 
 def test_command_puts_the_target_first() -> None:
     cmd, notes = command("/z/zig", "x86_64-linux-gnu.2.17", "c++", ["-shared", "-Wl,-O1", "a.o"])
-    assert cmd == ["/z/zig", "c++", "-target", "x86_64-linux-gnu.2.17", "-shared", "a.o",
-                   BUILD_ID]
+    # The release profile's flags come before the build's own; -Wl,-O1 is the
+    # linker's, so the link still gets -O2 (the mode of the runtimes zig links in).
+    assert cmd == ["/z/zig", "c++", "-target", "x86_64-linux-gnu.2.17", "-O2", "-DNDEBUG",
+                   "-shared", "a.o", BUILD_ID]
     assert len(notes) == 1
+
+
+def test_command_adds_the_profile_and_keeps_the_builds_flags() -> None:
+    env = {"WHEELFARM_PREFIX_MAPS": '[["/w", "/wheelfarm/work"]]'}
+    cmd, _ = command("/z/zig", "t", "cc", ["-O0", "-c", "x.c"], "release", env)
+    assert cmd == ["/z/zig", "cc", "-target", "t", "-DNDEBUG",
+                   "-ffile-prefix-map=/w=/wheelfarm/work", "-O0", "-c", "x.c"]
+    cmd, _ = command("/z/zig", "t", "cc", ["-c", "x.c"], "debug", env)
+    assert cmd == ["/z/zig", "cc", "-target", "t", "-ffile-prefix-map=/w=/wheelfarm/work",
+                   "-c", "x.c"]
+    # zig records no switches: clang's would carry the job's absolute paths.
+    cmd, _ = command("/z/zig", "t", "cc", ["-c", "x.c"])
+    assert "-grecord-gcc-switches" not in cmd and cmd[4:6] == ["-O2", "-DNDEBUG"]
 
 
 def test_every_rule_pattern_compiles_and_has_a_reason() -> None:
@@ -199,7 +214,7 @@ def test_wrapper_script_is_isolated_and_baked() -> None:
     blob = text.split("main([", 1)[1].split(", *sys.argv", 1)[0]
     config = json.loads(ast.literal_eval(blob))  # passed as a str literal
     assert config == {"mode": "c++", "zig": "/farm/zig", "target": "x86_64-linux-gnu.2.28",
-                      "cache_dir": "/cache/zig/cache"}
+                      "cache_dir": "/cache/zig/cache", "profile": "release"}
     compile(text, "cc", "exec")
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .. import config as farm_config
 from .. import executors, lock, matrix, plan, recipe
+from ..ccwrap import PROFILES
 from ..errors import ConfigError
 from ..localrun import LocalRun, with_needs
 from ..pipeline import STEPS, JobResult, Pipeline
@@ -51,13 +52,16 @@ from .ui import err, out
 @click.option("--shard", metavar="i/N", help="Build only shard i of N (by job key, 1-based).")
 @click.option("--json", "json_report", metavar="PATH",
               help="Write a JSON report of every job to PATH ('-': standard output).")
+@click.option("--profile", type=click.Choice(PROFILES), default=None,
+              help="Build profile instead of the recipes' build.profile [default: release: "
+                   "optimized, -DNDEBUG, no sanitizer; debug: unoptimized, for debugging].")
 @click.option("--no-normalize", is_flag=True, hidden=True,
               help="Skip the deterministic rewrite and provenance (to measure their cost).")
 def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           pythons: tuple[str, ...], executor: str | None, jobs: int | None,
           farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
           no_cache: bool, entry: str | None, shard: str | None, json_report: str | None,
-          no_normalize: bool) -> None:
+          no_normalize: bool, profile: str | None) -> None:
     """Build, repair and test wheels for recipes or project directories.
 
     PATHS are recipe files (*.toml), directories of recipes, or project
@@ -69,7 +73,7 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     the running jobs end; Ctrl-C (or a second SIGTERM) stops them.
     """
     config = farm_config.load(farm_dir.resolve())
-    selection = plan.Selection.parse(targets, pythons, executor, locked)
+    selection = plan.Selection.parse(targets, pythons, executor, locked, profile)
     recipes = recipe.discover(list(paths))
     check_cycles(recipes)
     planned = plan.plan_recipes(recipes, config, selection)

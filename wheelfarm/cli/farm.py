@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .. import config as farm_config
 from .. import executors
+from ..apiinput import MAX_BODY, MAX_UPLOAD
 from ..errors import ConfigError
 from ..pythons import parse_tag
 from ..state import open_queue
@@ -45,6 +46,10 @@ def _parsed(flag: str, parse: Callable[[str], T], value: str) -> T:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # httpx logs every request's URL at INFO: noise per job, and a URL is the
+    # wrong place for anything secret, should one ever get there.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 @click.command()
@@ -234,15 +239,21 @@ def worker(controller_url: str | None, token: str | None, drain: bool, name: str
 @click.option("--port", type=click.IntRange(0, 65535), default=8470, show_default=True)
 @click.option("--out", "wheelhouse", type=click.Path(path_type=Path),
               help="Where accepted wheels go [default: FARM/wheelhouse].")
+@click.option("--max-body", type=click.IntRange(min=1024), default=MAX_BODY, show_default=True,
+              metavar="BYTES", help="Largest JSON request a worker may send.")
+@click.option("--max-upload", type=click.IntRange(min=1024), default=MAX_UPLOAD,
+              show_default=True, metavar="BYTES", help="Largest log or wheel a worker may upload.")
 @farm_option
-def controller(host: str, port: int, wheelhouse: Path | None, farm_dir: Path) -> None:
+def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max_upload: int,
+               farm_dir: Path) -> None:
     """Serve the HTTP API for remote workers (claim, heartbeat, upload, report)."""
     from ..controller import Controller, serve
 
     _logging()
     _config, queue = _queue(farm_dir)
     farm = farm_dir.resolve()
-    serve(Controller(queue, farm, (wheelhouse or farm / "wheelhouse").resolve()), host, port)
+    serve(Controller(queue, farm, (wheelhouse or farm / "wheelhouse").resolve(),
+                     max_body=max_body, max_upload=max_upload), host, port)
 
 
 @click.command()

@@ -90,7 +90,8 @@ def rebuild(artifact: Path, recipe_path: Path | None, farm_dir: Path) -> None:
         raise ConfigError(f"{r.path}: the recipe changed since {facts['wheel']} was built "
                           "(its settings hash differs)")
     config = farm_config.load(farm_dir.resolve())
-    selection = plan.Selection.parse((facts["target"],), (facts["python"],), facts["executor"])
+    selection = plan.Selection.parse((facts["target"],), (facts["python"],), facts["executor"],
+                                     profile=facts["profile"])
     planned = plan.plan_recipes([r], config, selection)
     out_dir = Path(tempfile.mkdtemp(prefix="rebuild-", dir=_mkdir(config.state_dir / "work")))
     try:
@@ -125,6 +126,8 @@ def _recorded(path: Path) -> dict[str, str]:
             "recipe_path": params["recipe"]["path"], "recipe_digest": params["recipe"]["sha256"],
             "target": params["target"], "python": params["python"],
             "executor": params["executor"],
+            # Statements from before build profiles were release builds.
+            "profile": str(params.get("profile", "release")),
         }
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: not a wheelfarm provenance statement ({exc})") from None

@@ -32,6 +32,7 @@ class JobContext:
     log: IO[str]
     timeout: float | None = None
     network: bool = False  # the recipe lets the build reach the network (build.network)
+    profile: str = "release"  # the build profile (wheelfarm.ccwrap.PROFILES)
 
 
 class Place(Protocol):

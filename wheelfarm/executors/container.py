@@ -13,6 +13,7 @@ process is reaped by the next run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -27,7 +28,7 @@ from typing import IO, Any
 
 import docker.errors  # type: ignore[import-untyped]
 
-from .. import proc
+from .. import ccwrap, proc
 from ..config import LOCAL_IMAGE, ContainerSettings, FarmConfig
 from ..errors import ConfigError, JobError
 from ..locks import file_lock
@@ -134,10 +135,11 @@ class ContainerExecutor:
     def toolchain_id(self, target: Target) -> str:
         name = self.settings.image_for(target) or "none"
         try:
-            return f"container:{name}@{self._image(name, pull=False).id}"
+            return f"container:{name}@{self._image(name, pull=False).id}:ccwrap{ccwrap.VERSION}"
         except JobError:
             cached = self._cached_by_name(name)
-            return f"container:{name}@{cached.id if cached else 'unavailable'}"
+            return (f"container:{name}@{cached.id if cached else 'unavailable'}"
+                    f":ccwrap{ccwrap.VERSION}")
 
     def prepare(self, target: Target, cache_dir: Path, log: IO[str]) -> None:
         self.check(target)
@@ -205,7 +207,8 @@ class ContainerExecutor:
                             started + timeout if timeout is not None else None, timeout)
             place = ContainerPlace(engine.client, container, image, ctx.python, ctx.log,
                                    ctx.cache_dir, network=network, limits=limits,
-                                   command_timeout=ctx.timeout, extra_path=extra_path)
+                                   command_timeout=ctx.timeout, extra_path=extra_path,
+                                   toolchain=container_wrappers(image, ctx))
             yield place
             bad = check_writes(container.diff(), [*ALLOWED_WRITES, *volumes])
             if bad:
@@ -319,6 +322,23 @@ class ContainerExecutor:
                     and Path(sysroot).resolve() not in _SYSTEM_DIRS
                 self._rust_sysroot = sysroot if own else None
             return self._rust_sysroot if isinstance(self._rust_sysroot, str) else None
+
+
+def container_wrappers(image: Image, ctx: JobContext) -> dict[str, str]:
+    """The farm's wrappers in front of the image's gcc and g++ (see wheelfarm.ccwrap).
+
+    They live in the farm's cache, which the container mounts at the same
+    path, and run with the image's own Python: the farm is not installed there.
+    """
+    python = image.pythons.get(ctx.python) or next(iter(image.pythons.values()), None)
+    if python is None:
+        return {}
+    ident = hashlib.sha256(f"{image.id}:{python}".encode()).hexdigest()[:16]
+    directory = ctx.cache_dir / "ccwrap" / f"container-{ident}-{ctx.profile}"
+    paths = ccwrap.write_wrappers(
+        str(directory), python=python, profile=ctx.profile,
+        compilers={"cc": "cc", "gcc": "gcc", "c++": "c++", "g++": "g++"}, package_root=None)
+    return {"CC": paths["cc"], "CXX": paths["c++"], "PATH": str(directory)}
 
 
 def remove(container: Any, log: IO[str]) -> None:

@@ -62,7 +62,8 @@ class ContainerPlace:
     def __init__(self, client: docker.DockerClient, container: Any, image: Image,
                  tag: str, log: IO[str], cache_dir: Path, *, network: bool,
                  limits: Limits, command_timeout: float | None,
-                 extra_path: Sequence[str] = ()) -> None:
+                 extra_path: Sequence[str] = (),
+                 toolchain: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.container = container
         self.image = image
@@ -74,6 +75,7 @@ class ContainerPlace:
         self.extra_path = list(extra_path)
         self.wheelhouse = Wheelhouse(cache_dir)
         self.killed_for: str | None = None
+        self._toolchain = dict(toolchain or {})
 
     # -- Place protocol ----------------------------------------------------------------
 
@@ -90,7 +92,7 @@ class ContainerPlace:
         return f"{self.image.id}:{self.python(tag)}"
 
     def toolchain_env(self) -> dict[str, str]:
-        return {}
+        return dict(self._toolchain)
 
     def auditwheel(self) -> list[str]:
         return ["auditwheel"]

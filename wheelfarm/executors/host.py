@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .. import proc, pythons
+from .. import ccwrap, proc, pythons
 from ..errors import ConfigError
 from ..targets import Target, host_arch
 from . import JobContext
@@ -102,11 +102,24 @@ class HostExecutor:
         return pythons.supported(self.interpreters)
 
     def toolchain_id(self, target: Target) -> str:
-        return f"host:{os.confstr('CS_GNU_LIBC_VERSION')}:{os.environ.get('CC', 'cc')}"
+        return (f"host:{os.confstr('CS_GNU_LIBC_VERSION')}:{os.environ.get('CC', 'cc')}"
+                f":ccwrap{ccwrap.VERSION}")
 
     def prepare(self, target: Target, cache_dir: Path, log: IO[str]) -> None:
         return None
 
     @contextmanager
     def open(self, ctx: JobContext) -> Iterator[HostPlace]:
-        yield HostPlace(ctx, self.interpreters)
+        yield HostPlace(ctx, self.interpreters, toolchain=host_wrappers(ctx))
+
+
+def host_wrappers(ctx: JobContext) -> dict[str, str]:
+    """The farm's wrappers in front of the host's gcc and g++ (see wheelfarm.ccwrap):
+    as CC and CXX, and first on PATH for builds that call ``gcc`` by name."""
+    directory = ctx.cache_dir / "ccwrap" / f"host-{ctx.profile}"
+    cc, cxx = os.environ.get("CC", "cc"), os.environ.get("CXX", "c++")
+    paths = ccwrap.write_wrappers(
+        str(directory), python=sys.executable, profile=ctx.profile,
+        compilers={"cc": cc, "gcc": "gcc", "c++": cxx, "g++": "g++"},
+        package_root=str(Path(ccwrap.__file__).resolve().parent.parent))
+    return {"CC": paths["cc"], "CXX": paths["c++"], "PATH": str(directory)}

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .. import proc, pythons, zigcc
+from .. import ccwrap, proc, pythons, zigcc
 from ..errors import ConfigError
 from ..locks import file_lock
 from ..targets import Target, host_arch
@@ -101,12 +101,17 @@ def cross_env(target: Target, python: str | None) -> dict[str, str]:
 class ZigLayout:
     """Where a target's wrappers, warm-up files and zig's cache live under ``cache_dir``."""
 
-    def __init__(self, cache_dir: Path, target: Target) -> None:
+    def __init__(self, cache_dir: Path, target: Target,
+                 profile: str = ccwrap.DEFAULT_PROFILE) -> None:
         self.root = cache_dir / "zig"
         self.zig_cache = self.root / "cache"
         self.target_dir = self.root / target.name
-        self.bin = self.target_dir / "bin"
-        self.marker = self.target_dir / "prepared.json"
+        # Each profile has its own wrappers: the profile is baked into them, not
+        # read from an environment a build system may scrub.
+        suffix = "" if profile == ccwrap.DEFAULT_PROFILE else f"-{profile}"
+        self.profile = profile
+        self.bin = self.target_dir / f"bin{suffix}"
+        self.marker = self.target_dir / f"prepared{suffix}.json"
         self.lock = self.root / f"{target.name}.lock"
 
     def tool(self, name: str) -> Path:
@@ -151,8 +156,12 @@ class ZigExecutor:
                 f":zigcc{zigcc.SCRIPT_VERSION}")
 
     def prepare(self, target: Target, cache_dir: Path, log: IO[str]) -> None:
+        self._prepare(target, ZigLayout(cache_dir, target), log)
+
+    def _prepare(self, target: Target, layout: ZigLayout, log: IO[str]) -> None:
+        """Wrappers and a warm zig cache for ``layout``'s profile (release unless a
+        debug job asks: prepare() knows no job)."""
         self.check(target)
-        layout = ZigLayout(cache_dir, target)
         fingerprint = self._fingerprint(target, layout)
         layout.root.mkdir(parents=True, exist_ok=True)
         # flock on its own open() excludes other threads and other farm processes.
@@ -168,8 +177,8 @@ class ZigExecutor:
     @contextmanager
     def open(self, ctx: JobContext) -> Iterator[HostPlace]:
         # Cheap when prepare() already ran; makes a lone open() safe too.
-        self.prepare(ctx.target, ctx.cache_dir, ctx.log)
-        layout = ZigLayout(ctx.cache_dir, ctx.target)
+        layout = ZigLayout(ctx.cache_dir, ctx.target, ctx.profile)
+        self._prepare(ctx.target, layout, ctx.log)
         env = self.toolchain_env(ctx.target, layout, ctx.python)
         yield HostPlace(ctx, self.interpreters, toolchain=env)
 
@@ -232,6 +241,7 @@ class ZigExecutor:
             "python": sys.executable,
             "package_root": _package_root(),
             "cache": str(layout.zig_cache),
+            "profile": layout.profile,
         }, sort_keys=True)
 
     def _write_wrappers(self, target: Target, layout: ZigLayout) -> None:
@@ -244,6 +254,7 @@ class ZigExecutor:
                 script = zigcc.wrapper_script(
                     python=sys.executable, package_root=_package_root(), mode=mode,
                     zig=zig, target=self.zig_target(target), cache_dir=cache,
+                    profile=layout.profile,
                 )
             except ValueError as exc:
                 raise ConfigError(f"executor 'zig': {exc}") from None
@@ -268,7 +279,9 @@ class ZigExecutor:
             log.write(f"warming zig's cache: {lang} runtime for {self.zig_target(target)} "
                       f"(minutes on first use)\n")
             started = time.monotonic()
-            proc.run([layout.tool(tool), "-shared", "-fPIC", "-O2", "-o",
+            # No -O here: the wrapper adds the profile's, exactly as for a build, so
+            # the runtimes cached now are the ones the builds link.
+            proc.run([layout.tool(tool), "-shared", "-fPIC", "-o",
                       f"{Path(source).stem}-{tool}.so", source],
                      log=log, cwd=warm, env=env, timeout=WARMUP_TIMEOUT)
             log.write(f"zig's {lang} runtime ready in {time.monotonic() - started:.1f}s\n")

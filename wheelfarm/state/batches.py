@@ -103,11 +103,13 @@ def lease(pg: bool) -> Update:
 
 @cache
 def succeed(pg: bool) -> Update:
-    """Record the successes ``v`` (job, token, artifact) whose lease still holds its
-    running job at ``b_now``; returns the ids of the jobs it moved."""
-    v = rows(pg, id=Integer, token=String, filename=String, sha256=String, location=Text)
+    """Record the successes ``v`` (job, token, worker, artifact) whose lease still
+    holds its running job at ``b_now``; returns the ids of the jobs it moved."""
+    v = rows(pg, id=Integer, token=String, worker=String, filename=String, sha256=String,
+             location=Text)
     return update(jobs).where(
         jobs.c.id == v.c.id, listed(jobs.c.id, pg), jobs.c.lease == v.c.token,
+        jobs.c.worker == v.c.worker,
         jobs.c.lease_expires >= bindparam("b_now", type_=Float),
         _state_in(sources(S.SUCCEEDED, ACTIVE))
     ).values(state=S.SUCCEEDED.value, updated=bindparam("b_now", type_=Float), reason=None,

@@ -69,9 +69,9 @@ class Leases:
               to: JobState) -> list[Lease]:
         """Those of ``leases`` that still hold their job and may move it to ``to``,
         locked for this transaction, so that one batched update moves exactly them."""
-        found = {(r.id, r.lease) for r in conn.execute(
+        found = {(r.id, r.lease, r.worker) for r in conn.execute(
             sql.held_query(to, self._pg), {"b_ids": [x.job_id for x in leases], "b_now": now})}
-        return [x for x in leases if (x.job_id, x.token) in found]
+        return [x for x in leases if (x.job_id, x.token, x.worker) in found]
 
     def finish(self, lease: Lease, outcome: Outcome) -> JobState:
         """Record an attempt's outcome; returns the job's new state.
@@ -129,7 +129,7 @@ class Leases:
                  now: float) -> dict[tuple[int, str], JobState]:
         """Record the successes of distinct jobs whose leases still hold them."""
         found = batches.packed([
-            {"id": x.job_id, "token": x.token,
+            {"id": x.job_id, "token": x.token, "worker": x.worker,
              "filename": o.artifact.filename if o.artifact else None,
              "sha256": o.artifact.sha256 if o.artifact else None,
              "location": o.artifact.location if o.artifact else None} for x, o in good])

@@ -43,8 +43,11 @@ def state_in(states: Sequence[str]) -> ColumnElement[bool]:
 
 
 def held() -> ColumnElement[bool]:
-    """The job is still this lease's: same token, not expired (``b_id``, ``b_lease``, ``b_now``)."""
+    """The job is still this lease's: same token, same worker, not expired (``b_id``,
+    ``b_lease``, ``b_worker``, ``b_now``). The worker too: a lease is bound to the
+    worker that claimed it, so another one that learnt its token cannot use it."""
     return and_(jobs.c.id == bindparam("b_id"), jobs.c.lease == bindparam("b_lease"),
+                jobs.c.worker == bindparam("b_worker"),
                 jobs.c.lease_expires >= bindparam("b_now"))
 
 
@@ -67,7 +70,7 @@ CLOSE_ATTEMPT = update(attempts).where(
 
 
 def lease_params(lease: Lease, now: float) -> dict[str, Any]:
-    return {"b_id": lease.job_id, "b_lease": lease.token, "b_now": now}
+    return {"b_id": lease.job_id, "b_lease": lease.token, "b_worker": lease.worker, "b_now": now}
 
 
 def matches(caps: Capabilities) -> list[ColumnElement[bool]]:
@@ -99,8 +102,8 @@ def _within(column: Any, allowed: Sequence[str]) -> ColumnElement[bool]:
 @functools.lru_cache(maxsize=16)
 def held_query(to: JobState, pg: bool) -> Select[Any]:
     """Which of the jobs ``b_ids`` are still leased (to anyone: the caller compares
-    tokens) and may move to ``to`` at ``b_now``; locked on PostgreSQL."""
-    query = select(jobs.c.id, jobs.c.lease).where(
+    tokens and workers) and may move to ``to`` at ``b_now``; locked on PostgreSQL."""
+    query = select(jobs.c.id, jobs.c.lease, jobs.c.worker).where(
         jobs.c.id.in_(bindparam("b_ids", expanding=True)),
         jobs.c.lease_expires >= bindparam("b_now", type_=Float),
         jobs.c.state.in_(sources(to, ACTIVE)))

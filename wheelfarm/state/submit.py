@@ -55,7 +55,7 @@ def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) ->
             except OSError as exc:
                 raise ConfigError(f"{path}: {exc.strerror}") from None
         spec = {"recipe_path": path, "recipe_text": texts[path], "recipe_digest": r.digest(),
-                "test_pythons": list(job.test_pythons)}
+                "test_pythons": list(job.test_pythons), "profile": job.profile}
         found.append(NewJob(
             key=job.key, kind="build", recipe=canonicalize_name(r.name),
             target=job.target.name, python=job.python, executor=job.executor,

@@ -1,0 +1,119 @@
+"""A real controller on loopback with a SQLite queue, and what a hostile worker
+needs to speak to it: tokens, claims, hand-made wheels."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wheelfarm.controller import API, wait_until_up
+
+from ..integration.test_queue_support import cli, farm_dir, free_port, spawn, stop
+
+CAPS = {"os": "linux", "arch": "x86_64", "executors": ["host", "zig", "container"],
+        "pythons": ["cp312"], "images": [], "kinds": ["build", "probe"]}
+
+
+@dataclass
+class Farm:
+    root: Path
+    url: str
+    log: Path
+
+    @property
+    def wheelhouse(self) -> Path:
+        return self.root / "wheelhouse"
+
+    def headers(self, worker: str) -> dict[str, str]:
+        token = cli("token", worker, cwd=self.root).stdout.strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    def post(self, path: str, headers: Mapping[str, str], **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + API + path, headers=dict(headers), timeout=30, **kw)
+
+    def claim(self, headers: Mapping[str, str], limit: int = 10) -> list[dict[str, Any]]:
+        resp = self.post("/claim", headers, json={"capabilities": CAPS, "limit": limit})
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["leases"])
+
+    def upload(self, headers: Mapping[str, str], lease: Mapping[str, Any], name: str,
+               data: bytes) -> httpx.Response:
+        return httpx.put(f"{self.url}{API}/upload/{lease['job_id']}/{lease['n']}/{name}",
+                         headers={**headers, "X-Wheelfarm-Lease": lease["token"]},
+                         content=data, timeout=30)
+
+    def submit(self, *recipes: Path) -> None:
+        done = cli("submit", *recipes, "--python", "cp312", "--target",
+                   "manylinux2014_x86_64", cwd=self.root)
+        assert done.returncode == 0, done.stderr
+
+
+def start_farm(tmp_path: Path, *flags: str) -> Iterator[Farm]:
+    root = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'farm' / 'queue.db'}",
+                    lease=30)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "controller.log"
+    process = spawn("controller", "--port", str(port), *flags, cwd=root, log=log)
+    try:
+        wait_until_up(url, timeout=60)
+        yield Farm(root, url, log)
+    finally:
+        stop(process)
+
+
+def recipe(directory: Path, name: str, version: str = "1.0") -> Path:
+    """A recipe with a path source (nothing is built: the hostile worker never builds)."""
+    project = directory / f"{name}-src"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "{version}"\n')
+    path = directory / f"{name}.toml"
+    path.write_text(f'[package]\nname = "{name}"\nversion = "{version}"\n\n'
+                    f'[source]\npath = "{project}"\n\n'
+                    '[build]\ntargets = ["manylinux2014_x86_64"]\npythons = ["cp312"]\n')
+    return path
+
+
+def record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(
+        b"=").decode()
+
+
+def make_wheel(out: Path, name: str, version: str = "1.0",
+               tag: str = "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64", *,
+               extra: Mapping[str, bytes] | None = None, lie: bool = False,
+               record: bool = True) -> Path:
+    """A wheel written by hand; ``lie`` makes its RECORD state a wrong hash,
+    ``extra`` adds members (names as given, even hostile ones)."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}/__init__.py": b"X = 1\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\n"
+                         f"Tag: {tag}\n".encode(),
+    }
+    files.update(extra or {})
+    lines = "".join(f"{n},{record_hash(d)},{len(d)}\n" for n, d in files.items())
+    if lie:
+        lines = lines.replace(record_hash(b"X = 1\n"), record_hash(b"something else"))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{dist}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+        if record:
+            zf.writestr(f"{info}/RECORD", lines + f"{info}/RECORD,,\n")
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
