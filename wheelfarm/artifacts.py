@@ -26,6 +26,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from .debuginfo import read_listing
 from .errors import ConfigError
 from .targets import DISTROS, distros_for_glibc
 
@@ -34,6 +35,7 @@ _LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014"
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+!-]*$")
+_BUILD_ID = re.compile(r"(?:[0-9a-f]{2}){8,64}")  # as wheelfarm.debuginfo: a path part
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Artifact:
     requires_dist: tuple[str, ...] = ()
     sidecars: tuple[tuple[str, FileRef], ...] = ()  # (suffix, ref), sorted by suffix
     yanked: str | None = None  # None: not yanked; "" or a reason: yanked (PEP 592)
+    # (build-id, ref) of the debug files split off its modules: buildid/<id>/debuginfo
+    debuginfo: tuple[tuple[str, FileRef], ...] = ()
 
     @property
     def project(self) -> NormalizedName:
@@ -85,10 +89,15 @@ class Artifact:
         """Every store key of this artifact with its expected hash and size."""
         out = [(f"files/{self.filename}", FileRef(self.sha256, self.size))]
         out += [(f"files/{self.filename}{suffix}", ref) for suffix, ref in self.sidecars]
+        out += [(f"buildid/{build_id}/debuginfo", ref) for build_id, ref in self.debuginfo]
         return out
 
     def to_json(self) -> dict[str, Any]:
+        # Only when there are some: manifests of wheels without them keep their bytes.
+        debug = {"debuginfo": {b: ref.to_json() for b, ref in self.debuginfo}} \
+            if self.debuginfo else {}
         return {
+            **debug,
             "filename": self.filename,
             "sha256": self.sha256,
             "size": self.size,
@@ -107,6 +116,9 @@ class Artifact:
         if not isinstance(sidecars, dict) or not set(sidecars) <= set(SIDECARS):
             raise ValueError(f"{filename}: unknown sidecars {sidecars!r}")
         ref = FileRef.from_json(data)
+        debug = data.get("debuginfo", {})
+        if not isinstance(debug, dict) or not all(_BUILD_ID.fullmatch(b) for b in debug):
+            raise ValueError(f"{filename}: malformed debuginfo {debug!r}")
         return cls(
             filename=filename, sha256=ref.sha256, size=ref.size,
             uploaded=str(data["uploaded"]),
@@ -114,6 +126,7 @@ class Artifact:
             requires_dist=tuple(str(r) for r in data.get("requires-dist", [])),
             sidecars=tuple(sorted((s, FileRef.from_json(r)) for s, r in sidecars.items())),
             yanked=_opt_str(data.get("yanked")),
+            debuginfo=tuple(sorted((b, FileRef.from_json(r)) for b, r in debug.items())),
         )
 
 
@@ -156,6 +169,7 @@ class Upload:
     provenance: bytes | None  # <wheel>.intoto.json from the build directory, if any
     requires_python: str | None
     requires_dist: tuple[str, ...]
+    debug: tuple[tuple[str, bytes], ...] = ()  # (build-id, bytes) from <dir>/debug/
 
 
 def read_upload(path: Path) -> Upload:
@@ -186,10 +200,12 @@ def read_upload(path: Path) -> Upload:
     provenance_path = path.with_name(path.name + ".intoto.json")
     provenance = provenance_path.read_bytes() if provenance_path.is_file() else None
     requires_python = str(msg.get("Requires-Python", "")).strip() or None
+    debug = tuple((f.build_id, f.path.read_bytes()) for f in read_listing(path))
     return Upload(
         path=path, filename=path.name, project=project, data=data, metadata=metadata,
         provenance=provenance, requires_python=requires_python,
         requires_dist=tuple(str(r).strip() for r in msg.get_all("Requires-Dist") or []),
+        debug=debug,
     )
 
 

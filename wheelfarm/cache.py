@@ -32,8 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from . import debuginfo
 from .archive import sha256_file
 from .artifacts import Artifact, FileRef
+from .debuginfo import DebugFile
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .config import FarmConfig
@@ -48,6 +51,7 @@ class Cached:
     sha256: str
     wheel: Path
     provenance: Path | None
+    debug: tuple[DebugFile, ...] = ()  # the debug files split off its modules
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,12 @@ class ArtifactCache:
         if not wheel.is_file():
             return None  # a record whose blob was removed is a miss, not an error
         sidecar = blob / (data["filename"] + ".intoto.json")
+        try:
+            debug = debuginfo.read_listing(wheel)
+        except ConfigError:
+            return None  # a debug file gone or damaged: build again rather than ship without
         return Cached(key, data["filename"], data["sha256"], wheel,
-                      sidecar if sidecar.is_file() else None)
+                      sidecar if sidecar.is_file() else None, debug)
 
     def known(self, keys: Iterable[str]) -> dict[str, str]:
         """key -> sha256 of those ``keys`` that are recorded: one directory listing
@@ -119,14 +127,17 @@ class ArtifactCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def store(self, key: str, wheel: Path, provenance: Path | None) -> None:
-        """Record ``wheel`` (and its provenance) under ``key``; blobs first, record last."""
+    def store(self, key: str, wheel: Path, provenance: Path | None,
+              debug: tuple[DebugFile, ...] = ()) -> None:
+        """Record ``wheel`` (its provenance and debug files) under ``key``; blobs first,
+        record last."""
         digest = sha256_file(wheel)
         blob = self.root / "blobs" / digest
         blob.mkdir(parents=True, exist_ok=True)
         for src in (wheel, provenance):
             if src is not None and not (blob / src.name).exists():
                 _copy_atomically(src, blob / src.name)
+        debuginfo.place(debug, wheel.name, blob)
         folder = self.root / "keys" / key[:2]
         folder.mkdir(parents=True, exist_ok=True)
         stale = self._records(key[:2]).get(key)
@@ -258,7 +269,15 @@ class StoreCache:
             wheel.write_bytes(data)
             sidecar = Path(tmp) / (record.filename + provenance.SUFFIX)
             sidecar.write_bytes(statement)
-            into.store(record.key, wheel, sidecar)
+            debug = []
+            for build_id, module, sha in provenance.debug_files(statement):
+                blob = self.store.get(debuginfo.store_key(build_id))
+                if blob is None or hashlib.sha256(blob).hexdigest() != sha:
+                    return None
+                path = Path(tmp) / f"{build_id}{debuginfo.SUFFIX}"
+                path.write_bytes(blob)
+                debug.append(DebugFile(build_id, module, sha, len(blob), path))
+            into.store(record.key, wheel, sidecar, tuple(debug))
         return into.lookup(record.key)
 
     def _read(self) -> tuple[list[str], dict[str, Record]]:

@@ -20,7 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
 
-from . import ccwrap, lock, parity, proc, provenance, quality, repair, reproducible, source
+from . import (
+    ccwrap,
+    debuginfo,
+    lock,
+    parity,
+    proc,
+    provenance,
+    quality,
+    repair,
+    reproducible,
+    source,
+)
 from .archive import sha256_file
 from .cache import ArtifactCache, Cached, StoreCache, store_cache
 from .config import FarmConfig
@@ -116,7 +127,8 @@ class Pipeline:
         status: Status = "ok" if wheel is not None else "failed"
         if wheel is not None and self.normalize:
             # Only canonical wheels with provenance are worth reusing.
-            self.cache.store(job.key, wheel, provenance.path_for(wheel))
+            self.cache.store(job.key, wheel, provenance.path_for(wheel),
+                             debuginfo.read_listing(wheel))
         if status == "ok" or not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
         self._emit(job, "done")
@@ -162,6 +174,7 @@ class Pipeline:
             sidecar = hit.provenance
             with self._out_lock:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
+                debuginfo.place(hit.debug, hit.filename, self.out_dir)
                 if sidecar is not None:
                     _place_atomically(sidecar, self.out_dir / sidecar.name)
                 final = self.out_dir / hit.filename
@@ -208,12 +221,13 @@ class Pipeline:
                        "executor": executor.toolchain_id(job.target)},
             build_requirements=built.env.requirements, locked=built.env.locked,
             started=started, finished=datetime.now(UTC), profile=job.profile,
+            debug_files=built.debug,
         )
         wheel = built.wheel
         sidecar = None
         if self.normalize:
             sidecar = provenance.write(wheel, facts, work / (wheel.name + provenance.SUFFIX))
-        return self._deliver(wheel, sidecar, fh)
+        return self._deliver(wheel, sidecar, fh, built.debug)
 
     def _produce(self, place: Place, job: Job, work: Path, fh: IO[str],
                  enter: Callable[[str], None]) -> _Built:
@@ -243,10 +257,11 @@ class Pipeline:
         enter("repair")
         repaired = repair.repair(place, built, job.target, work / "repaired")
         quality.check_wheel(repaired, job.profile, fh)
+        debug = debuginfo.split_wheel(repaired, recipe.debug_symbols, work / "debug", log=fh)
         if self.normalize:
             enter("normalize")
             reproducible.normalize_wheel(repaired, epoch)
-        return _Built(repaired, benv, epoch, time.monotonic(), src)
+        return _Built(repaired, benv, epoch, time.monotonic(), src, debug)
 
     def _build_again(self, job: Job, first: _Built, work: Path, fh: IO[str],
                      enter: Callable[[str], None]) -> None:
@@ -261,6 +276,10 @@ class Pipeline:
         with executor.open(ctx) as place:
             again = self._produce(place, job, work, fh, enter)
         enter("reproduce")
+        differ = debuginfo.differing_files(first.debug, again.debug)
+        if differ:
+            raise NotReproducible(f"two builds gave different debug files for build-id(s) "
+                                  f"{', '.join(differ[:8])}")
         if sha256_file(again.wheel) == sha256_file(first.wheel):
             fh.write(f"reproducible: both builds gave {sha256_file(first.wheel)}\n")
             return
@@ -282,12 +301,14 @@ class Pipeline:
             return source.fetch(job.recipe.source, dest, cache_dir=self.config.cache_dir,
                                 index_url=self.config.index_url, log=fh)
 
-    def _deliver(self, wheel: Path, sidecar: Path | None, fh: IO[str]) -> Path:
-        """Move the wheel and its provenance into the output, provenance first,
-        so the output never holds a wheel without its statement."""
+    def _deliver(self, wheel: Path, sidecar: Path | None, fh: IO[str],
+                 debug: tuple[debuginfo.DebugFile, ...] = ()) -> Path:
+        """Move the wheel and its provenance into the output, debug files and
+        provenance first, so the output never holds a wheel without them."""
         final = self.out_dir / wheel.name
         with self._out_lock:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            debuginfo.place(debug, wheel.name, self.out_dir)
             if final.exists() and sha256_file(final) == sha256_file(wheel):
                 fh.write(f"{final.name} already in {self.out_dir} with the same bytes\n")
             else:
@@ -316,6 +337,7 @@ class _Built:
     epoch: int
     finished: float  # time.monotonic() when the wheel was ready
     src: Path  # the extracted source tree, for test.commands' {source}
+    debug: tuple[debuginfo.DebugFile, ...] = ()  # split off the wheel's modules
 
 
 def _diffoscope(a: Path, b: Path, fh: IO[str]) -> None:

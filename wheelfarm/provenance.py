@@ -19,11 +19,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, proc
 from .archive import sha256_file
 from .errors import CommandError
+
+if TYPE_CHECKING:
+    from .debuginfo import DebugFile
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -53,6 +56,7 @@ class BuildFacts:
     started: datetime
     finished: datetime
     profile: str = "release"  # the build profile (wheelfarm.ccwrap.PROFILES)
+    debug_files: Sequence[DebugFile] = ()  # split off the wheel's modules (by build-id)
 
 
 def path_for(wheel: Path) -> Path:
@@ -63,6 +67,19 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
     def stamp(moment: datetime) -> str:
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    run_details: dict[str, Any] = {
+        "builder": {"id": f"urn:wheelfarm:{__version__}"},
+        "metadata": {
+            "invocationId": facts.job_key,
+            "startedOn": stamp(facts.started),
+            "finishedOn": stamp(facts.finished),
+        },
+    }
+    if facts.debug_files:
+        run_details["byproducts"] = [
+            {"name": f"buildid/{f.build_id}/debuginfo", "digest": {"sha256": f.sha256},
+             "annotations": {"buildId": f.build_id, "module": f.module, "size": f.size}}
+            for f in sorted(facts.debug_files, key=lambda f: f.module)]
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": wheel.name, "digest": {"sha256": sha256_file(wheel)}}],
@@ -91,14 +108,7 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
                     *({"uri": f"pypi:{req}"} for req in facts.build_requirements),
                 ],
             },
-            "runDetails": {
-                "builder": {"id": f"urn:wheelfarm:{__version__}"},
-                "metadata": {
-                    "invocationId": facts.job_key,
-                    "startedOn": stamp(facts.started),
-                    "finishedOn": stamp(facts.finished),
-                },
-            },
+            "runDetails": run_details,
         },
     }
 
@@ -130,6 +140,30 @@ def job_key(statement: bytes | None) -> tuple[str, str] | None:
     if all(isinstance(v, str) and _HEX64.fullmatch(v) for v in (key, sha256)):
         return key, sha256
     return None
+
+
+def debug_files(statement: bytes | None) -> list[tuple[str, str, str]]:
+    """(build-id, module, sha256) of each debug file a statement names as a byproduct;
+    malformed entries are left out (a build-id or digest that is not hex could name a path)."""
+    if statement is None:
+        return []
+    try:
+        items = json.loads(statement)["predicate"]["runDetails"].get("byproducts", [])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            build_id = item["annotations"]["buildId"]
+            module = item["annotations"]["module"]
+            sha256 = item["digest"]["sha256"]
+        except (KeyError, TypeError):
+            continue
+        if (isinstance(build_id, str) and re.fullmatch(r"(?:[0-9a-f]{2}){8,64}", build_id)
+                and isinstance(sha256, str) and _HEX64.fullmatch(sha256)
+                and isinstance(module, str)):
+            out.append((build_id, module, sha256))
+    return out
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import provenance
+from . import debuginfo, provenance
 from .artifacts import Artifact, FileRef, Upload, read_upload
 from .cache import Record as CacheRecord
 from .cache import StoreCache
@@ -238,6 +238,11 @@ class Publisher:
             existing = self.store.get(f"files/{u.filename}")
             if existing is not None and existing != u.data:
                 raise _immutable(f"files/{u.filename}", hashlib.sha256(existing).hexdigest())
+            for build_id, blob in u.debug:
+                existing = self.store.get(debuginfo.store_key(build_id))
+                if existing is not None and existing != blob:
+                    raise _immutable(debuginfo.store_key(build_id),
+                                     hashlib.sha256(existing).hexdigest())
         return [known[u.filename] if u.filename in known else self._upload_one(u)
                 for u in uploads]
 
@@ -259,10 +264,14 @@ class Publisher:
         sidecars[".asc"] = self._write_ours(
             f"{key}.asc", self.signer.detach(u.data),
             lambda found: self.signer.check_detached(u.data, found))
+        # Debug files, by build-id, in the layout debuginfod clients ask for.
+        debug = {b: self._write_once(debuginfo.store_key(b), blob, strict=True)
+                 for b, blob in u.debug}
         return Artifact(
             filename=u.filename, sha256=hashlib.sha256(u.data).hexdigest(), size=len(u.data),
             uploaded=_iso(self.now()), requires_python=u.requires_python,
-            requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())))
+            requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())),
+            debuginfo=tuple(sorted(debug.items())))
 
     def _write_ours(self, key: str, data: bytes, acceptable: Callable[[bytes], bool]
                     ) -> FileRef:

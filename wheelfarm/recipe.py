@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import schema
 from .ccwrap import PROFILES
+from .debuginfo import MODES, DebugSymbols, parse_mode
 from .errors import ConfigError, RecipeError
 from .gitsource import location_problem
 from .pythons import parse_tag
@@ -44,6 +45,7 @@ _BUILD: schema.Schema = {
     "max-attempts": int,
     "source-date-epoch": int,
     "profile": str,
+    "debug-symbols": str,
 }
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]",
                         "bench": str, "bench-command": str, "bench-max-ratio": float}
@@ -93,6 +95,7 @@ class Recipe:
     needs: tuple[str, ...] = ()  # normalized names of farm recipes whose wheels the build uses
     max_attempts: int | None = None  # None: the queue's default; not part of the content key
     profile: str | None = None  # build.profile; None: release (the job key holds the effective one)
+    debug_symbols: DebugSymbols = "split"  # see wheelfarm.debuginfo
 
     @property
     def label(self) -> str:
@@ -252,6 +255,8 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
                     for n in build.get("needs", ())),
         max_attempts=max_attempts,
         profile=profile,
+        debug_symbols=_debug_symbols(path, f"{prefix}build.debug-symbols",
+                                     build.get("debug-symbols")),
     )
 
 
@@ -293,6 +298,14 @@ def _source(path: Path, table: dict[str, Any], name: str, version: str) -> Sourc
         return SourceSpec(kind="url", location=url, sha256=sha.lower() if sha else None)
     return SourceSpec(kind="pypi", location="", sha256=sha.lower() if sha else None,
                       name=name, version=version)
+
+
+def _debug_symbols(path: Path, key: str, value: str | None) -> DebugSymbols:
+    try:
+        return parse_mode(value, key)
+    except ConfigError:
+        raise RecipeError(path, key, f"must be one of {', '.join(map(repr, MODES))}, "
+                          f"not {value!r}") from None
 
 
 def _check_name(path: Path, key: str, value: str) -> str:

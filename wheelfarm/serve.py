@@ -3,7 +3,8 @@
 A directory URL (``/simple/``, ``/simple/<project>/``) answers with
 ``index.json`` to clients that prefer ``application/vnd.pypi.simple.v1+json``
 (pip, uv) and with ``index.html`` otherwise; every other path is a static
-file. Paths are resolved on every request, so a publish that swaps the live
+file, and ``/buildid/<build-id>/debuginfo`` answers debuginfod clients (gdb,
+``debuginfod-find``). Paths are resolved on every request, so a publish that swaps the live
 generation is served at once, and never a path outside the directory.
 """
 
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .debuginfo import is_build_id
 from .store import content_type
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -100,7 +102,19 @@ def make_app(root: Path) -> Starlette:
             return FileResponse(real, media_type=content_type(parts[-1]))
         return PlainTextResponse("not found\n", status_code=404)
 
-    return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "HEAD"])])
+    async def debug(request: Request) -> Response:
+        # debuginfod's API: only debuginfo is published, and only by a valid build-id.
+        build_id = str(request.path_params.get("build_id", "")).lower()
+        if request.path_params.get("what") != "debuginfo" or not is_build_id(build_id):
+            return PlainTextResponse("not found\n", status_code=404)
+        path = os.path.join(base, "buildid", build_id, "debuginfo")
+        if not os.path.isfile(path):
+            return PlainTextResponse("not found\n", status_code=404)
+        return FileResponse(path, media_type="application/octet-stream")
+
+    return Starlette(routes=[
+        Route("/buildid/{build_id}/{what:path}", debug, methods=["GET", "HEAD"]),
+        Route("/{path:path}", handle, methods=["GET", "HEAD"])])
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -302,6 +302,12 @@ class Worker:
             return
         self.wheelhouse.mkdir(parents=True, exist_ok=True)
         with file_lock(self.wheelhouse / ".wheelfarm-lock"):
+            debug = out / "debug"  # debug files first, so a listed wheel finds them
+            for path in sorted(debug.iterdir()) if debug.is_dir() else ():
+                (self.wheelhouse / "debug").mkdir(exist_ok=True)
+                tmp = self.wheelhouse / f".incoming-debug-{path.name}"
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, self.wheelhouse / "debug" / path.name)
             for path in sorted(out.iterdir()):
                 if path.is_file():
                     tmp = self.wheelhouse / f".incoming-{path.name}"

@@ -30,7 +30,7 @@ PREFIX = "wheelfarm-zigcc"
 
 # Bumped whenever the generated scripts or the rules change, so a farm's cached
 # wrapper directory is rewritten (it is part of the prepare() marker).
-SCRIPT_VERSION = "2"  # 2: build profiles (wheelfarm.ccwrap)
+SCRIPT_VERSION = "3"  # 2: build profiles (wheelfarm.ccwrap); 3: GNU build-id
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,9 @@ def translate(args: Sequence[str], mode: Mode) -> tuple[str, list[str], list[str
         else:
             out.append(item)
 
+    # zig links without a GNU build-id, which debuginfod and the split debug files key on.
+    if shared and not any("--build-id" in a for a in out):
+        out.append("-Wl,--build-id=sha1")
     driver = "c++" if mode == "c++" else "cc"
     if mode == "cc":
         source = _cxx_source(out)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from wheelfarm import debuginfo
 from wheelfarm.cli.ci import MergeConflict, merge, merge_candidate
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
@@ -75,3 +78,31 @@ def test_merge_refuses_a_conflict_before_copying(tmp_path: Path) -> None:
                                         "--out", str(out), "--farm", str(tmp_path)])
     assert isinstance(result.exception, MergeConflict), result.output
     assert not out.exists()
+
+
+BUILD_ID = "5da81666f36c9e00225ff4b5ec54d66f3df73091"
+
+
+def test_debug_files_are_merged_under_the_same_rules(tmp_path: Path) -> None:
+    pure = "demo-1.0-py3-none-any.whl"
+    job = tmp_path / "job1"
+    job.mkdir()
+    with zipfile.ZipFile(job / pure, "w") as zf:
+        zf.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\n"
+                                                   "Version: 1.0\n")
+    blob = put(tmp_path, "blob", b"debug bytes")
+    files = (debuginfo.DebugFile(BUILD_ID, "demo/_x.so", hashlib.sha256(b"debug bytes")
+                                 .hexdigest(), 11, blob),)
+    debuginfo.place(files, pure, job)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(merge, [str(job), "--out", str(out), "--farm", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert [f.build_id for f in debuginfo.read_listing(out / pure)] == [BUILD_ID]
+    # Another job with other bytes under the same build-id is a conflict, refused up front.
+    put(tmp_path / "job2" / "debug", f"{BUILD_ID}.debug", b"other bytes")
+    put(tmp_path / "job2", "zzz-1.0-py3-none-any.whl", b"w")
+    result = CliRunner().invoke(merge, [str(tmp_path / "job2"), "--out", str(out),
+                                        "--farm", str(tmp_path)])
+    assert isinstance(result.exception, MergeConflict), result.output
+    assert f"{BUILD_ID}.debug" in str(result.exception)
+    assert not (out / "zzz-1.0-py3-none-any.whl").exists()

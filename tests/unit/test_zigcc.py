@@ -12,9 +12,15 @@ import pytest
 from wheelfarm import zigcc
 from wheelfarm.zigcc import RULES, command, translate, wrapper_script, zig_target
 
+BUILD_ID = "-Wl,--build-id=sha1"
+
 
 def run(line: str, mode: zigcc.Mode = "cc") -> tuple[str, str, list[str]]:
     driver, args, notes = translate(shlex.split(line), mode)
+    # Every shared link gets a build-id (tested below); the rest of the line is what matters.
+    if "-shared" in args and BUILD_ID not in line:
+        assert args[-1] == BUILD_ID
+        args = args[:-1]
     return driver, shlex.join(args), notes
 
 
@@ -174,7 +180,7 @@ def test_command_puts_the_target_first() -> None:
     # The release profile's flags come before the build's own; -Wl,-O1 is the
     # linker's, so the link still gets -O2 (the mode of the runtimes zig links in).
     assert cmd == ["/z/zig", "c++", "-target", "x86_64-linux-gnu.2.17", "-O2", "-DNDEBUG",
-                   "-shared", "a.o"]
+                   "-shared", "a.o", BUILD_ID]
     assert len(notes) == 1
 
 
@@ -223,3 +229,12 @@ def test_main_rejects_a_bad_configuration(argv: list[str],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert zigcc.main(argv) == 2
     assert capsys.readouterr().err.startswith("wheelfarm-zigcc: ")
+
+
+def test_shared_links_get_a_gnu_build_id() -> None:
+    # Debug files are split off and published by build-id; zig emits none by default.
+    assert translate(["-shared", "x.o", "-o", "x.so"], "cc")[1][-1] == BUILD_ID
+    assert BUILD_ID not in translate(["-fPIC", "-c", "x.c", "-o", "x.o"], "cc")[1]
+    # A project's own build-id choice is kept, not doubled.
+    args = translate(["-shared", "-Wl,--build-id=md5", "x.o"], "cc")[1]
+    assert args == ["-shared", "-Wl,--build-id=md5", "x.o"]

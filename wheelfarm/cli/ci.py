@@ -123,15 +123,24 @@ def merge(inputs: tuple[Path, ...], out_dir: Path, farm_dir: Path) -> None:
     a later plan in this farm finds it cached.
     """
     chosen: dict[str, Path] = {}
+    debug: dict[str, Path] = {}  # debug/<build-id>.debug and debug/<wheel>.json, same rules
     for directory in inputs:
         for path in sorted(directory.iterdir()):
             if not path.is_file() or not path.name.endswith((".whl", ".intoto.json")):
                 continue
             merge_candidate(chosen, path, out_dir)
+        folder = directory / "debug"
+        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+            if path.is_file() and path.name.endswith((".debug", ".whl.json")):
+                merge_candidate(debug, path, out_dir / "debug")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, path in sorted(chosen.items()):
-        if path.parent.resolve() != out_dir.resolve():
-            tmp = out_dir / f".incoming-{name}"
+    if debug:
+        (out_dir / "debug").mkdir(exist_ok=True)
+    # Debug files first: a wheel in the output always finds its debug files there.
+    for name, path in [*sorted((f"debug/{n}", p) for n, p in debug.items()),
+                       *sorted(chosen.items())]:
+        if path.resolve() != (out_dir / name).resolve():
+            tmp = out_dir / f".incoming-{name.replace('/', '-')}"
             shutil.copyfile(path, tmp)
             tmp.replace(out_dir / name)
     from .. import index  # only merge writes an index; plan need not import it
@@ -160,7 +169,7 @@ def merge_candidate(chosen: dict[str, Path], path: Path, out_dir: Path) -> None:
 
 
 def _record(cache: ArtifactCache, wheel: Path) -> None:
-    from .. import provenance  # merge only; plan stays quick to start
+    from .. import debuginfo, provenance  # merge only; plan stays quick to start
 
     statement = provenance.path_for(wheel)
     if not statement.exists():
@@ -173,7 +182,7 @@ def _record(cache: ArtifactCache, wheel: Path) -> None:
     if recorded != sha256_file(wheel):
         raise MergeConflict(f"{wheel.name}: its provenance names other bytes "
                             f"(sha256 {recorded})")
-    cache.store(str(key), wheel, statement)
+    cache.store(str(key), wheel, statement, debuginfo.read_listing(wheel))
 
 
 def _print(text: str) -> None:
