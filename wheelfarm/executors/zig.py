@@ -29,7 +29,7 @@ from .. import proc, pythons, zigcc
 from ..errors import ConfigError
 from ..locks import file_lock
 from ..targets import Target, host_arch
-from . import JobContext
+from . import JobContext, sandbox
 from .host import HostPlace
 
 ARCHES = ("x86_64", "aarch64")
@@ -262,7 +262,8 @@ class ZigExecutor:
     def _warm_up(self, target: Target, layout: ZigLayout, log: IO[str]) -> None:
         warm = layout.target_dir / "warm"
         warm.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.toolchain_env(target, layout)}
+        env = {**sandbox.allowed_env(os.environ, farm_tool=True),
+               **self.toolchain_env(target, layout)}
         for lang, tool, source in (("C", "cc", "warm.c"), ("C++", "c++", "warm.cpp")):
             (warm / source).write_text(_WARMUP_C if lang == "C" else _WARMUP_CXX)
             log.write(f"warming zig's cache: {lang} runtime for {self.zig_target(target)} "
