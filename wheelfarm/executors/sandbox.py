@@ -65,7 +65,7 @@ def allowed_env(environ: Mapping[str, str], *, farm_tool: bool,
     proxy; project code gets the proxy only when its recipe allows the network.
     """
     names = set(COMMON_VARS)
-    prefixes = COMMON_PREFIXES
+    prefixes: tuple[str, ...] = COMMON_PREFIXES
     if farm_tool:
         names.update(FARM_TOOL_VARS)
         prefixes = (*prefixes, *FARM_TOOL_PREFIXES)
