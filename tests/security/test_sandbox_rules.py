@@ -77,7 +77,7 @@ def test_require_mode_refuses_to_build_without_a_sandbox(
     sandbox.unavailable.cache_clear()
     try:
         monkeypatch.setenv(sandbox.MODE_ENV, "require")
-        with pytest.raises(ConfigError, match="sandbox is required.*not installed"):
+        with pytest.raises(ConfigError, match=r"sandbox is required.*not installed"):
             HostPlace(_ctx(tmp_path), {})
         monkeypatch.setenv(sandbox.MODE_ENV, "auto")
         ctx = _ctx(tmp_path)

@@ -24,11 +24,14 @@ class HostPlace:
     """Runs commands directly on this machine."""
 
     def __init__(self, ctx: JobContext, interpreters: Mapping[str, Path],
-                 toolchain: Mapping[str, str] | None = None) -> None:
+                 toolchain: Mapping[str, str] | None = None,
+                 shared_caches: Sequence[Path] = ()) -> None:
+        """``shared_caches``: directories builds must write to (zig's cache) but not
+        change for other jobs; a sandboxed job gets an overlay of its own on each."""
         self.ctx = ctx
         self.interpreters = interpreters
         self._toolchain = dict(toolchain or {})
-        self.sandbox = _sandbox_for(ctx, interpreters)
+        self.sandbox = _sandbox_for(ctx, interpreters, shared_caches)
         # Without a sandbox a build has the host's own network.
         self.network = ctx.network if self.sandbox is not None else True
 
@@ -94,16 +97,26 @@ class HostPlace:
                         timeout=timeout if timeout is not None else self.ctx.timeout)
 
 
-def _sandbox_for(ctx: JobContext, interpreters: Mapping[str, Path]) -> sandbox.Sandbox | None:
+def _sandbox_for(ctx: JobContext, interpreters: Mapping[str, Path],
+                 shared_caches: Sequence[Path]) -> sandbox.Sandbox | None:
     """The job's sandbox, or None (said in the job log) where bwrap cannot run."""
     chosen = sandbox.mode()
     reason = "WHEELFARM_SANDBOX=off" if chosen == "off" else sandbox.unavailable()
     if reason is None:
+        overlays, writable = [], [ctx.work_dir, *ctx.writable]
+        for n, shared in enumerate(shared_caches):
+            scratch = ctx.work_dir / ".overlays" / str(n)
+            if sandbox.overlay_ready(shared, scratch):
+                overlays.append((shared, scratch))
+            else:
+                ctx.log.write(f"warning: no overlay can be mounted here (it needs root): "
+                              f"this job's build can write into the shared {shared}\n")
+                writable.append(shared)
         return sandbox.Sandbox(
             hidden=(*sandbox.private_paths(os.environ), *ctx.private),
             readable=(ctx.cache_dir, *sandbox.runtime_paths(interpreters.values())),
-            writable=(ctx.work_dir, *ctx.writable), network=ctx.network,
-            bwrap=sandbox.find_bwrap() or "bwrap")
+            writable=tuple(writable), network=ctx.network,
+            bwrap=sandbox.find_bwrap() or "bwrap", overlays=tuple(overlays))
     if chosen == "require":
         raise ConfigError(f"the build sandbox is required ({sandbox.MODE_ENV}=require) "
                           f"but {reason}")

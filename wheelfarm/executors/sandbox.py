@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,9 @@ class Sandbox:
     writable: tuple[Path, ...]
     network: bool
     bwrap: str = "bwrap"
+    # (shared dir, job's scratch dir): the job sees the shared dir through an overlay
+    # whose writes land in the scratch dir (see overlay_ready).
+    overlays: tuple[tuple[Path, Path], ...] = ()
 
     def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
         """``argv`` as a bwrap command line (bwrap inherits the caller's env as is)."""
@@ -143,12 +147,42 @@ class Sandbox:
         cmd += _hide([h for h in hidden if any(_inside(h, s) and h != s for s in shown)])
         for path in _existing(self.writable):
             cmd += ["--bind", str(path), str(path)]
+        mounts: list[str] = []
+        for lower, scratch in self.overlays:
+            lower = Path(os.path.realpath(lower))
+            merged = scratch / "merged"
+            mounts.append(shlex.join([
+                "mount", "-t", "overlay", "overlay", "-o",
+                f"lowerdir={lower},upperdir={scratch / 'upper'},workdir={scratch / 'work'}",
+                str(merged)]))
+            cmd += ["--bind", str(merged), str(lower)]
         # The empty stand-ins must not become a scratch space shared by the job's commands.
         for path in hidden:
             if path.is_dir():
                 cmd += ["--remount-ro", str(path)]
         cmd += ["--chdir", str(cwd), "--", *[str(a) for a in argv]]
+        if mounts:
+            # The overlay is mounted in a private mount namespace of its own, so it
+            # vanishes with the command and nothing is left to unmount.
+            cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   " && ".join([*mounts, 'exec "$@"']), "sh", *cmd]
         return cmd
+
+
+def overlay_ready(lower: Path, scratch: Path) -> bool:
+    """Make ``scratch`` ready to hold a job's overlay over the shared ``lower``.
+
+    False where no overlay can be mounted (not root, no ``unshare``) or the
+    paths cannot be written into mount options.
+    """
+    paths = (os.path.realpath(lower), str(scratch))
+    if os.geteuid() != 0 or shutil.which("unshare") is None or not Path(paths[0]).is_dir():
+        return False
+    if any(c in p for p in paths for c in ",:\\ \n"):
+        return False
+    for sub in ("upper", "work", "merged"):
+        (scratch / sub).mkdir(parents=True, exist_ok=True)
+    return True
 
 
 def _existing(paths: Iterable[Path]) -> list[Path]:

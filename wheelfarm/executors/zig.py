@@ -171,7 +171,7 @@ class ZigExecutor:
         self.prepare(ctx.target, ctx.cache_dir, ctx.log)
         layout = ZigLayout(ctx.cache_dir, ctx.target)
         env = self.toolchain_env(ctx.target, layout, ctx.python)
-        yield HostPlace(ctx, self.interpreters, toolchain=env)
+        yield HostPlace(ctx, self.interpreters, toolchain=env, shared_caches=[layout.zig_cache])
 
     # -- helpers -----------------------------------------------------------
 
