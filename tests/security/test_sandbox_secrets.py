@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from wheelfarm.executors.zig import find_zig
+
 from ..integration.helpers import require, wheelfarm
 
 pytestmark = pytest.mark.integration
@@ -126,8 +128,12 @@ def _tree(root: Path) -> dict[str, bytes]:
             if p.is_file() and not p.is_symlink()}
 
 
-def test_a_hostile_build_reaches_no_secret(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("executor", "target"), [("host", "native"),
+                                                   ("zig", "manylinux_2_17_x86_64")])
+def test_a_hostile_build_reaches_no_secret(tmp_path: Path, executor: str, target: str) -> None:
     require("gcc")
+    if executor == "zig" and find_zig() is None:
+        pytest.skip("zig (the ziglang package) is not installed")
     farm, cache, gnupg = tmp_path / "farm", tmp_path / "cache", tmp_path / "gnupg"
     project = tmp_path / "hostile"
     for d in (farm / ".wheelfarm", cache, gnupg, project / "hostile"):
@@ -160,11 +166,16 @@ def test_a_hostile_build_reaches_no_secret(tmp_path: Path) -> None:
         commands = ["python -m hostile.probe test"]
         """))
     (cache / "downloads").mkdir()
+    # zig's runtimes are compiled once per machine: this farm's cache reuses them.
+    shared_zig = Path(os.environ["WHEELFARM_CACHE_DIR"]) / "zig" / "cache"
+    shared_zig.mkdir(parents=True, exist_ok=True)
+    (cache / "zig").mkdir()
+    (cache / "zig" / "cache").symlink_to(shared_zig, target_is_directory=True)
     (cache / "downloads" / "keep").write_text("cached")
     out = farm / "wheelhouse"
     try:
-        result = wheelfarm("build", recipe, "--executor", "host", "--python", "cp312",
-                           "--out", out, cwd=farm, timeout=1200,
+        result = wheelfarm("build", recipe, "--executor", executor, "--target", target,
+                           "--python", "cp312", "--out", out, cwd=farm, timeout=1800,
                            env={**CANARIES, "GNUPGHOME": str(gnupg),
                                 "WHEELFARM_CACHE_DIR": str(cache)})
     finally:
@@ -199,6 +210,7 @@ def test_a_hostile_build_reaches_no_secret(tmp_path: Path) -> None:
 
     # The shared cache was not written, and the network was out of reach.
     assert not [p for p in cache.rglob("pwned-*")], "a build wrote into the shared cache"
+    assert not list(shared_zig.glob("pwned-*")), "a build wrote into zig's shared cache"
     assert "write denied" in shipped["hostile/setup.txt"]
     assert (cache / "downloads" / "keep").read_text() == "cached"
     assert not hits, "the build reached a listener on the farm's loopback"
