@@ -40,7 +40,7 @@ MODES: tuple[Mode, ...] = ("auto", "require", "off")
 # the CA settings TLS needs behind this machine's proxy. Nothing else passes:
 # the farm's tokens, passphrases, keys and cloud credentials live in its env.
 COMMON_VARS = ("PATH", "LANG", "LANGUAGE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT",
-               "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PYENV_ROOT")
+               "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PYENV_ROOT", "RUSTUP_HOME")
 COMMON_PREFIXES = ("LC_",)
 # The farm's pip installs build and test requirements: it needs its index
 # settings, its cache and the proxy.
