@@ -34,7 +34,7 @@ from . import (
 )
 from .archive import sha256_file
 from .cache import ArtifactCache, Cached, StoreCache, store_cache
-from .config import FarmConfig
+from .config import CONFIG_NAME, FarmConfig
 from .errors import CommandError, NotReproducible, WheelfarmError
 from .executors import Executor, JobContext, Place
 from .parity import ParityReport
@@ -195,7 +195,8 @@ class Pipeline:
         executor = self.executors[job.executor]
         timeout = job.recipe.timeout or self.config.timeout
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout,
-                         network=job.recipe.network, profile=job.profile)
+                         network=job.recipe.network, profile=job.profile,
+                         private=self._private())
         with executor.open(ctx) as place:
             built = self._produce(place, job, work, fh, enter)
             if self.check_reproducible:
@@ -228,6 +229,10 @@ class Pipeline:
         if self.normalize:
             sidecar = provenance.write(wheel, facts, work / (wheel.name + provenance.SUFFIX))
         return self._deliver(wheel, sidecar, fh, built.debug)
+
+    def _private(self) -> tuple[Path, ...]:
+        """What a sandboxed build must not see: the farm's config and state."""
+        return (self.config.root / CONFIG_NAME, self.config.state_dir)
 
     def _produce(self, place: Place, job: Job, work: Path, fh: IO[str],
                  enter: Callable[[str], None]) -> _Built:
@@ -272,7 +277,7 @@ class Pipeline:
         executor = self.executors[job.executor]
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh,
                          job.recipe.timeout or self.config.timeout, network=job.recipe.network,
-                         profile=job.profile)
+                         profile=job.profile, private=self._private())
         with executor.open(ctx) as place:
             again = self._produce(place, job, work, fh, enter)
         enter("reproduce")

@@ -59,7 +59,7 @@ def static_requirements(src: Path, recipe: Recipe) -> list[str]:
 def backend_requires(place: Place, env_dir: Path, src: Path, env: Mapping[str, str]) -> list[str]:
     """The backend's dynamic build requirements (PEP 517 get_requires_for_build_wheel)."""
     out = place.run([str(env_dir / "bin" / "python"), "-c", _GET_REQUIRES, str(src)],
-                    cwd=src, env=env).stdout
+                    cwd=src, env=env, untrusted=True).stdout
     return _marked_json(out, "WHEELFARM-REQUIRES:")
 
 
@@ -115,7 +115,7 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, env_dir: Path,
     recipe = job.recipe
     env = job_env(place, recipe.env, env_dir, extra_env)
     for command in recipe.before_build:
-        place.run(["sh", "-c", command], cwd=src, env=env)
+        place.run(["sh", "-c", command], cwd=src, env=env, untrusted=True)
     settings = []
     if recipe.abi3:
         settings.append(f"-C--build-option=--py-limited-api={recipe.abi3}")
@@ -125,7 +125,7 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, env_dir: Path,
     try:
         place.run([str(env_dir / "bin" / "python"), "-m", "build", "--wheel", "--no-isolation",
                    "--skip-dependency-check", *settings, "--outdir", str(dist), str(src)],
-                  cwd=src, env=env)
+                  cwd=src, env=env, untrusted=True)
     except CommandError as exc:
         raise BuildError(f"build failed: {_last(exc)}") from exc
     wheels = sorted(dist.glob("*.whl"))
@@ -176,7 +176,7 @@ def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path, 
     checks += [["sh", "-c", command.replace("{source}", where)] for command in spec.commands]
     for argv in checks:
         try:
-            place.run(argv, cwd=scratch, env=env)
+            place.run(argv, cwd=scratch, env=env, untrusted=True)
         except CommandError as exc:
             shown = argv[-1]
             raise TestFailure(f"test on {tag} failed: {shown}: {_last(exc)}") from exc

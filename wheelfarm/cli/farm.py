@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +22,8 @@ from ..state import open_queue
 from ..state.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
 from ..targets import parse_target
 from .ui import err, out
+
+TOKEN_ENV = "WHEELFARM_TOKEN"
 
 if TYPE_CHECKING:
     from ..state.queue import Queue
@@ -186,7 +189,10 @@ def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
 @click.command()
 @click.option("--controller", "controller_url", metavar="URL",
               help="Work for this controller over HTTP instead of the farm's database.")
-@click.option("--token", envvar="WHEELFARM_TOKEN", help="The worker's token (or WHEELFARM_TOKEN).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the worker's token (or set WHEELFARM_TOKEN).")
+@click.option("--token", envvar="WHEELFARM_TOKEN", hidden=True,
+              help="Deprecated: a token on the command line is visible to every process.")
 @click.option("--drain", is_flag=True,
               help="Exit once nothing this worker can run is pending or running.")
 @click.option("--name", default="", help="Worker name [default: host-pid].")
@@ -204,7 +210,8 @@ def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
 @click.option("--out", "wheelhouse", type=click.Path(path_type=Path),
               help="Where accepted wheels go [default: FARM/wheelhouse].")
 @farm_option
-def worker(controller_url: str | None, token: str | None, drain: bool, name: str,
+def worker(controller_url: str | None, token_file: Path | None, token: str | None, drain: bool,
+           name: str,
            executor_names: tuple[str, ...], python_tags: tuple[str, ...], images: tuple[str, ...],
            batch: int, poll: float, grace: float | None, wheelhouse: Path | None,
            farm_dir: Path) -> None:
@@ -213,6 +220,7 @@ def worker(controller_url: str | None, token: str | None, drain: bool, name: str
     from ..worker import Worker, WorkerOptions, default_capabilities
 
     _logging()
+    token = _worker_token(token_file, token)
     farm = farm_dir.resolve()
     config = farm_config.load(farm)
     for tag in python_tags:
@@ -232,6 +240,23 @@ def worker(controller_url: str | None, token: str | None, drain: bool, name: str
     w.install_signal_handlers()
     done = w.run()
     err.print(f"worker {w.name}: {done} job(s) reported")
+
+
+def _worker_token(token_file: Path | None, token: str | None) -> str | None:
+    """The token from a file or the environment; one given in argv still works, with a
+    warning. It is then dropped from this process's environment, so that neither the
+    job processes nor the builds they start inherit it."""
+    source = click.get_current_context().get_parameter_source("token")
+    os.environ.pop(TOKEN_ENV, None)
+    if token_file is not None:
+        try:
+            return token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from None
+    if token and source is click.core.ParameterSource.COMMANDLINE:
+        err.print("warning: --token is deprecated: a command line is visible to every process "
+                  f"on this machine; use --token-file or {TOKEN_ENV}")
+    return token
 
 
 @click.command()

@@ -33,6 +33,10 @@ class JobContext:
     timeout: float | None = None
     network: bool = False  # the recipe lets the build reach the network (build.network)
     profile: str = "release"  # the build profile (wheelfarm.ccwrap.PROFILES)
+    # The farm's own directories (config, state, logs) that a sandboxed build must not
+    # see, and directories besides work_dir it may write (see executors.sandbox).
+    private: tuple[Path, ...] = ()
+    writable: tuple[Path, ...] = ()
 
 
 class Place(Protocol):
@@ -80,8 +84,14 @@ class Place(Protocol):
         cwd: Path,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        untrusted: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command; ``env`` is added to the place's base environment."""
+        """Run a command; ``env`` is added to the place's base environment.
+
+        ``untrusted``: the command runs the project's code (before-build, the
+        build backend, tests); a place isolates it from the farm (a sandbox, a
+        container) and passes it no more of the farm's environment than an allowlist.
+        """
         ...
 
 

@@ -141,6 +141,7 @@ class ContainerPlace:
         cwd: Path,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        untrusted: bool = False,  # every command here runs in the job's own container
     ) -> subprocess.CompletedProcess[str]:
         full = {**BASE_ENV, "PATH": "", **(env or {})}
         for extra in self.extra_path:

