@@ -21,7 +21,6 @@ on the network.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,6 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urldefrag, urljoin
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -184,7 +182,7 @@ def find_upstream(index_url: str, name: str, version: str, python: str, farm_whe
 
     page = f"{index_url.rstrip('/')}/{canonicalize_name(name)}/"
     with source._http_client() as client:
-        links = _wheel_links(client, page)
+        links = source.project_files(client, page, "upstream lookup")
         _say(log, f"upstream: {page} lists {len(links)} file(s)")
         chosen = choose(links, name, version, python, _farm_platforms(farm_wheel))
         if chosen is None:
@@ -266,42 +264,6 @@ def _farm_platforms(wheel: Path) -> set[str]:
 def _name_version(wheel: Path) -> tuple[str, str]:
     name, version, _b, _t = parse_wheel_filename(wheel.name)
     return str(name), str(version)
-
-
-def _wheel_links(client: Any, page: str) -> list[tuple[str, str, str | None]]:
-    """(filename, URL, sha256 or None) of each file on a simple-index project page."""
-    from . import index, source
-
-    if page.startswith("file:"):
-        folder = source._file_url_path(page)
-        if (folder / "index.json").is_file():
-            body, is_json = (folder / "index.json").read_bytes(), True
-        elif (folder / "index.html").is_file():
-            body, is_json = (folder / "index.html").read_bytes(), False
-        else:
-            return []
-    else:
-        with source._http_errors(page, "upstream lookup"):
-            resp = client.get(page, headers={"Accept": _SIMPLE_ACCEPT})
-            if resp.status_code == 404:
-                return []
-            resp.raise_for_status()
-        body = resp.content
-        is_json = resp.headers.get("content-type", "").startswith(
-            "application/vnd.pypi.simple.v1+json")
-    try:
-        if is_json:
-            return [(str(f["filename"]), urljoin(page, str(f["url"])),
-                     (f.get("hashes") or {}).get("sha256"))
-                    for f in json.loads(body)["files"]]
-        links = []
-        for text, href in index.parse_links(body.decode("utf-8", "replace")):
-            url, fragment = urldefrag(urljoin(page, href))
-            sha = fragment[7:] if fragment.startswith("sha256=") else None
-            links.append((text or url.rsplit("/", 1)[-1], url, sha))
-        return links
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SourceError(f"malformed index page {page}: {exc}") from exc
 
 
 def _cached(cache_dir: Path, filename: str, sha: str | None) -> Path | None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 if TYPE_CHECKING:
     import ssl
@@ -333,8 +333,10 @@ def _file_url_path(url: str) -> Path:
 
 # -- index lookup (PEP 691 JSON, PEP 503 HTML) --------------------------------------------------
 
-def _project_links(client: httpx.Client, page: str) -> list[tuple[str, str]]:
-    """(filename, absolute URL) for every file on a project page of a simple index."""
+def project_files(client: httpx.Client, page: str, what: str = "index lookup",
+                  ) -> list[tuple[str, str, str | None]]:
+    """(filename, absolute URL, sha256 or None) for every file on a project page of a
+    simple index (PEP 691 JSON, else PEP 503 HTML); ``[]`` for a project it lacks."""
     if page.startswith("file:"):
         folder = _file_url_path(page)
         if (folder / "index.json").is_file():
@@ -344,7 +346,7 @@ def _project_links(client: httpx.Client, page: str) -> list[tuple[str, str]]:
         else:
             return []
     else:
-        with _http_errors(page, "index lookup"):
+        with _http_errors(page, what):
             resp = client.get(page, headers={"Accept": _SIMPLE_ACCEPT})
             if resp.status_code == 404:
                 return []
@@ -356,14 +358,17 @@ def _project_links(client: httpx.Client, page: str) -> list[tuple[str, str]]:
 
     try:
         if is_json:
-            files = json.loads(body)["files"]
-            pairs = [(str(f["filename"]), str(f["url"])) for f in files]
-        else:
-            pairs = [(text or _url_filename(href), href)
-                     for text, href in index.parse_links(body.decode("utf-8", "replace"))]
-    except (ValueError, KeyError, TypeError) as exc:
+            return [(str(f["filename"]), urljoin(page, str(f["url"])).split("#", 1)[0],
+                     (f.get("hashes") or {}).get("sha256"))
+                    for f in json.loads(body)["files"]]
+        files: list[tuple[str, str, str | None]] = []
+        for text, href in index.parse_links(body.decode("utf-8", "replace")):
+            url, fragment = urldefrag(urljoin(page, href))
+            sha = fragment[7:] if fragment.startswith("sha256=") else None
+            files.append((text or _url_filename(href), url, sha))
+        return files
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SourceError(f"malformed index page {page}: {exc}") from exc
-    return [(name, urljoin(page, href).split("#", 1)[0]) for name, href in pairs]
 
 
 def _cached_sdist(spec: SourceSpec, cache_dir: Path, log: IO[str]) -> Path | None:
@@ -387,7 +392,7 @@ def _find_sdist(client: httpx.Client, name: str, version: str, index_url: str,
     page = f"{index_url.rstrip('/')}/{canonicalize_name(name)}/"
     want_name, want_version = canonicalize_name(name), Version(version)
     found: dict[str, str] = {}
-    for filename, url in _project_links(client, page):
+    for filename, url, _sha in project_files(client, page):
         try:
             got_name, got_version = parse_sdist_filename(filename)
         except (InvalidSdistFilename, InvalidVersion):
