@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 PROFILES = ("release", "debug")
 DEFAULT_PROFILE = "release"
 # Bumped when the generated wrappers or the flags change (part of toolchain ids).
-VERSION = "1"
+VERSION = "2"  # 2: link-time stripping dropped
 PREFIX_MAPS_VAR = "WHEELFARM_PREFIX_MAPS"  # JSON [[old, new], ...] of the job's paths
 NAMES = ("cc", "gcc", "c++", "g++")
 
@@ -80,6 +80,35 @@ def profile_flags(args: Sequence[str], profile: str, *,
     return flags
 
 
+# Link-time stripping throws the debug info away before the farm can split it off
+# (wheelfarm.debuginfo); the farm strips the shipped module itself afterwards.
+_STRIP_DRIVER = frozenset({"-s"})
+_STRIP_LINKER = frozenset({"-s", "--strip-all", "-S", "--strip-debug"})
+
+
+def without_stripping(args: Sequence[str]) -> list[str]:
+    """``args`` less the options that strip at link time (``-s``, ``-Wl,-s``,
+    ``-Wl,--strip-all``, ``-Xlinker --strip-debug`` ...)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _STRIP_DRIVER:
+            pass
+        elif arg == "-Xlinker" and i + 1 < len(args):
+            if args[i + 1] not in _STRIP_LINKER:
+                out += [arg, args[i + 1]]
+            i += 1
+        elif arg.startswith("-Wl,"):
+            kept = [p for p in arg[4:].split(",") if p not in _STRIP_LINKER]
+            if kept:
+                out.append("-Wl," + ",".join(kept))
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def prefix_map_flags(environ: Mapping[str, str]) -> list[str]:
     """``-ffile-prefix-map`` options for the job's directories, from the environment."""
     raw = environ.get(PREFIX_MAPS_VAR, "")
@@ -108,7 +137,8 @@ def command(compiler: str, profile: str, args: Sequence[str],
     """The real compiler's command line for one call of the wrapper."""
     if is_query(args):
         return [compiler, *args]
-    return [compiler, *profile_flags(args, profile), *prefix_map_flags(environ), *args]
+    return [compiler, *profile_flags(args, profile), *prefix_map_flags(environ),
+            *without_stripping(args)]
 
 
 def find_compiler(name: str, own_dir: str, path: str) -> str | None:

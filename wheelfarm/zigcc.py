@@ -30,7 +30,7 @@ PREFIX = "wheelfarm-zigcc"
 
 # Bumped whenever the generated scripts or the rules change, so a farm's cached
 # wrapper directory is rewritten (it is part of the prepare() marker).
-SCRIPT_VERSION = "3"  # 2: build profiles (wheelfarm.ccwrap); 3: GNU build-id
+SCRIPT_VERSION = "4"  # 2: build profiles (wheelfarm.ccwrap); 3: GNU build-id; 4: no strip
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,12 @@ _Z_UNSUPPORTED = (
 _Z_REASON = "zig's linker rejects this -z keyword; it only hardens or lays out the binary"
 _Z_RELR = r"(?:no)?pack-relative-relocs"
 _RELR_REASON = "zig's linker rejects it, and DT_RELR needs glibc 2.36 anyway"
+_STRIP_REASON = ("the farm splits the debug info off and strips the module itself, "
+                 "as build.debug-symbols says")
 
 RULES: tuple[Rule, ...] = (
     # --- compiler driver ---
+    Rule("compiler", r"-s", (), _STRIP_REASON),
     Rule("compiler", r"-flto=(?:auto|jobserver|\d+)", (),
          "zig cc rejects gcc's -flto=auto/jobserver/N; built without LTO"),
     Rule("compiler", r"-march=x86-64", ("-march=x86_64",),
@@ -87,6 +90,7 @@ RULES: tuple[Rule, ...] = (
     Rule("compiler", rf"-z ?(?:{_Z_UNSUPPORTED})", (), _Z_REASON),
     Rule("compiler", rf"-z ?{_Z_RELR}", (), _RELR_REASON),
     # --- linker (the parts of -Wl, and -Xlinker) ---
+    Rule("linker", r"-s|--strip-all|-S|--strip-debug", (), _STRIP_REASON),
     Rule("linker", r"-Bsymbolic-functions", (),
          "zig's linker rejects it; it only stops interposition of the module's own functions"),
     Rule("linker", r"--exclude-libs[= ]\S+", (),

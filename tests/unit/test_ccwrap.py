@@ -176,3 +176,15 @@ def test_ubsan_runtime_messages_betray_a_stripped_module() -> None:
     assert len(quality.ubsan_messages(body)) == 2
     # One phrase alone could be a project's own string.
     assert quality.ubsan_messages(b"cannot be represented in type") == []
+
+
+def test_link_time_stripping_is_dropped_so_the_debug_info_can_be_split_off() -> None:
+    from wheelfarm.ccwrap import command, without_stripping
+
+    args = ["-shared", "-s", "a.o", "-Wl,-O1,--strip-all", "-Xlinker", "-S", "-Xlinker",
+            "-soname", "-Xlinker", "x.so", "-o", "x.so"]
+    assert without_stripping(args) == ["-shared", "a.o", "-Wl,-O1", "-Xlinker", "-soname",
+                                       "-Xlinker", "x.so", "-o", "x.so"]
+    assert without_stripping(["-Wl,-s", "b.o"]) == ["b.o"]
+    cmd = command("/usr/bin/gcc", "release", ["-shared", "-s", "a.o"], {})
+    assert "-s" not in cmd and cmd[-2:] == ["-shared", "a.o"]

@@ -130,7 +130,7 @@ def test_rustc_link_line() -> None:
         "/t/deps/libstd.rlib -Wl,-Bdynamic -lunwind -lutil -lrt -lpthread -lm -ldl -lc "
         "-L /t/deps/rustc123/raw-dylibs -Wl,--eh-frame-hdr -Wl,-z,noexecstack "
         "-L /root/.rustup/lib -o /t/libx.so -Wl,--gc-sections -shared -Wl,-z,relro,-z,now "
-        "-Wl,--strip-debug -nodefaultlibs"
+        "-nodefaultlibs"
     )
     assert [n.split(" (")[0] for n in notes] == [
         "wheelfarm-zigcc: -lgcc_s -> -lunwind",
@@ -138,6 +138,7 @@ def test_rustc_link_line() -> None:
         "-B/root/.rustup/toolchains/stable/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld",
         "wheelfarm-zigcc: dropped -fuse-ld=lld",
         "wheelfarm-zigcc: dropped -Wl,-O1",
+        "wheelfarm-zigcc: dropped -Wl,--strip-debug",
     ]
 
 
@@ -238,3 +239,9 @@ def test_shared_links_get_a_gnu_build_id() -> None:
     # A project's own build-id choice is kept, not doubled.
     args = translate(["-shared", "-Wl,--build-id=md5", "x.o"], "cc")[1]
     assert args == ["-shared", "-Wl,--build-id=md5", "x.o"]
+
+
+def test_link_time_stripping_is_dropped_so_the_debug_info_can_be_split_off() -> None:
+    _driver, out, notes = translate(["-shared", "-s", "a.o", "-Wl,--strip-all,-O1"], "cc")
+    assert "-s" not in out and not any("strip-all" in a for a in out)
+    assert any("splits the debug info off" in n for n in notes)
