@@ -147,8 +147,11 @@ def throughput(kind: str, workers: int, http: bool, jobs: int = JOBS) -> float:
                     home = farm / f"w{i}"
                     home.mkdir()
                     token = issue_token(queue, f"w{i}")
+                    secret = farm / f"w{i}.token"  # never argv: every process reads that
+                    secret.write_text(token)
                     processes.append(_spawn([*args, "--controller", f"http://127.0.0.1:{port}",
-                                             "--token", token, "--farm", str(home)], home, log))
+                                             "--token-file", str(secret), "--farm", str(home)],
+                                            home, log))
             else:
                 processes += [_spawn([*args, "--name", f"w{i}"], farm, log)
                               for i in range(workers)]

@@ -16,7 +16,16 @@ import pytest
 from wheelfarm.controller import API, TOKEN_TTL, wait_until_up
 
 from .helpers import python_for, require
-from .test_queue_support import cli, farm_dir, free_port, spawn, state_database, status, stop
+from .test_queue_support import (
+    cli,
+    farm_dir,
+    free_port,
+    spawn,
+    state_database,
+    status,
+    stop,
+    token_file,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -55,7 +64,8 @@ def test_each_job_goes_to_a_capable_worker(controller: tuple[Path, str, Path],
             home = tmp_path / name
             home.mkdir()
             flags = [f for p in pythons for f in ("--python", p)]
-            workers.append(spawn("worker", "--controller", url, "--token", token, "--drain",
+            workers.append(spawn("worker", "--controller", url, "--token-file",
+                                 token_file(tmp_path, name, token), "--drain",
                                  "--batch", "4", *flags, "--farm", home, cwd=home, log=logs))
         for w in workers:
             assert w.wait(timeout=300) == 0, logs.read_text()[-3000:]
@@ -91,7 +101,8 @@ def test_tokens_guard_the_api(controller: tuple[Path, str, Path], tmp_path: Path
     assert bad.status_code == 400 and "capabilities" in bad.json()["error"]
     home = tmp_path / "w1"
     home.mkdir()
-    refused = cli("worker", "--controller", url, "--token", old, "--farm", home, cwd=home)
+    refused = cli("worker", "--controller", url, "--token-file", token_file(tmp_path, "old", old),
+                  "--farm", home, cwd=home)
     assert refused.returncode == 2
     assert "error: the controller refused the worker token" in refused.stderr
     assert "Traceback" not in refused.stderr
@@ -201,7 +212,8 @@ def test_a_recipe_with_needs_builds_after_its_dependency_and_uses_its_wheel(
         home = tmp_path / "remote"
         home.mkdir()
         token = cli("token", "remote", cwd=farm).stdout.strip()
-        workers = [spawn("worker", "--drain", "--controller", url, "--token", token,
+        workers = [spawn("worker", "--drain", "--controller", url,
+                         "--token-file", token_file(tmp_path, "remote", token),
                          "--farm", home, cwd=home, log=logs)]
     else:
         workers = [spawn("worker", "--drain", "--name", "local", cwd=farm, log=logs)]

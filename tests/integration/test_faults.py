@@ -32,6 +32,7 @@ from .test_queue_support import (
     states,
     status,
     stop,
+    token_file,
     wait_for,
 )
 
@@ -116,7 +117,8 @@ def test_controller_killed_and_restarted(tmp_path: Path, state_url: str) -> None
             token = cli("token", f"remote{i}", cwd=farm).stdout.strip()
             home = tmp_path / f"machine{i}"
             home.mkdir()
-            workers.append(spawn("worker", "--controller", url, "--token", token, "--drain",
+            workers.append(spawn("worker", "--controller", url, "--token-file",
+                                 token_file(tmp_path, f"remote{i}", token), "--drain",
                                  "--farm", home, cwd=home, log=logs))
         wait_for(lambda: states(queue).get("succeeded", 0) >= 15, 120, "the first jobs")
         controller.send_signal(signal.SIGKILL)

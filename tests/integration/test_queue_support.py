@@ -78,6 +78,15 @@ def spawn(*args: str | os.PathLike[str], cwd: Path, log: Path) -> subprocess.Pop
                                 cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
 
 
+def token_file(directory: Path, name: str, token: str) -> Path:
+    """A worker token in a file of its own (``--token-file``): a token on a command line
+    is refused, since every process on the machine can read it."""
+    path = directory / f"{name}.token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()

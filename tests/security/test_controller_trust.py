@@ -14,7 +14,7 @@ import pytest
 
 from wheelfarm.controller import API
 
-from ..integration.test_queue_support import cli, spawn, status, stop
+from ..integration.test_queue_support import cli, spawn, status, stop, token_file
 from .farm import Farm, make_wheel, recipe, sha256, start_farm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -158,7 +158,8 @@ def test_lease_tokens_stay_out_of_urls_and_worker_logs(farm: Farm, tmp_path: Pat
     home = tmp_path / "w1"
     home.mkdir()
     log = tmp_path / "worker.log"
-    worker = spawn("worker", "--controller", farm.url, "--token", token, "--drain",
+    worker = spawn("worker", "--controller", farm.url, "--token-file",
+                   token_file(tmp_path, "w1", token), "--drain",
                    "--farm", home, cwd=home, log=log)
     try:
         assert worker.wait(timeout=120) == 0, log.read_text()[-3000:]

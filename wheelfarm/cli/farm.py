@@ -192,7 +192,8 @@ def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               help="File holding the worker's token (or set WHEELFARM_TOKEN).")
 @click.option("--token", envvar="WHEELFARM_TOKEN", hidden=True,
-              help="Deprecated: a token on the command line is visible to every process.")
+              help="Refused on the command line (visible to every process); read from "
+                   "WHEELFARM_TOKEN.")
 @click.option("--drain", is_flag=True,
               help="Exit once nothing this worker can run is pending or running.")
 @click.option("--name", default="", help="Worker name [default: host-pid].")
@@ -243,19 +244,19 @@ def worker(controller_url: str | None, token_file: Path | None, token: str | Non
 
 
 def _worker_token(token_file: Path | None, token: str | None) -> str | None:
-    """The token from a file or the environment; one given in argv still works, with a
-    warning. It is then dropped from this process's environment, so that neither the
-    job processes nor the builds they start inherit it."""
+    """The token from a file or the environment, never from argv (every process on the
+    machine can read a command line). It is then dropped from this process's
+    environment, so that neither the job processes nor the builds they start inherit it."""
     source = click.get_current_context().get_parameter_source("token")
     os.environ.pop(TOKEN_ENV, None)
+    if token and source is click.core.ParameterSource.COMMANDLINE:
+        raise ConfigError("--token: a token on the command line is visible to every process "
+                          f"on this machine; use --token-file FILE or set {TOKEN_ENV}")
     if token_file is not None:
         try:
             return token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from None
-    if token and source is click.core.ParameterSource.COMMANDLINE:
-        err.print("warning: --token is deprecated: a command line is visible to every process "
-                  f"on this machine; use --token-file or {TOKEN_ENV}")
     return token
 
 
