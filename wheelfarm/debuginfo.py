@@ -124,7 +124,11 @@ def module_build_ids(wheel: Path) -> dict[str, str]:
                 with zf.open(info) as fh:
                     if info.is_dir() or fh.read(4) != ELF_MAGIC:
                         continue
-                build_id = build_id_of(io.BytesIO(zf.read(info)))
+                # Through a file: a module may be large, and ELFFile seeks to and fro.
+                with zf.open(info) as src, tempfile.TemporaryFile() as tmp:
+                    shutil.copyfileobj(src, tmp)
+                    tmp.seek(0)
+                    build_id = build_id_of(tmp)
                 if build_id is not None and is_build_id(build_id):
                     found.setdefault(build_id, info.filename)
     except Exception as exc:  # pyelftools raises many kinds on a malformed file
