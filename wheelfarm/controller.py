@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from . import index
+from . import debugupload, index
 from .apiinput import (
     MAX_BODY,
     MAX_UPLOAD,
@@ -296,6 +296,10 @@ class Controller:
                 tmp.unlink()
                 log.error("%s changed after it was recorded; not published", wheel.name)
                 return
+            try:  # its debug files first, so that a listed wheel finds them
+                debugupload.publish(tmp, wheel.name, wheel.parent, self.wheelhouse)
+            except WheelfarmError as exc:
+                log.error("%s: debug files not published: %s", wheel.name, exc)
             os.replace(tmp, self.wheelhouse / wheel.name)
             index.write_simple_index(self.wheelhouse)
 
@@ -317,7 +321,8 @@ class Controller:
 
     async def _upload(self, request: Request, name: str) -> Response:
         """An attempt's log (kept as ``job.log``) or, for a build, its wheel, which
-        must be the job's own sound wheel (name, zip, RECORD) to be kept at all."""
+        must be the job's own sound wheel (name, zip, RECORD) to be kept at all, or
+        after it a debug file of one of that wheel's modules (``<build-id>.debug``)."""
         if "lease" in request.query_params:
             raise ConfigError(f"send the lease token in the {LEASE_HEADER} header, "
                               "never in the URL")
@@ -327,24 +332,32 @@ class Controller:
         job_id, n = request.path_params["job_id"], request.path_params["n"]
         token = request.headers.get(LEASE_HEADER, "")
         row = await run_in_threadpool(self._held_job, job_id, n, token, name)
+        build_id = None
         if filename.endswith(".log"):
             dest_name = JOB_LOG
         elif filename.endswith(".whl") and row.kind == "build":
             check_name(filename, await run_in_threadpool(self._expected, row.id))
             dest_name = filename
+        elif filename.endswith(debugupload.SUFFIX) and row.kind == "build":
+            build_id = debugupload.build_id_of_name(filename)
+            dest_name = f"{debugupload.UPLOAD_DIR}/{build_id}{debugupload.SUFFIX}"
         else:
             raise ConfigError(f"{filename}: upload the attempt's log (*.log) or, for a "
-                              "build, its wheel (*.whl)")
+                              "build, its wheel (*.whl) and debug files (*.debug)")
         lease_dir = self.uploads / f"{row.key[:16]}-{n}"
-        lease_dir.mkdir(parents=True, exist_ok=True)
+        (lease_dir / debugupload.UPLOAD_DIR if build_id else lease_dir).mkdir(
+            parents=True, exist_ok=True)
         # Received under its own name in a directory of its own, so that the checks
         # read the wheel's name, and a refused or cut-off upload never lands.
         part = lease_dir / f".part-{secrets.token_hex(8)}"
         part.mkdir()
-        tmp = part / dest_name
+        tmp = part / Path(dest_name).name
         try:
             await receive(request, tmp, self.max_upload)
-            if dest_name != JOB_LOG:
+            if build_id is not None:
+                await run_in_threadpool(debugupload.check_upload, tmp, build_id, lease_dir,
+                                        self.wheelhouse)
+            elif dest_name != JOB_LOG:
                 await run_in_threadpool(check_sound, tmp)
             os.replace(tmp, lease_dir / dest_name)
         finally:

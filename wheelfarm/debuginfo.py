@@ -111,6 +111,31 @@ def build_id_of(stream: IO[bytes]) -> str | None:
     return None
 
 
+def module_build_ids(wheel: Path) -> dict[str, str]:
+    """Build-id -> member, for every ELF module of ``wheel`` that has a build-id.
+
+    For a wheel from elsewhere (a remote worker's): an unreadable wheel or
+    module is a ConfigError, whatever pyelftools raised on it.
+    """
+    found: dict[str, str] = {}
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as fh:
+                    if info.is_dir() or fh.read(4) != ELF_MAGIC:
+                        continue
+                # Through a file: a module may be large, and ELFFile seeks to and fro.
+                with zf.open(info) as src, tempfile.TemporaryFile() as tmp:
+                    shutil.copyfileobj(src, tmp)
+                    tmp.seek(0)
+                    build_id = build_id_of(tmp)
+                if build_id is not None and is_build_id(build_id):
+                    found.setdefault(build_id, info.filename)
+    except Exception as exc:  # pyelftools raises many kinds on a malformed file
+        raise ConfigError(f"{wheel.name}: cannot read its modules' build-ids: {exc}") from None
+    return found
+
+
 def dwarf_sections(stream: IO[bytes]) -> list[str]:
     """Names of the DWARF sections (``.debug_*``, ``.zdebug_*``) an ELF file holds."""
     return [s.name for s in ELFFile(stream).iter_sections() if _DWARF.match(s.name)]

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from . import __version__
+from . import __version__, debuginfo
 from .archive import sha256_file
 from .controller import API, LEASE_HEADER
 from .errors import ConfigError, WheelfarmError
@@ -122,14 +122,34 @@ class HttpBroker:
         return str(body["location"])
 
     def deliver(self, lease: Lease, outcome: Outcome) -> Outcome:
-        """Upload the log and (for a build) the wheel; the report names their new homes."""
+        """Upload the log and (for a build) the wheel, then its debug files; the report
+        names the new homes of the log and wheel. The controller writes the debug
+        files' listing itself, from the wheel it accepted."""
         log_at = outcome.log
         if log_at and Path(log_at).is_file():
             log_at = self._upload(lease, Path(log_at))
         art = outcome.artifact
         if outcome.ok and art is not None and lease.kind == "build":
-            art = replace(art, location=self._upload(lease, Path(art.location)))
+            wheel = Path(art.location)
+            art = replace(art, location=self._upload(lease, wheel))
+            self._upload_debug(lease, wheel)
         return replace(outcome, log=log_at, artifact=art)
+
+    def _upload_debug(self, lease: Lease, wheel: Path) -> None:
+        """A refused debug file costs its wheel nothing: the wheel ships, only
+        without that file (and the worker's log says why)."""
+        try:
+            files = debuginfo.read_listing(wheel)
+        except ConfigError as exc:
+            log.warning("%s: debug files not uploaded: %s", wheel.name, exc)
+            return
+        for f in files:
+            try:
+                self._upload(lease, f.path)
+            except LeaseLost:
+                raise
+            except WheelfarmError as exc:
+                log.warning("%s: debug file %s not uploaded: %s", wheel.name, f.path.name, exc)
 
     def needs(self, lease: Lease, dest: Path) -> list[str]:
         """Download the wheels the job needs (checking their sha256) into ``dest``."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from wheelfarm import debuginfo
 from wheelfarm.controller import API, TOKEN_TTL, wait_until_up
 
 from .helpers import python_for, require
@@ -250,3 +251,47 @@ def test_a_needs_cycle_is_refused_before_anything_is_queued(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "error: build.needs makes a cycle: cyca -> cycb -> cyca" in result.stderr
     assert status(farm)["jobs"] == []
+
+
+def test_a_remote_workers_debug_files_reach_the_controllers_wheelhouse(tmp_path: Path) -> None:
+    """A C extension built by a remote worker: its split-off debug file and a
+    listing (written by the controller) land in ``wheelhouse/debug/``."""
+    require("gcc")
+    require("eu-strip")
+    python_for("cp312")
+    farm = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'state.db'}", lease=30)
+    project = Path(__file__).resolve().parents[1] / "fixtures" / "projects" / "fastadd"
+    (farm / "recipes").mkdir()
+    (farm / "recipes" / "fastadd.toml").write_text(
+        f'[package]\nname = "fastadd"\nversion = "0.1.0"\n[source]\npath = "{project}"\n'
+        '[build]\ntargets = ["linux_x86_64"]\npythons = ["cp312"]\nexecutor = "host"\n'
+        '[test]\nimports = ["fastadd"]\n')
+    assert cli("submit", "recipes/", cwd=farm).returncode == 0
+    logs = tmp_path / "processes.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    controller = spawn("controller", "--port", str(port), cwd=farm, log=logs)
+    wait_until_up(url)
+    home = tmp_path / "remote"
+    home.mkdir()
+    token = cli("token", "remote", cwd=farm).stdout.strip()
+    worker = spawn("worker", "--drain", "--controller", url, "--token", token,
+                   "--farm", home, cwd=home, log=logs)
+    try:
+        assert worker.wait(timeout=800) == 0, logs.read_text()[-3000:]
+    finally:
+        for p in (worker, controller):
+            stop(p)
+    [job] = status(farm)["jobs"]
+    assert job["state"] == "succeeded", json.dumps(job)[:3000]
+    wheel = farm / "wheelhouse" / job["artifact"]["filename"]
+    modules = debuginfo.module_build_ids(wheel)
+    [(build_id, module)] = modules.items()
+    assert module.startswith("fastadd") and module.endswith(".so")
+    # Read back as publish reads it: every listed file present, with its sha256.
+    [listed] = debuginfo.read_listing(wheel)
+    assert (listed.build_id, listed.module) == (build_id, module)
+    assert listed.path == farm / "wheelhouse" / "debug" / f"{build_id}.debug"
+    with listed.path.open("rb") as fh:
+        assert debuginfo.build_id_of(fh) == build_id
+        assert debuginfo.dwarf_sections(fh)  # the debug info itself, not a stripped copy
