@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from wheelfarm import config as farm_config
-from wheelfarm.errors import RecipeError
+from wheelfarm.errors import JobError, RecipeError
 from wheelfarm.executors import engine, offline
-from wheelfarm.executors.container import parse_discovery
+from wheelfarm.executors.container import ContainerExecutor, parse_discovery
 from wheelfarm.executors.container_place import ALLOWED_WRITES, check_writes
 from wheelfarm.targets import parse_target
 
@@ -188,6 +188,37 @@ def test_discovery_reads_pythons_glibc_and_rust() -> None:
     assert (glibc, arch, rustc, path) == ((2, 31), "x86_64", True, "/usr/bin:/bin")
     configured, *_ = parse_discovery(output, {"cp311": "/usr/bin/python3.11"})
     assert configured == {"cp311": "/usr/bin/python3.11"}
+
+
+class _Answers:
+    """The engine's ``containers.run`` as seen by discovery: each call returns the next
+    output (a short one is what a busy engine's log of a short container gave in CI)."""
+
+    def __init__(self, *outputs: str) -> None:
+        self.outputs = list(outputs)
+        self.containers = self
+
+    def run(self, *_args: object, **_kwargs: object) -> bytes:
+        return self.outputs.pop(0).encode()
+
+
+FULL = "python /opt/python/cp39-cp39/bin/python\nglibc 2.31\narch x86_64\npath /bin\nend\n"
+SHORT = "python /opt/python/cp39-cp39/bin/python\n"
+
+
+def test_a_short_discovery_is_asked_again_and_never_cached(tmp_path: Path) -> None:
+    executor = ContainerExecutor(config=farm_config.FarmConfig(root=tmp_path))
+    executor.cache = tmp_path / "container"
+    image = executor._discover(_Answers(SHORT, FULL), "img", "sha256:ab")  # type: ignore[arg-type]
+    assert image.glibc == (2, 31)
+    record = executor.cache / "image-sha256-ab.json"
+    assert record.is_file()
+    # A record without glibc (what the short answer once cached) is looked at again.
+    record.write_text('{"id": "sha256:ab", "pythons": {}, "glibc": null, "arch": "x86_64", '
+                      '"rustc": false, "path": "/bin"}')
+    with pytest.raises(JobError, match="could not read its glibc version"):
+        executor._discover(_Answers(SHORT, SHORT, SHORT), "img", "sha256:ab")  # type: ignore[arg-type]
+    assert '"glibc": null' in record.read_text()  # the bad answers were not written
 
 
 def test_writes_outside_the_work_dir_are_named() -> None:

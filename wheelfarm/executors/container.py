@@ -54,8 +54,10 @@ echo "glibc $(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //')"
 echo "arch $(uname -m)"
 echo "path $PATH"
 command -v rustc >/dev/null 2>&1 && echo "rustc yes"
-true
+echo "end"
 """
+_DISCOVER_END = "\nend"
+_DISCOVER_TRIES = 3
 _PY_DIR = re.compile(r"^/opt/python/cp(\d)(\d+)-cp\d+/bin/python$")
 _SYSTEM_DIRS = {Path(p) for p in ("/", "/usr", "/usr/local", "/opt")}
 _IDLE = 24 * 3600  # the container's own lifetime cap without a job timeout, seconds
@@ -266,20 +268,9 @@ class ContainerExecutor:
         record = self.cache / f"image-{image_id.replace(':', '-')}.json"
         configured = dict(self.settings.pythons)
         with file_lock(self.cache / "discover.lock"):
-            if record.is_file():
-                data = json.loads(record.read_text())
-            else:
-                try:
-                    output = client.containers.run(
-                        image_id, ["sh", "-c", _DISCOVER], network_mode="none", remove=True,
-                        labels={LABEL: "1", OWNER: owner_id()}, stdout=True, stderr=True,
-                    ).decode(errors="replace")
-                except docker.errors.APIError as exc:
-                    raise JobError(f"image {name}: could not look inside: "
-                                   f"{_api_reason(exc)}") from exc
-                pythons, glibc, arch, rustc, path = parse_discovery(output)
-                data = {"id": image_id, "pythons": pythons, "glibc": glibc, "arch": arch,
-                        "rustc": rustc, "path": path}
+            data = _read_record(record)
+            if data is None:
+                data = self._look_inside(client, name, image_id)
                 record.write_text(json.dumps(data, indent=1) + "\n")
         pythons = configured or data["pythons"]
         image = Image(name=name, id=image_id, pythons=pythons,
@@ -288,6 +279,29 @@ class ContainerExecutor:
         by_name = self.cache / f"name-{_slug(name)}.json"
         by_name.write_text(json.dumps(asdict(image)) + "\n")
         return image
+
+    def _look_inside(self, client: docker.DockerClient, name: str,
+                     image_id: str) -> dict[str, Any]:
+        """Run ``_DISCOVER`` in the image. An answer without its marker line (the
+        engine's log of a short-lived container can come back short under load) is
+        asked again, and never cached: a record without glibc would break every
+        later job of this image."""
+        output = ""
+        for _attempt in range(_DISCOVER_TRIES):
+            try:
+                output = client.containers.run(
+                    image_id, ["sh", "-c", _DISCOVER], network_mode="none", remove=True,
+                    labels={LABEL: "1", OWNER: owner_id()}, stdout=True, stderr=False,
+                ).decode(errors="replace")
+            except docker.errors.APIError as exc:
+                raise JobError(f"image {name}: could not look inside: "
+                               f"{_api_reason(exc)}") from exc
+            pythons, glibc, arch, rustc, path = parse_discovery(output)
+            if glibc is not None and _DISCOVER_END in output:
+                return {"id": image_id, "pythons": pythons, "glibc": glibc, "arch": arch,
+                        "rustc": rustc, "path": path}
+        shown = " | ".join(output.strip().splitlines()) or "nothing"
+        raise JobError(f"image {name}: could not read its glibc version (it answered: {shown})")
 
     def _cached_by_name(self, name: str) -> Image | None:
         """The last image seen under ``name``, for planning while the engine is down."""
@@ -339,6 +353,16 @@ def container_wrappers(image: Image, ctx: JobContext) -> dict[str, str]:
         str(directory), python=python, profile=ctx.profile,
         compilers={"cc": "cc", "gcc": "gcc", "c++": "c++", "g++": "g++"}, package_root=None)
     return {"CC": paths["cc"], "CXX": paths["c++"], "PATH": str(directory)}
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A cached discovery, or None when there is none or it lacks the glibc version
+    (written by an older farm, or damaged): then the image is looked at again."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("glibc") else None
 
 
 def remove(container: Any, log: IO[str]) -> None:
