@@ -8,9 +8,9 @@ farm itself does the comparison (see wheelfarm.parity): it downloads
 upstream's wheel from the index and times the recipe's `test.bench` with
 both installed side by side, alternating, min of several rounds; this suite
 reads the figures from `build --json` and adds each module's size after
-`strip` (upstream's modules are mostly stripped already; the farm's may carry
-debug info until the debug-symbol split lands). A job that fails on its
-ratio still reports it: the figures are wanted either way.
+`strip` (upstream's modules are mostly stripped already; the farm ships its
+modules stripped, their debug info split off by build-id). A job that fails
+on its ratio still reports it: the figures are wanted either way.
 """
 
 from __future__ import annotations

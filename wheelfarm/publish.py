@@ -63,8 +63,8 @@ def collect(dirs: Sequence[Path]) -> list[Upload]:
         if not directory.is_dir():
             raise ConfigError(f"{directory}: not a directory")
         for path in sorted(directory.glob("*.whl")):
+            upload = read_upload(path)  # a plain, normalized file name first
             check_sound(path)  # RECORD true, WHEEL and RECORD present: before any write
-            upload = read_upload(path)
             other = found.get(upload.filename)
             if other is not None and other.data != upload.data:
                 raise ConfigError(f"{upload.filename}: {other.path} and {path} differ")

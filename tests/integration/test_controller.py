@@ -275,7 +275,8 @@ def test_a_remote_workers_debug_files_reach_the_controllers_wheelhouse(tmp_path:
     home = tmp_path / "remote"
     home.mkdir()
     token = cli("token", "remote", cwd=farm).stdout.strip()
-    worker = spawn("worker", "--drain", "--controller", url, "--token", token,
+    worker = spawn("worker", "--drain", "--controller", url,
+                   "--token-file", token_file(tmp_path, "remote", token),
                    "--farm", home, cwd=home, log=logs)
     try:
         assert worker.wait(timeout=800) == 0, logs.read_text()[-3000:]
