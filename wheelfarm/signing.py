@@ -109,14 +109,20 @@ class Signer:
 
     def check_detached(self, data: bytes, signature: bytes) -> bool:
         """True if ``signature`` is a valid detached signature of ``data`` by this key."""
-        fd, sig_path = tempfile.mkstemp(suffix=".asc")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(signature)
-            result = self._gpg.verify_data(sig_path, data)
-        finally:
-            os.unlink(sig_path)
+        result = _verify_detached(self._gpg, data, signature)
         return bool(result.valid) and result.pubkey_fingerprint == self.fingerprint
+
+
+def _verify_detached(gpg: gnupg.GPG, data: bytes, signature: bytes,
+                     directory: str | None = None) -> Any:
+    """gpg's verdict on a detached ``signature`` of ``data`` (gpg reads it from a file)."""
+    fd, sig_path = tempfile.mkstemp(dir=directory, suffix=".asc")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(signature)
+        return gpg.verify_data(sig_path, data)
+    finally:
+        os.unlink(sig_path)
 
 
 def _open_signed_by(gpg: gnupg.GPG, fingerprints: set[str], data: bytes, what: str) -> str:
@@ -211,11 +217,4 @@ class Keyring:
 
     def check_detached(self, data: bytes, signature: bytes) -> str | None:
         """None if ``signature`` is a valid detached signature of ``data`` by the given key."""
-        fd, sig_path = tempfile.mkstemp(dir=self._home, suffix=".asc")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(signature)
-            result = self._gpg.verify_data(sig_path, data)
-        finally:
-            os.unlink(sig_path)
-        return self._problem(result)
+        return self._problem(_verify_detached(self._gpg, data, signature, self._home))
