@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,3 +76,28 @@ def require(tool: str) -> str:
     if not found:
         pytest.skip(f"{tool} is not installed")
     return found
+
+
+@contextlib.contextmanager
+def serving(root: Path, cwd: Path) -> Iterator[str]:
+    """``wheelfarm serve ROOT`` on a free loopback port, answering; yields its base URL."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wheelfarm", "serve", str(root), "--host", "127.0.0.1",
+         "--port", "0"], cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("serving "), line + (server.stderr.read() if server.stderr else "")
+        base = line.split(" at ", 1)[1].strip().removesuffix("/simple/")
+        for _ in range(200):
+            try:
+                httpx.get(base + "/simple/", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None, "wheelfarm serve exited"
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

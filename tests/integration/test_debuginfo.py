@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from wheelfarm.debuginfo import build_id_of, dwarf_sections
 from wheelfarm.executors.zig import find_zig
 
-from .helpers import PROJECTS, python_for, require, wheelfarm
+from .helpers import PROJECTS, python_for, require, serving, wheelfarm
 from .test_publish_fixtures import Key
 
 pytestmark = pytest.mark.integration
@@ -111,26 +110,8 @@ def published(built: tuple[Path, Path], keys: tuple[Key, Key],
 def server(published: tuple[Path, str],
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root, _ = published
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wheelfarm", "serve", str(root), "--host", "127.0.0.1",
-         "--port", "0"], cwd=tmp_path_factory.mktemp("serve"),
-        env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("serving "), line + (proc.stderr.read() if proc.stderr else "")
-        base = line.split(" at ", 1)[1].strip().removesuffix("/simple/")
-        for _ in range(200):
-            try:
-                httpx.get(base + "/simple/", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, "wheelfarm serve exited"
+    with serving(root, tmp_path_factory.mktemp("serve")) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_publish_lists_the_debug_file_and_verify_checks_it(

@@ -4,7 +4,6 @@ downloaded by real pip over HTTP (PEP 691 JSON), then verified over HTTP."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import isolated_pip_env, python_for, wheelfarm
+from .helpers import isolated_pip_env, python_for, serving, wheelfarm
 from .test_publish_fixtures import Key, packager_gpg, pure_wheel
 
 pytestmark = pytest.mark.integration
@@ -39,26 +38,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Key, Key],
     pure_wheel(work / "probe", "wf-probe", "1.0")
     pure_wheel(work / "probe", "wf-probe", "1.5")
     ok(wheelfarm("publish", fastadd_dir, work / "probe", "--to", root, cwd=work, env=env))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "wheelfarm", "serve", str(root), "--port", "0"], cwd=work,
-        env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        assert line.startswith("serving "), line + (server.stderr.read() if server.stderr else "")
-        base = line.split(" at ", 1)[1].strip().removesuffix("/simple/")
-        for _ in range(200):
-            try:
-                httpx.get(base + "/simple/", timeout=2)
-                break
-            except httpx.HTTPError:
-                server.poll()
-                assert server.returncode is None, "wheelfarm serve exited"
+    with serving(root, work) as base:
         yield root, base, env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def pip(*args: str) -> subprocess.CompletedProcess[str]:
