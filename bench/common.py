@@ -34,7 +34,7 @@ def clean(path: Path) -> None:
 
 
 def python_for(tag: str) -> str:
-    from wheelfarm import pythons
+    from wheelfarm.plan import pythons
 
     found = pythons.discover()
     if tag not in found:

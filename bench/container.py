@@ -40,7 +40,7 @@ SDISTS = {  # name: (version, import test)
 
 
 def _engine() -> Any:
-    from wheelfarm.executors.engine import connect
+    from wheelfarm.build.executors.engine import connect
 
     return connect(None).client
 
@@ -146,8 +146,8 @@ def _tar_of(path: Path) -> bytes:
 
 def overhead(rounds: int = 15) -> dict[str, float]:
     """Per-job container cost without the build: mount (ours) vs copying through the API."""
-    from wheelfarm.executors.container import remove
-    from wheelfarm.executors.engine import LABEL, OWNER, owner_id
+    from wheelfarm.build.executors.container import remove
+    from wheelfarm.build.executors.engine import LABEL, OWNER, owner_id
 
     client = _engine()
     image = client.images.get(IMAGE).id

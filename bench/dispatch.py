@@ -87,14 +87,14 @@ def _database(kind: str, farm: Path) -> Iterator[str]:
 
 
 def _queue(url: str):  # type: ignore[no-untyped-def]
-    from wheelfarm.state.db import open_engine
-    from wheelfarm.state.queue import Queue
+    from wheelfarm.farm.state.db import open_engine
+    from wheelfarm.farm.state.queue import Queue
 
     return Queue(open_engine(url), lease_seconds=60)
 
 
 def _count(queue, kind: str) -> int:  # type: ignore[no-untyped-def]
-    from wheelfarm.state.schema import events
+    from wheelfarm.farm.state.schema import events
 
     with queue.engine.begin() as conn:
         return int(conn.execute(select(func.count()).select_from(events)
@@ -103,7 +103,7 @@ def _count(queue, kind: str) -> int:  # type: ignore[no-untyped-def]
 
 def _span(queue) -> float:  # type: ignore[no-untyped-def]
     """Seconds from the first lease to the last success."""
-    from wheelfarm.state.schema import events
+    from wheelfarm.farm.state.schema import events
 
     with queue.engine.begin() as conn:
         first = conn.execute(select(func.min(events.c.at)).where(events.c.kind == "leased"))
@@ -128,8 +128,8 @@ def _wait(predicate, timeout: float, every: float = 0.05) -> None:  # type: igno
 
 def throughput(kind: str, workers: int, http: bool, jobs: int = JOBS) -> float:
     """Jobs per second for ``workers`` processes, direct or over HTTP."""
-    from wheelfarm.controller import issue_token, wait_until_up
-    from wheelfarm.state.submit import probe_jobs
+    from wheelfarm.farm.controller import issue_token, wait_until_up
+    from wheelfarm.farm.state.submit import probe_jobs
 
     farm = scratch(f"dispatch-{kind}")
     processes: list[subprocess.Popen[bytes]] = []
@@ -192,8 +192,8 @@ def baseline_commits(kind: str, rounds: int = 2000) -> float:
 def first_claim(kind: str, cli: bool, jobs: int = 10_000) -> float:
     """Seconds from submitting ``jobs`` (library call or CLI) to the first lease,
     with one idle worker waiting."""
-    from wheelfarm.state.schema import events
-    from wheelfarm.state.submit import probe_jobs
+    from wheelfarm.farm.state.schema import events
+    from wheelfarm.farm.state.submit import probe_jobs
 
     farm = scratch(f"submit-{kind}")
     processes: list[subprocess.Popen[bytes]] = []

@@ -47,7 +47,7 @@ def normalize() -> dict[str, float]:
 
 def _direct_cost(out: Path) -> float:
     """normalize_wheel + a provenance statement for every wheel, timed in-process."""
-    from wheelfarm import provenance, reproducible
+    from wheelfarm.build import provenance, reproducible
 
     total = 0.0
     for wheel in sorted(out.glob("*.whl")):
@@ -123,8 +123,8 @@ def _plan_on_s3(farm: Path, folder: Path, records: list[tuple[str, str, str]]
     The records arrive as 15 publishes of 1,000 wheels each (15 packs)."""
     from moto.server import ThreadedMotoServer
 
-    from wheelfarm.cache import Record, StoreCache
-    from wheelfarm.store import open_store
+    from wheelfarm.build.cache import Record, StoreCache
+    from wheelfarm.publish.store import open_store
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -157,10 +157,10 @@ def _plan_on_s3(farm: Path, folder: Path, records: list[tuple[str, str, str]]
 
 def _fill_cache(farm: Path, folder: Path) -> list[tuple[str, str, str]]:
     """Record an artifact for every planned key, as earlier builds would have."""
-    from wheelfarm import config
-    from wheelfarm import plan as planning
-    from wheelfarm import recipe as recipes
-    from wheelfarm.cache import ArtifactCache
+    from wheelfarm.build.cache import ArtifactCache
+    from wheelfarm.plan import config
+    from wheelfarm.plan import jobs as planning
+    from wheelfarm.plan import recipe as recipes
 
     farm_config = config.load(farm)
     planned = planning.plan_recipes(recipes.discover([folder]), farm_config,

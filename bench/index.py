@@ -47,7 +47,7 @@ def package_list() -> Iterator[dict[str, Any]]:
 
 
 def _artifacts(lines: list[str]) -> dict[str, list[Any]]:
-    from wheelfarm.artifacts import Artifact, FileRef
+    from wheelfarm.publish.artifacts import Artifact, FileRef
 
     projects: dict[str, list[Artifact]] = {}
     for line in lines:
@@ -96,8 +96,8 @@ def _dumb_pypi(*args: str) -> tuple[float, float]:
 
 def _full(listing: Path, root: Path, signer: Any) -> tuple[float, float, int]:
     """(wall, CPU) seconds from the package list to a signed, live generation; wheels."""
-    from wheelfarm.generations import Generations, Head
-    from wheelfarm.store.fs import FsStore
+    from wheelfarm.publish.generations import Generations, Head
+    from wheelfarm.publish.store.fs import FsStore
 
     start, cpu = time.perf_counter(), time.process_time()
     projects = _artifacts(listing.read_text().splitlines())
@@ -109,9 +109,9 @@ def _full(listing: Path, root: Path, signer: Any) -> tuple[float, float, int]:
 
 
 def index() -> dict[str, float]:
-    from wheelfarm.publish import Publisher
-    from wheelfarm.signing import Signer
-    from wheelfarm.store.fs import FsStore
+    from wheelfarm.publish.publisher import Publisher
+    from wheelfarm.publish.signing import Signer
+    from wheelfarm.publish.store.fs import FsStore
 
     work = scratch("index")
     home = Path(f"/tmp/wfb-{work.name[-8:]}")  # short: gpg-agent's socket lives there

@@ -4,7 +4,7 @@ same run.
 
 Each recipe is built for cp312 twice: manylinux2014 with the zig executor and
 `native` with the host toolchain (`--no-cache`, so both really build). The
-farm itself does the comparison (see wheelfarm.parity): it downloads
+farm itself does the comparison (see wheelfarm.build.parity): it downloads
 upstream's wheel from the index and times the recipe's `test.bench` with
 both installed side by side, alternating, min of several rounds; this suite
 reads the figures from `build --json` and adds each module's size after
@@ -79,7 +79,7 @@ def _figures(job: dict[str, Any], farm: Path, cache: Path) -> dict[str, Any]:
 
 def _stripped(wheel: Path) -> int:
     """Total size of a wheel's extension modules after ``strip``."""
-    from wheelfarm.parity import extension_modules
+    from wheelfarm.build.parity import extension_modules
 
     names = extension_modules(wheel)
     total = 0

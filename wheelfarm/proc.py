@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from .errors import CommandError
+from wheelfarm.errors import CommandError
 
 TAIL_LINES = 40
 # The commands run() is waiting for, so that kill_running() can find them: each

@@ -30,7 +30,7 @@ def wheelfarm(*args: str | os.PathLike[str], cwd: Path,
 
 
 def python_for(tag: str) -> Path:
-    from wheelfarm import pythons
+    from wheelfarm.plan import pythons
 
     found = pythons.discover()
     if tag not in found:

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from wheelfarm.config import LOCAL_IMAGE
-from wheelfarm.executors import engine as engines
+from wheelfarm.build.executors import engine as engines
+from wheelfarm.plan.config import LOCAL_IMAGE
 
 from .helpers import PROJECTS, RECIPES, tree_digest, wheelfarm
 

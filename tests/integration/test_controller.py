@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheelfarm import debuginfo
-from wheelfarm.controller import API, TOKEN_TTL, wait_until_up
+from wheelfarm.build import debuginfo
+from wheelfarm.farm.controller import API, TOKEN_TTL, wait_until_up
 
 from .helpers import python_for, require
 from .test_queue_support import (

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheelfarm.debuginfo import build_id_of, dwarf_sections
-from wheelfarm.executors.zig import find_zig
+from wheelfarm.build.debuginfo import build_id_of, dwarf_sections
+from wheelfarm.build.executors.zig import find_zig
 
 from .helpers import PROJECTS, python_for, require, serving, wheelfarm
 from .test_publish_fixtures import Key

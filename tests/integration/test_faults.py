@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.archive import sha256_file
-from wheelfarm.state.db import open_engine
-from wheelfarm.state.queue import Queue
+from wheelfarm.build.archive import sha256_file
+from wheelfarm.farm.state.db import open_engine
+from wheelfarm.farm.state.queue import Queue
 
 from .test_queue_support import (
     assert_each_succeeded_once,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from wheelfarm.index import (
+from wheelfarm.publish.index import (
     render_project_html,
     render_project_json,
     wheel_file_entry,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from wheelfarm import debuginfo, quality
+from wheelfarm.build import debuginfo, quality
 
 from .helpers import PROJECTS, require, wheelfarm
 
@@ -64,15 +64,15 @@ def _recipe(farm: Path, executor: str, cflags: str) -> Path:
 
 def _needs(executor: str) -> None:
     if executor == "zig":
-        from wheelfarm.executors.zig import find_zig
+        from wheelfarm.build.executors.zig import find_zig
 
         if find_zig() is None:
             pytest.skip("zig (the ziglang package) is not installed")
     elif executor == "host":
         require("gcc")
     else:
-        from wheelfarm.config import LOCAL_IMAGE
-        from wheelfarm.executors import engine as engines
+        from wheelfarm.build.executors import engine as engines
+        from wheelfarm.plan.config import LOCAL_IMAGE
 
         try:
             found = engines.connect(None)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.generations import clearsigned_text
-from wheelfarm.manifest import Release
-from wheelfarm.publish import Publisher
-from wheelfarm.signing import Signer
-from wheelfarm.store import CRASH_ENV
+from wheelfarm.publish.generations import clearsigned_text
+from wheelfarm.publish.manifest import Release
+from wheelfarm.publish.publisher import Publisher
+from wheelfarm.publish.signing import Signer
+from wheelfarm.publish.store import CRASH_ENV
 
 from .test_publish_fixtures import Index, pure_wheel, read_like_pip
 
@@ -28,8 +28,10 @@ pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index
 CRASHED = 75  # the exit status of the crash hook (os._exit: no cleanup, like SIGKILL)
 # The publisher in a process of its own, without the CLI's start-up cost (the CLI runs the
 # same Publisher.publish; test_publish_stores drives it).
-DRIVER = ("import sys; from pathlib import Path; from wheelfarm.publish import Publisher; "
-          "from wheelfarm.signing import Signer; from wheelfarm.store import open_store; "
+DRIVER = ("import sys; from pathlib import Path; "
+          "from wheelfarm.publish.publisher import Publisher; "
+          "from wheelfarm.publish.signing import Signer; "
+          "from wheelfarm.publish.store import open_store; "
           "Publisher(open_store(sys.argv[1]), Signer(sys.argv[2])).publish([Path(sys.argv[3])])")
 
 

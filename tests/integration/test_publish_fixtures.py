@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from wheelfarm.signing import Keyring
-from wheelfarm.store import Store, open_store
-from wheelfarm.verify import Report, verify
+from wheelfarm.publish.signing import Keyring
+from wheelfarm.publish.store import Store, open_store
+from wheelfarm.publish.verify import Report, verify
 
 from .helpers import PROJECTS, python_for, require, tree_digest, wheelfarm
 

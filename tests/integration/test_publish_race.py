@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.generations import clearsigned_text
-from wheelfarm.manifest import Release
-from wheelfarm.publish import history
-from wheelfarm.store import HOLD_ENV
+from wheelfarm.publish.generations import clearsigned_text
+from wheelfarm.publish.manifest import Release
+from wheelfarm.publish.publisher import history
+from wheelfarm.publish.store import HOLD_ENV
 
 from .test_publish_fixtures import Index, pure_wheel, read_like_pip
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.manifest import Release, parse_sums
+from wheelfarm.publish.manifest import Release, parse_sums
 
 from .helpers import require
 from .test_publish_fixtures import Index, Key, packager_gpg, pure_wheel, read_like_pip
@@ -42,7 +42,7 @@ def pages(index: Index) -> dict[str, bytes]:
 def generation(index: Index) -> int:
     signed = index.store.get("InRelease")
     assert signed is not None
-    from wheelfarm.generations import clearsigned_text
+    from wheelfarm.publish.generations import clearsigned_text
 
     return Release.parse(clearsigned_text(signed)).generation
 
@@ -168,7 +168,7 @@ def test_refresh_renews_valid_until_with_the_same_pages(index: Index, tmp_path: 
                      extra=["--valid-days", "1"]))
     before = pages(index)
     signed = index.store.get("InRelease") or b""
-    from wheelfarm.generations import clearsigned_text
+    from wheelfarm.publish.generations import clearsigned_text
 
     old = Release.parse(clearsigned_text(signed))
     out = ok(index.cli("refresh", index.url, "--valid-days", "10"))

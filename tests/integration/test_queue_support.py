@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from wheelfarm.state.queue import Queue
-from wheelfarm.state.schema import jobs
+from wheelfarm.farm.state.queue import Queue
+from wheelfarm.farm.state.schema import jobs
 
 ENV = "WHEELFARM_TEST_POSTGRES"
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import proc, wheelscan
-from wheelfarm import repair as rp
+from wheelfarm import proc
+from wheelfarm.build import repair as rp
+from wheelfarm.build import wheelscan
 from wheelfarm.errors import PolicyError, RepairError
-from wheelfarm.targets import parse_target
+from wheelfarm.plan.targets import parse_target
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from wheelfarm.build.source import SourceSpec, fetch, sha256_file
 from wheelfarm.errors import SourceError
-from wheelfarm.index import write_simple_index
-from wheelfarm.source import SourceSpec, fetch, sha256_file
+from wheelfarm.publish.index import write_simple_index
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import provenance
-from wheelfarm.cache import ArtifactCache, Record, StoreCache
-from wheelfarm.signing import FarmKey
+from wheelfarm.build import provenance
+from wheelfarm.build.cache import ArtifactCache, Record, StoreCache
+from wheelfarm.publish.signing import FarmKey
 
 from .helpers import PROJECTS, wheelfarm
 from .test_publish_fixtures import Index

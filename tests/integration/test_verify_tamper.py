@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.generations import clearsigned_text
+from wheelfarm.publish.generations import clearsigned_text
 
 from .helpers import wheelfarm
 from .test_publish_fixtures import Key, packager_gpg, pure_wheel

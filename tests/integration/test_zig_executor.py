@@ -23,10 +23,10 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
+from wheelfarm.build.executors import JobContext
+from wheelfarm.build.executors.zig import ZigExecutor, find_zig
 from wheelfarm.errors import CommandError, ConfigError
-from wheelfarm.executors import JobContext
-from wheelfarm.executors.zig import ZigExecutor, find_zig
-from wheelfarm.targets import parse_target
+from wheelfarm.plan.targets import parse_target
 
 from .helpers import python_for
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from wheelfarm.controller import API, wait_until_up
+from wheelfarm.farm.controller import API, wait_until_up
 
 from ..integration.test_queue_support import cli, farm_dir, free_port, spawn, stop
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from wheelfarm.debuginfo import build_id_of
+from wheelfarm.build.debuginfo import build_id_of
 
 from ..integration.test_queue_support import status
 from .farm import Farm, make_wheel, recipe, sha256, start_farm

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheelfarm.controller import API
+from wheelfarm.farm.controller import API
 
 from ..integration.test_queue_support import cli, status
 from .farm import CAPS, Farm, start_farm

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheelfarm.controller import API
+from wheelfarm.farm.controller import API
 
 from ..integration.test_queue_support import cli, spawn, status, stop, token_file
 from .farm import Farm, make_wheel, recipe, sha256, start_farm
@@ -184,7 +184,7 @@ def test_lease_tokens_stay_out_of_urls_and_worker_logs(farm: Farm, tmp_path: Pat
 def _lease_tokens(farm: Farm) -> list[str]:
     from sqlalchemy import create_engine, select
 
-    from wheelfarm.state.schema import attempts
+    from wheelfarm.farm.state.schema import attempts
 
     engine = create_engine(f"sqlite:///{farm.root / 'queue.db'}")
     with engine.begin() as conn:

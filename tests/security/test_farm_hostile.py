@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.controller import wait_until_up
+from wheelfarm.farm.controller import wait_until_up
 
 from ..integration.helpers import python_for, require, wheelfarm
 from ..integration.test_publish_fixtures import Key

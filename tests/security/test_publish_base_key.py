@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.helpers import wheelfarm
 from tests.integration.test_publish_fixtures import Key, pure_wheel
-from wheelfarm.generations import clearsigned_text
+from wheelfarm.publish.generations import clearsigned_text
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys

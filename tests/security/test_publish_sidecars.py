@@ -12,8 +12,8 @@ import pytest
 
 from tests.integration.helpers import wheelfarm
 from tests.integration.test_publish_fixtures import Key, pure_wheel
-from wheelfarm.generations import Generations
-from wheelfarm.store import open_store
+from wheelfarm.publish.generations import Generations
+from wheelfarm.publish.store import open_store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys

@@ -12,11 +12,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from wheelfarm.build.executors import JobContext, sandbox
+from wheelfarm.build.executors.host import HostPlace
 from wheelfarm.cli.farm import TOKEN_ENV, _worker_token
 from wheelfarm.errors import ConfigError
-from wheelfarm.executors import JobContext, sandbox
-from wheelfarm.executors.host import HostPlace
-from wheelfarm.targets import parse_target
+from wheelfarm.plan.targets import parse_target
 
 FARM_ENV = {
     "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",

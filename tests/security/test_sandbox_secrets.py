@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.executors.zig import find_zig
+from wheelfarm.build.executors.zig import find_zig
 
 from ..integration.helpers import require, wheelfarm
 

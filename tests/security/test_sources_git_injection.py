@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import wheelfarm
+from wheelfarm.build.source import SourceSpec, fetch
 from wheelfarm.errors import ConfigError
-from wheelfarm.source import SourceSpec, fetch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -59,7 +59,7 @@ def test_git_locations_outside_the_allowed_schemes_are_refused(tmp_path: Path,
 @pytest.mark.parametrize("key", ["build", "test"])
 def test_a_requirement_that_is_a_pip_option_is_refused(tmp_path: Path, key: str) -> None:
     from wheelfarm.errors import RecipeError
-    from wheelfarm.recipe import loads
+    from wheelfarm.plan.recipe import loads
 
     text = (f'[package]\nname = "evil"\nversion = "1.0"\n[source]\ngit = "https://x.invalid/r"\n'
             f'rev = "{REV}"\n[{key}]\nrequires = ["--index-url=http://evil.invalid/"]\n')

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from wheelfarm.build.source import SourceSpec, fetch
 from wheelfarm.errors import SourceError
-from wheelfarm.source import SourceSpec, fetch
 
 pytestmark = pytest.mark.integration
 

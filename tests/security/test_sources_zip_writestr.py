@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.archive import safe_extract
+from wheelfarm.build.archive import safe_extract
 from wheelfarm.errors import SourceError
 
 

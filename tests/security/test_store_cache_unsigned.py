@@ -13,8 +13,8 @@ import pytest
 
 from tests.integration.helpers import PROJECTS
 from tests.integration.test_publish_fixtures import Index, Key
-from wheelfarm import provenance
-from wheelfarm.cache import Record, StoreCache
+from wheelfarm.build import provenance
+from wheelfarm.build.cache import Record, StoreCache
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir

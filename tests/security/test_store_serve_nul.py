@@ -7,7 +7,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from wheelfarm.serve import make_app
+from wheelfarm.publish.serve import make_app
 
 
 def test_a_nul_byte_in_the_path_is_not_found(tmp_path: Path) -> None:

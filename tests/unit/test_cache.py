@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wheelfarm import provenance
-from wheelfarm.artifacts import Artifact, FileRef
-from wheelfarm.cache import COMPACT_AT, ArtifactCache, Record, StoreCache
-from wheelfarm.manifest import Release, build_project, bundle
-from wheelfarm.store.fs import FsStore
+from wheelfarm.build import provenance
+from wheelfarm.build.cache import COMPACT_AT, ArtifactCache, Record, StoreCache
+from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.publish.manifest import Release, build_project, bundle
+from wheelfarm.publish.store.fs import FsStore
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 

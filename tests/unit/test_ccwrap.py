@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import ccwrap, plan, quality, recipe
+from wheelfarm.build import ccwrap, quality
 from wheelfarm.errors import ConfigError, RecipeError
-from wheelfarm.targets import parse_target
+from wheelfarm.plan import jobs as plan
+from wheelfarm.plan import recipe
+from wheelfarm.plan.targets import parse_target
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -179,7 +181,7 @@ def test_ubsan_runtime_messages_betray_a_stripped_module() -> None:
 
 
 def test_link_time_stripping_is_dropped_so_the_debug_info_can_be_split_off() -> None:
-    from wheelfarm.ccwrap import command, without_stripping
+    from wheelfarm.build.ccwrap import command, without_stripping
 
     args = ["-shared", "-s", "a.o", "-Wl,-O1,--strip-all", "-Xlinker", "-S", "-Xlinker",
             "-soname", "-Xlinker", "x.so", "-o", "x.so"]

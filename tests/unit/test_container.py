@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import config as farm_config
+from wheelfarm.build.executors import engine, offline
+from wheelfarm.build.executors.container import ContainerExecutor, parse_discovery
+from wheelfarm.build.executors.container_place import ALLOWED_WRITES, check_writes
 from wheelfarm.errors import JobError, RecipeError
-from wheelfarm.executors import engine, offline
-from wheelfarm.executors.container import ContainerExecutor, parse_discovery
-from wheelfarm.executors.container_place import ALLOWED_WRITES, check_writes
-from wheelfarm.targets import parse_target
+from wheelfarm.plan import config as farm_config
+from wheelfarm.plan.targets import parse_target
 
 # -- farm config ------------------------------------------------------------------------------
 

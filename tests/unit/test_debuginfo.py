@@ -13,11 +13,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's test client warns about httpx2
     from starlette.testclient import TestClient
 
-from wheelfarm import debuginfo, provenance, recipe
-from wheelfarm.artifacts import Artifact, FileRef
-from wheelfarm.debuginfo import DebugFile
+from wheelfarm.build import debuginfo, provenance
+from wheelfarm.build.debuginfo import DebugFile
 from wheelfarm.errors import ConfigError, RecipeError
-from wheelfarm.serve import make_app
+from wheelfarm.plan import recipe
+from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.publish.serve import make_app
 
 SHA1_ID = "620e94492d872b7ed3d02879c4c939879dd2291a"
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import debuginfo, debugupload
+from wheelfarm.build import debuginfo
 from wheelfarm.errors import ConfigError
+from wheelfarm.farm import debugupload
 
 MODULE, OTHER = Path("/bin/true"), Path("/bin/false")
 

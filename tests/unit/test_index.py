@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wheelfarm.errors import ConfigError
-from wheelfarm.index import (
+from wheelfarm.publish.index import (
     IndexFile,
     render_project_html,
     render_project_json,

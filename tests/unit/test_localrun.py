@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import config as farm_config
-from wheelfarm import recipe
+from wheelfarm.build.executors.host import HostExecutor
+from wheelfarm.build.pipeline import Pipeline
 from wheelfarm.cli import main
 from wheelfarm.errors import ConfigError
-from wheelfarm.executors.host import HostExecutor
-from wheelfarm.localrun import LocalRun, with_needs
-from wheelfarm.pipeline import Pipeline
-from wheelfarm.plan import Job
-from wheelfarm.state import report
-from wheelfarm.state.db import open_engine
-from wheelfarm.state.queue import Queue
-from wheelfarm.targets import parse_target
+from wheelfarm.farm.localrun import LocalRun, with_needs
+from wheelfarm.farm.state import report
+from wheelfarm.farm.state.db import open_engine
+from wheelfarm.farm.state.queue import Queue
+from wheelfarm.plan import config as farm_config
+from wheelfarm.plan import recipe
+from wheelfarm.plan.jobs import Job
+from wheelfarm.plan.targets import parse_target
 
 TARGET = parse_target("linux_x86_64")
 

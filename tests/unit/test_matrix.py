@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import matrix
+from wheelfarm.build.source import SourceSpec
 from wheelfarm.errors import ConfigError
-from wheelfarm.plan import Job
-from wheelfarm.recipe import Recipe
-from wheelfarm.source import SourceSpec
-from wheelfarm.targets import parse_target
+from wheelfarm.plan import matrix
+from wheelfarm.plan.jobs import Job
+from wheelfarm.plan.recipe import Recipe
+from wheelfarm.plan.targets import parse_target
 
 X86 = parse_target("manylinux2014_x86_64")
 ARM = parse_target("manylinux_2_28_aarch64")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from wheelfarm import debuginfo
+from wheelfarm.build import debuginfo
 from wheelfarm.cli.ci import MergeConflict, merge, merge_candidate
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import index, parity, recipe
+from wheelfarm.build import parity
+from wheelfarm.build.parity import ModuleSizes, ParityReport
+from wheelfarm.build.paritybench import BenchTiming
 from wheelfarm.errors import ParityError, RecipeError, SourceError
-from wheelfarm.parity import ModuleSizes, ParityReport
-from wheelfarm.paritybench import BenchTiming
+from wheelfarm.plan import recipe
+from wheelfarm.publish import index
 
 SO = "cpython-312-x86_64-linux-gnu.so"
 

@@ -5,12 +5,12 @@ from typing import IO
 
 import pytest
 
-from wheelfarm import plan
-from wheelfarm.config import FarmConfig
+from wheelfarm.build.source import SourceSpec
 from wheelfarm.errors import ConfigError, RecipeError
-from wheelfarm.recipe import Recipe
-from wheelfarm.source import SourceSpec
-from wheelfarm.targets import Target, parse_target
+from wheelfarm.plan import jobs as plan
+from wheelfarm.plan.config import FarmConfig
+from wheelfarm.plan.recipe import Recipe
+from wheelfarm.plan.targets import Target, parse_target
 
 
 class Planner:
@@ -105,7 +105,7 @@ def test_key_changes_with_every_input(tmp_path: Path) -> None:
 
 
 def test_a_bumped_pin_in_the_lock_changes_the_key(tmp_path: Path) -> None:
-    from wheelfarm import lock
+    from wheelfarm.plan import lockfile as lock
 
     recipe = make_recipe(tmp_path, pythons=("cp312",))
     unlocked = run_plan(tmp_path, [recipe])[0].key

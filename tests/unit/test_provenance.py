@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import __version__, provenance
-from wheelfarm.provenance import BuildFacts
+from wheelfarm import __version__
+from wheelfarm.build import provenance
+from wheelfarm.build.provenance import BuildFacts
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 SOURCE_SHA = "a" * 64

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import config as farm_config
 from wheelfarm.errors import ConfigError, RecipeError
-from wheelfarm.signing import KEY_ENV, resolve_key
+from wheelfarm.plan import config as farm_config
+from wheelfarm.publish.signing import KEY_ENV, resolve_key
 
 
 def test_publish_table(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from wheelfarm.artifacts import Artifact, FileRef, check_filename, distros, read_upload
 from wheelfarm.errors import ConfigError
-from wheelfarm.generations import clearsigned_text, root_pages
-from wheelfarm.manifest import (
+from wheelfarm.publish.artifacts import Artifact, FileRef, check_filename, distros, read_upload
+from wheelfarm.publish.generations import clearsigned_text, root_pages
+from wheelfarm.publish.manifest import (
     Release,
     build_project,
     full_sums,
@@ -27,8 +27,8 @@ from wheelfarm.manifest import (
     project_sums,
     splice_sums,
 )
-from wheelfarm.publish import collect, parse_spec
-from wheelfarm.verify import missing_requirements
+from wheelfarm.publish.publisher import collect, parse_spec
+from wheelfarm.publish.verify import missing_requirements
 
 
 def sha(text: str) -> str:

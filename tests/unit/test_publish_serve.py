@@ -13,7 +13,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from wheelfarm.serve import HTML, JSON, TEXT_HTML, make_app, negotiate
+from wheelfarm.publish.serve import HTML, JSON, TEXT_HTML, make_app, negotiate
 
 PIP_ACCEPT = f"{JSON}, {HTML}; q=0.1, text/html; q=0.01"
 

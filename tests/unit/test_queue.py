@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from wheelfarm.errors import ConfigError
-from wheelfarm.state import (
+from wheelfarm.farm.state import (
     Artifact,
     Capabilities,
     JobState,
@@ -24,10 +24,10 @@ from wheelfarm.state import (
     Outcome,
     intake,
 )
-from wheelfarm.state import report as state_report
-from wheelfarm.state.db import open_engine
-from wheelfarm.state.queue import Queue
-from wheelfarm.state.schema import events
+from wheelfarm.farm.state import report as state_report
+from wheelfarm.farm.state.db import open_engine
+from wheelfarm.farm.state.queue import Queue
+from wheelfarm.farm.state.schema import events
 
 LINUX = Capabilities(os="linux", arch="x86_64", executors=("host", "zig"),
                      pythons=("cp39", "cp312"))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import recipe
 from wheelfarm.errors import ConfigError, RecipeError
+from wheelfarm.plan import recipe
 
 GOOD = """
 [package]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from wheelfarm import recipe
-from wheelfarm.recipememo import RecipeMemo
+from wheelfarm.plan import recipe
+from wheelfarm.plan.recipememo import RecipeMemo
 
 PYPI = """
 [package]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import policy as pol
-from wheelfarm import repair as rp
-from wheelfarm import wheelscan
+from wheelfarm.build import policy as pol
+from wheelfarm.build import repair as rp
+from wheelfarm.build import wheelscan
+from wheelfarm.build.policy import Violation
+from wheelfarm.build.wheelscan import ElfInfo
 from wheelfarm.errors import BuildError, CommandError, ConfigError, PolicyError, RepairError
-from wheelfarm.policy import Violation
-from wheelfarm.targets import Target, parse_target
-from wheelfarm.wheelscan import ElfInfo
+from wheelfarm.plan.targets import Target, parse_target
 
 EXT = "fastadd.cpython-312-x86_64-linux-gnu.so"
 # A 64-bit ELF header and nothing else: enough for the magic test.

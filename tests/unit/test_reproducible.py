@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wheelfarm import ccwrap, reproducible
-from wheelfarm.ccwrap import PREFIX_MAPS_VAR
-from wheelfarm.reproducible import ZIP_EPOCH, differing_members, normalize_wheel
+from wheelfarm.build import ccwrap, reproducible
+from wheelfarm.build.ccwrap import PREFIX_MAPS_VAR
+from wheelfarm.build.reproducible import ZIP_EPOCH, differing_members, normalize_wheel
 
 YEAR_2100 = 4102444800  # 2100-01-01T00:00:00Z
 # Characters a file name in a wheel may hold; the comma matters because

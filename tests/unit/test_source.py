@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheelfarm import source
-from wheelfarm.archive import safe_extract, sha256_file
+from wheelfarm.build import source
+from wheelfarm.build.archive import safe_extract, sha256_file
+from wheelfarm.build.source import SourceSpec, fetch
 from wheelfarm.errors import ConfigError, SourceError
-from wheelfarm.source import SourceSpec, fetch
 
 PYPROJECT = b"[project]\nname = 'fastadd'\nversion = '0.1.0'\n"
 

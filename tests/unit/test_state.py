@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from wheelfarm import config as farm_config
-from wheelfarm import recipe as recipe_mod
 from wheelfarm.errors import ConfigError, RecipeError
-from wheelfarm.state import Capabilities, Lease, Outcome, lifecycle, report, schema
-from wheelfarm.state.db import normalize_url, open_engine
-from wheelfarm.state.lifecycle import ALLOWED, JobState
-from wheelfarm.state.models import Artifact
-from wheelfarm.state.submit import check_cycles
+from wheelfarm.farm.state import Capabilities, Lease, Outcome, lifecycle, report, schema
+from wheelfarm.farm.state.db import normalize_url, open_engine
+from wheelfarm.farm.state.lifecycle import ALLOWED, JobState
+from wheelfarm.farm.state.models import Artifact
+from wheelfarm.farm.state.submit import check_cycles
+from wheelfarm.plan import config as farm_config
+from wheelfarm.plan import recipe as recipe_mod
 
 
 def test_only_the_documented_moves_are_legal() -> None:

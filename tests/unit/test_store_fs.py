@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from wheelfarm.errors import ConfigError
-from wheelfarm.store import StoreError, View, check_key, open_store
-from wheelfarm.store.fs import FsStore
-from wheelfarm.store.s3 import S3Store
+from wheelfarm.publish.store import StoreError, View, check_key, open_store
+from wheelfarm.publish.store.fs import FsStore
+from wheelfarm.publish.store.s3 import S3Store
 
 
 def view(store: FsStore, generation: int, projects: dict[str, str],

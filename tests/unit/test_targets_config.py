@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import config, targets
 from wheelfarm.errors import ConfigError, RecipeError
-from wheelfarm.targets import Target, parse_target
+from wheelfarm.plan import config, targets
+from wheelfarm.plan.targets import Target, parse_target
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.wheelcheck import Expected, WheelRefused, check_name, check_sound
+from wheelfarm.build.wheelcheck import Expected, WheelRefused, check_name, check_sound
 
 from ..security.farm import make_wheel
 

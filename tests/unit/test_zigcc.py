@@ -9,8 +9,8 @@ import shlex
 
 import pytest
 
-from wheelfarm import zigcc
-from wheelfarm.zigcc import RULES, command, translate, wrapper_script, zig_target
+from wheelfarm.build import zigcc
+from wheelfarm.build.zigcc import RULES, command, translate, wrapper_script, zig_target
 
 BUILD_ID = "-Wl,--build-id=sha1"
 
@@ -211,7 +211,7 @@ def test_wrapper_script_is_isolated_and_baked() -> None:
     first, *rest = text.splitlines()
     assert first == "#!/farm/venv/bin/python -I"
     assert "sys.path.insert(0, '/farm/src')" in rest
-    assert "from wheelfarm.zigcc import main" in rest
+    assert "from wheelfarm.build.zigcc import main" in rest
     blob = text.split("main([", 1)[1].split(", *sys.argv", 1)[0]
     config = json.loads(ast.literal_eval(blob))  # passed as a str literal
     assert config == {"mode": "c++", "zig": "/farm/zig", "target": "x86_64-linux-gnu.2.28",

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import click
 
-from .. import __version__
-from ..errors import WheelfarmError
-from .ui import err
+from wheelfarm import __version__
+from wheelfarm.cli.ui import err
+from wheelfarm.errors import WheelfarmError
 
 # module -> the commands it defines. Modules load only when one of their
 # commands runs: a CI step that plans should not pay for importing the

@@ -15,16 +15,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import config as farm_config
-from .. import executors, lock, matrix, plan, recipe
-from ..ccwrap import PROFILES
-from ..errors import ConfigError
-from ..localrun import LocalRun, with_needs
-from ..parity import WARN_RATIO
-from ..pipeline import STEPS, JobResult, Pipeline
-from ..state.submit import check_cycles
-from . import ci_output
-from .ui import err, out
+from wheelfarm.build import executors
+from wheelfarm.build.ccwrap import PROFILES
+from wheelfarm.build.parity import WARN_RATIO
+from wheelfarm.build.pipeline import STEPS, JobResult, Pipeline
+from wheelfarm.cli import ci_output
+from wheelfarm.cli.ui import err, out
+from wheelfarm.errors import ConfigError
+from wheelfarm.farm.localrun import LocalRun, with_needs
+from wheelfarm.farm.state.submit import check_cycles
+from wheelfarm.plan import config as farm_config
+from wheelfarm.plan import jobs as plan
+from wheelfarm.plan import lockfile as lock
+from wheelfarm.plan import matrix, recipe
 
 
 @click.command()

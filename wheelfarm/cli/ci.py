@@ -10,14 +10,15 @@ from pathlib import Path
 
 import click
 
-from .. import config as farm_config
-from .. import matrix, plan, recipe
-from ..archive import sha256_file
-from ..cache import ArtifactCache, Record, store_cache
-from ..errors import WheelfarmError
-from ..jobjson import document, job_json
-from ..recipememo import RecipeMemo
-from .ui import err, out
+from wheelfarm.build.archive import sha256_file
+from wheelfarm.build.cache import ArtifactCache, Record, store_cache
+from wheelfarm.cli.ui import err, out
+from wheelfarm.errors import WheelfarmError
+from wheelfarm.plan import config as farm_config
+from wheelfarm.plan import jobs as plan
+from wheelfarm.plan import matrix, recipe
+from wheelfarm.plan.jobjson import document, job_json
+from wheelfarm.plan.recipememo import RecipeMemo
 
 
 class MergeConflict(WheelfarmError):
@@ -143,7 +144,7 @@ def merge(inputs: tuple[Path, ...], out_dir: Path, farm_dir: Path) -> None:
             tmp = out_dir / f".incoming-{name.replace('/', '-')}"
             shutil.copyfile(path, tmp)
             tmp.replace(out_dir / name)
-    from .. import index  # only merge writes an index; plan need not import it
+    from wheelfarm.publish import index  # only merge writes an index; plan need not import it
 
     projects = index.write_simple_index(out_dir)
     cache = ArtifactCache(farm_config.load(farm_dir.resolve()).state_dir)
@@ -169,7 +170,7 @@ def merge_candidate(chosen: dict[str, Path], path: Path, out_dir: Path) -> None:
 
 
 def _record(cache: ArtifactCache, wheel: Path) -> None:
-    from .. import debuginfo, provenance  # merge only; plan stays quick to start
+    from wheelfarm.build import debuginfo, provenance  # merge only; plan stays quick to start
 
     statement = provenance.path_for(wheel)
     if not statement.exists():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from ..jobjson import document, job_json, when
-from ..pipeline import JobResult
+from wheelfarm.build.pipeline import JobResult
+from wheelfarm.plan.jobjson import document, job_json, when
 
 _STATE = {"ok": "succeeded", "cached": "cached", "failed": "failed"}
 
@@ -22,7 +22,7 @@ def result_json(r: JobResult) -> dict[str, object]:
                "reason": r.message or None, "log": str(r.log)}
     artifact = None
     if r.wheel is not None:
-        from ..archive import sha256_file
+        from wheelfarm.build.archive import sha256_file
 
         artifact = (r.wheel.name, sha256_file(r.wheel))
     data = job_json(r.job.key, r.job.recipe.name, r.job.target.name, r.job.python,

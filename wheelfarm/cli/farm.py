@@ -13,20 +13,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from rich.table import Table
 
-from .. import config as farm_config
-from .. import executors
-from ..apiinput import MAX_BODY, MAX_UPLOAD
-from ..errors import ConfigError
-from ..pythons import parse_tag
-from ..state import open_queue
-from ..state.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
-from ..targets import parse_target
-from .ui import err, out
+from wheelfarm.build import executors
+from wheelfarm.cli.ui import err, out
+from wheelfarm.errors import ConfigError
+from wheelfarm.farm.apiinput import MAX_BODY, MAX_UPLOAD
+from wheelfarm.farm.state import open_queue
+from wheelfarm.farm.state.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
+from wheelfarm.plan import config as farm_config
+from wheelfarm.plan.pythons import parse_tag
+from wheelfarm.plan.targets import parse_target
 
 TOKEN_ENV = "WHEELFARM_TOKEN"
 
 if TYPE_CHECKING:
-    from ..state.queue import Queue
+    from wheelfarm.farm.state.queue import Queue
 
 T = TypeVar("T")
 
@@ -97,7 +97,9 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
     else:
         if not paths:
             raise ConfigError("nothing to submit: give recipes, or --probe N")
-        from .. import plan, recipe  # here: probes need neither (and start sooner)
+        # here: probes need neither (and start sooner)
+        from wheelfarm.plan import jobs as plan
+        from wheelfarm.plan import recipe
 
         selection = plan.Selection(targets=chosen, pythons=pythons, executor=executor)
         recipes = recipe.discover(list(paths))
@@ -113,7 +115,7 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
 @farm_option
 def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
     """Every job, its state and attempts, oldest first."""
-    from ..state import report
+    from wheelfarm.farm.state import report
 
     _config, queue = _queue(farm_dir)
     jobs = report.queue_jobs(queue)
@@ -167,7 +169,7 @@ def cancel(job: str, farm_dir: Path) -> None:
 @farm_option
 def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
     """Print the log of JOB's last attempt (or of --attempt N)."""
-    from ..state import report
+    from wheelfarm.farm.state import report
 
     _config, queue = _queue(farm_dir)
     row = queue.find(job)
@@ -217,8 +219,8 @@ def worker(controller_url: str | None, token_file: Path | None, token: str | Non
            batch: int, poll: float, grace: float | None, wheelhouse: Path | None,
            farm_dir: Path) -> None:
     """Claim jobs and run them, from the farm's database or a controller."""
-    from ..direct import DirectBroker
-    from ..worker import Worker, WorkerOptions, default_capabilities
+    from wheelfarm.farm.direct import DirectBroker
+    from wheelfarm.farm.worker import Worker, WorkerOptions, default_capabilities
 
     _logging()
     token = _worker_token(token_file, token)
@@ -228,7 +230,7 @@ def worker(controller_url: str | None, token_file: Path | None, token: str | Non
         _parsed("--python", parse_tag, tag)
     broker: Any
     if controller_url:
-        from ..remote import HttpBroker
+        from wheelfarm.farm.remote import HttpBroker
 
         broker = HttpBroker(controller_url, token or "")
         house = wheelhouse  # a remote worker's wheels go to the controller
@@ -273,7 +275,7 @@ def _worker_token(token_file: Path | None, token: str | None) -> str | None:
 def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max_upload: int,
                farm_dir: Path) -> None:
     """Serve the HTTP API for remote workers (claim, heartbeat, upload, report)."""
-    from ..controller import Controller, serve
+    from wheelfarm.farm.controller import Controller, serve
 
     _logging()
     _config, queue = _queue(farm_dir)
@@ -287,7 +289,7 @@ def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max
 @farm_option
 def token(name: str, farm_dir: Path) -> None:
     """Issue a new token for worker NAME (the old one stops working) and print it."""
-    from ..controller import issue_token
+    from wheelfarm.farm.controller import issue_token
 
     _config, queue = _queue(farm_dir)
     click.echo(issue_token(queue, name))

@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from .. import config as farm_config
-from ..errors import ConfigError
-from ..publish import Outcome, Publisher, history
-from ..signing import Keyring, Signer, resolve_key
-from ..store import Store, open_store
-from ..verify import default_state_dir, open_source, verify
-from .ui import err, out
+from wheelfarm.cli.ui import err, out
+from wheelfarm.errors import ConfigError
+from wheelfarm.plan import config as farm_config
+from wheelfarm.publish.publisher import Outcome, Publisher, history
+from wheelfarm.publish.signing import Keyring, Signer, resolve_key
+from wheelfarm.publish.store import Store, open_store
+from wheelfarm.publish.verify import default_state_dir, open_source, verify
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -189,7 +189,7 @@ def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 def serve_command(directory: Path, port: int, host: str) -> None:
     """Serve a published index over HTTP (pip: --index-url http://HOST:PORT/simple/)."""
-    from .. import serve
+    from wheelfarm.publish import serve
 
     try:
         sock = serve.bind(host, port)

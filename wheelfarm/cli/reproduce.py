@@ -9,16 +9,19 @@ from pathlib import Path
 
 import click
 
-from .. import config as farm_config
-from .. import executors, lock, plan, provenance, recipe, reproducible
-from ..archive import sha256_file
-from ..errors import ConfigError, WheelfarmError
-from ..executors import JobContext
-from ..localrun import LocalRun, with_needs
-from ..pipeline import Pipeline
-from ..pythons import parse_tag
-from ..targets import parse_target
-from .ui import err, out
+from wheelfarm.build import executors, provenance, reproducible
+from wheelfarm.build.archive import sha256_file
+from wheelfarm.build.executors import JobContext
+from wheelfarm.build.pipeline import Pipeline
+from wheelfarm.cli.ui import err, out
+from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.farm.localrun import LocalRun, with_needs
+from wheelfarm.plan import config as farm_config
+from wheelfarm.plan import jobs as plan
+from wheelfarm.plan import lockfile as lock
+from wheelfarm.plan import recipe
+from wheelfarm.plan.pythons import parse_tag
+from wheelfarm.plan.targets import parse_target
 
 
 @click.command("lock")

@@ -1,0 +1,1 @@
+"""The build wing (see docs/architecture.md)."""

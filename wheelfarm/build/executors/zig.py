@@ -1,0 +1,295 @@
+"""The zig executor: manylinux wheels on a plain machine, no container.
+
+It is the host executor with another toolchain: ``zig cc -target
+<arch>-linux-gnu.<glibc>`` links against stub libraries of the requested glibc
+and a static libc++, so the host's Pythons build wheels that run on the old
+distributions a manylinux policy promises. The compilers are wrapper scripts
+(see :mod:`wheelfarm.build.zigcc`) generated into the farm's cache by
+:meth:`ZigExecutor.prepare`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shlex
+import stat
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from wheelfarm import proc
+from wheelfarm.build import ccwrap, zigcc
+from wheelfarm.build.executors import JobContext, sandbox
+from wheelfarm.build.executors.host import HostPlace
+from wheelfarm.errors import ConfigError
+from wheelfarm.fsutil import file_lock
+from wheelfarm.plan import pythons
+from wheelfarm.plan.targets import Target, host_arch
+
+ARCHES = ("x86_64", "aarch64")
+MIN_GLIBC = (2, 17)
+WARMUP_TIMEOUT = 1800.0  # a cold libc++ build takes minutes on a small machine
+
+# The first use of a target compiles zig's libc, libc++ and libunwind for it;
+# these make prepare() pay for that once instead of inside the first job.
+_WARMUP_C = "int wheelfarm_warm_c(int x) { return x + 1; }\n"
+_WARMUP_CXX = (
+    "#include <stdexcept>\n#include <string>\n"
+    "std::string wheelfarm_warm_cxx(int x) {\n"
+    '    if (x < 0) throw std::runtime_error("negative");\n'
+    "    return std::to_string(x);\n}\n"
+)
+
+
+def find_zig() -> Path | None:
+    """The zig binary of the installed ``ziglang`` package, if any.
+
+    The binary itself, not ``python -m ziglang``: that module is missing from
+    the isolated environments PEP 517 builds run in.
+    """
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "zig"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def rust_triple(arch: str) -> str:
+    return f"{arch}-unknown-linux-gnu"
+
+
+def _write_atomic(path: Path, text: str, executable: bool = False) -> None:
+    # A build of another job may be running the old script right now.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        if executable:
+            os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def cross_env(target: Target, python: str | None) -> dict[str, str]:
+    """What a cross build needs beyond the compilers: the host interpreter's
+    sysconfig describes the host, so the wheel's platform tag and the
+    extension suffix are overridden, and cargo is told the target."""
+    env = {
+        "_PYTHON_HOST_PLATFORM": f"linux-{target.arch}",
+        "CARGO_BUILD_TARGET": rust_triple(target.arch),
+    }
+    if python is not None:
+        major, minor = pythons.parse_tag(python)
+        env["SETUPTOOLS_EXT_SUFFIX"] = (
+            f".cpython-{major}{minor}-{target.arch}-linux-gnu.so"
+        )
+    return env
+
+
+class ZigLayout:
+    """Where a target's wrappers, warm-up files and zig's cache live under ``cache_dir``."""
+
+    def __init__(self, cache_dir: Path, target: Target,
+                 profile: str = ccwrap.DEFAULT_PROFILE) -> None:
+        self.root = cache_dir / "zig"
+        self.zig_cache = self.root / "cache"
+        self.target_dir = self.root / target.name
+        # Each profile has its own wrappers: the profile is baked into them, not
+        # read from an environment a build system may scrub.
+        suffix = "" if profile == ccwrap.DEFAULT_PROFILE else f"-{profile}"
+        self.profile = profile
+        self.bin = self.target_dir / f"bin{suffix}"
+        self.marker = self.target_dir / f"prepared{suffix}.json"
+        self.lock = self.root / f"{target.name}.lock"
+
+    def tool(self, name: str) -> Path:
+        return self.bin / name
+
+
+class ZigExecutor:
+    """Builds manylinux wheels with the host's Pythons and zig as the compiler."""
+
+    name = "zig"
+
+    def __init__(self, pythons_config: Mapping[str, str] | None = None, *,
+                 zig: str | os.PathLike[str] | None = None) -> None:
+        self.interpreters = pythons.discover(pythons_config)
+        self.zig = Path(zig) if zig is not None else find_zig()
+        self._version: str | None = None
+        self._version_lock = threading.Lock()
+
+    # -- Executor protocol -------------------------------------------------
+
+    def check(self, target: Target) -> None:
+        if target.kind != "manylinux" or target.glibc is None:
+            raise ConfigError(
+                f"executor 'zig' builds manylinux_X_Y targets only; "
+                f"{target} is for the 'host' executor"
+            )
+        if target.arch not in ARCHES:
+            raise ConfigError(f"executor 'zig' cannot build {target}: unknown architecture")
+        if target.glibc < MIN_GLIBC:
+            raise ConfigError(
+                f"executor 'zig' cannot build {target}: it targets glibc "
+                f"{MIN_GLIBC[0]}.{MIN_GLIBC[1]} or newer (Rust's std and zig's libc++ need it)"
+            )
+        self._zig()
+
+    def available_pythons(self) -> list[str]:
+        return pythons.supported(self.interpreters)
+
+    def toolchain_id(self, target: Target) -> str:
+        # The wrapper's rules change what gets compiled, so their version counts too.
+        return (f"zig:{self.version()}:{self.zig_target(target)}"
+                f":zigcc{zigcc.SCRIPT_VERSION}")
+
+    def prepare(self, target: Target, cache_dir: Path, log: IO[str]) -> None:
+        self._prepare(target, ZigLayout(cache_dir, target), log)
+
+    def _prepare(self, target: Target, layout: ZigLayout, log: IO[str]) -> None:
+        """Wrappers and a warm zig cache for ``layout``'s profile (release unless a
+        debug job asks: prepare() knows no job)."""
+        self.check(target)
+        fingerprint = self._fingerprint(target, layout)
+        layout.root.mkdir(parents=True, exist_ok=True)
+        # flock on its own open() excludes other threads and other farm processes.
+        with file_lock(layout.lock):
+            if layout.marker.is_file() and layout.marker.read_text() == fingerprint:
+                log.write(f"zig toolchain for {target} is ready in {layout.target_dir}\n")
+                return
+            log.write(f"writing zig compiler wrappers for {target} into {layout.bin}\n")
+            self._write_wrappers(target, layout)
+            self._warm_up(target, layout, log)
+            _write_atomic(layout.marker, fingerprint)
+
+    @contextmanager
+    def open(self, ctx: JobContext) -> Iterator[HostPlace]:
+        # Cheap when prepare() already ran; makes a lone open() safe too.
+        layout = ZigLayout(ctx.cache_dir, ctx.target, ctx.profile)
+        self._prepare(ctx.target, layout, ctx.log)
+        env = self.toolchain_env(ctx.target, layout, ctx.python)
+        yield HostPlace(ctx, self.interpreters, toolchain=env, shared_caches=[layout.zig_cache])
+
+    # -- helpers -----------------------------------------------------------
+
+    def _zig(self) -> Path:
+        if self.zig is None or not self.zig.is_file():
+            where = f" at {self.zig}" if self.zig is not None else ""
+            raise ConfigError(
+                f"executor 'zig' needs the zig compiler{where}: pip install ziglang"
+            )
+        return self.zig
+
+    def version(self) -> str:
+        """``zig version``, asked once per executor."""
+        with self._version_lock:
+            if self._version is None:
+                result = proc.run([self._zig(), "version"], timeout=60)
+                self._version = result.stdout.strip()
+            return self._version
+
+    @staticmethod
+    def zig_target(target: Target) -> str:
+        assert target.glibc is not None
+        return zigcc.zig_target(target.arch, target.glibc)
+
+    def toolchain_env(self, target: Target, layout: ZigLayout,
+                      python: str | None = None) -> dict[str, str]:
+        """The variables that make setuptools, cargo and CMake use zig for ``target``.
+
+        ``python`` (``cp312``) is needed only for a cross build, whose
+        extension suffix the host interpreter cannot know.
+        """
+        cc, cxx = str(layout.tool("cc")), str(layout.tool("c++"))
+        cache = str(layout.zig_cache)
+        env = {
+            "CC": cc,
+            "CXX": cxx,
+            # Without LDSHARED, setuptools keeps the host Python's link line and
+            # its -Wl,-rpath into the host's Python installation.
+            "LDSHARED": f"{shlex.quote(cc)} -shared",
+            "LDCXXSHARED": f"{shlex.quote(cxx)} -shared",
+            "AR": str(layout.tool("ar")),
+            "RANLIB": str(layout.tool("ranlib")),
+            f"CARGO_TARGET_{rust_triple(target.arch).upper().replace('-', '_')}_LINKER":
+                str(layout.tool("rust-linker")),
+            "ZIG_GLOBAL_CACHE_DIR": cache,
+            "ZIG_LOCAL_CACHE_DIR": cache,
+        }
+        if target.arch != host_arch():
+            env.update(cross_env(target, python))
+        return env
+
+    def _fingerprint(self, target: Target, layout: ZigLayout) -> str:
+        return json.dumps({
+            "script_version": zigcc.SCRIPT_VERSION,
+            "zig": str(self._zig()),
+            "zig_version": self.version(),
+            "target": self.zig_target(target),
+            "python": sys.executable,
+            "package_root": _package_root(),
+            "cache": str(layout.zig_cache),
+            "profile": layout.profile,
+        }, sort_keys=True)
+
+    def _write_wrappers(self, target: Target, layout: ZigLayout) -> None:
+        layout.bin.mkdir(parents=True, exist_ok=True)
+        layout.zig_cache.mkdir(parents=True, exist_ok=True)
+        zig, cache = str(self._zig()), str(layout.zig_cache)
+        modes: dict[str, zigcc.Mode] = {"cc": "cc", "c++": "c++", "rust-linker": "linker"}
+        for name, mode in modes.items():
+            try:
+                script = zigcc.wrapper_script(
+                    python=sys.executable, package_root=_package_root(), mode=mode,
+                    zig=zig, target=self.zig_target(target), cache_dir=cache,
+                    profile=layout.profile,
+                )
+            except ValueError as exc:
+                raise ConfigError(f"executor 'zig': {exc}") from None
+            _write_atomic(layout.tool(name), script, executable=True)
+        # ar and ranlib take no target and need no rewriting.
+        for name in ("ar", "ranlib"):
+            script = (
+                "#!/bin/sh\n# Generated by wheelfarm; do not edit.\n"
+                f"ZIG_GLOBAL_CACHE_DIR={shlex.quote(cache)}\n"
+                f"ZIG_LOCAL_CACHE_DIR={shlex.quote(cache)}\n"
+                "export ZIG_GLOBAL_CACHE_DIR ZIG_LOCAL_CACHE_DIR\n"
+                f'exec {shlex.quote(zig)} {name} "$@"\n'
+            )
+            _write_atomic(layout.tool(name), script, executable=True)
+
+    def _warm_up(self, target: Target, layout: ZigLayout, log: IO[str]) -> None:
+        warm = layout.target_dir / "warm"
+        warm.mkdir(parents=True, exist_ok=True)
+        env = {**sandbox.allowed_env(os.environ, farm_tool=True),
+               **self.toolchain_env(target, layout)}
+        for lang, tool, source in (("C", "cc", "warm.c"), ("C++", "c++", "warm.cpp")):
+            (warm / source).write_text(_WARMUP_C if lang == "C" else _WARMUP_CXX)
+            log.write(f"warming zig's cache: {lang} runtime for {self.zig_target(target)} "
+                      f"(minutes on first use)\n")
+            started = time.monotonic()
+            # No -O here: the wrapper adds the profile's, exactly as for a build, so
+            # the runtimes cached now are the ones the builds link.
+            proc.run([layout.tool(tool), "-shared", "-fPIC", "-o",
+                      f"{Path(source).stem}-{tool}.so", source],
+                     log=log, cwd=warm, env=env, timeout=WARMUP_TIMEOUT)
+            log.write(f"zig's {lang} runtime ready in {time.monotonic() - started:.1f}s\n")
+
+
+def _package_root() -> str:
+    """The directory holding the ``wheelfarm`` package, for the wrapper scripts' sys.path."""
+    return str(Path(zigcc.__file__).resolve().parent.parent)

@@ -1,0 +1,393 @@
+"""The one pipeline: source -> toolchain -> build -> repair/check -> test -> output.
+
+Written once for every executor; an executor only supplies the place where
+the commands run. One job's failure never touches another job or the output
+directory: a wheel reaches ``out_dir`` only after it passed every step, and
+it gets there by an atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Literal
+
+from wheelfarm import proc
+from wheelfarm.build import (
+    ccwrap,
+    debuginfo,
+    parity,
+    provenance,
+    quality,
+    repair,
+    reproducible,
+    source,
+)
+from wheelfarm.build.archive import sha256_file
+from wheelfarm.build.cache import ArtifactCache, Cached, StoreCache, store_cache
+from wheelfarm.build.executors import Executor, JobContext, Place
+from wheelfarm.build.parity import ParityReport
+from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env, test_wheel
+from wheelfarm.errors import CommandError, NotReproducible, WheelfarmError
+from wheelfarm.plan import lockfile as lock
+from wheelfarm.plan.config import CONFIG_NAME, FarmConfig
+from wheelfarm.plan.jobs import Job
+
+STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity", "output")
+# With --check-reproducible the first five run twice, then "reproduce" compares.
+Status = Literal["ok", "cached", "failed"]
+OnStep = Callable[[Job, str], None]
+
+# Run by the build environment's interpreter: asks the backend for its
+# dynamic build requirements (PEP 517 get_requires_for_build_wheel).
+_GET_REQUIRES = (
+    "import build, json, sys\n"
+    "reqs = build.ProjectBuilder(sys.argv[1]).get_requires_for_build('wheel')\n"
+    "print('WHEELFARM-REQUIRES:' + json.dumps(sorted(reqs)))\n"
+)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    status: Status
+    seconds: float
+    log: Path
+    wheel: Path | None = None
+    step: str | None = None  # the failing step
+    message: str = ""
+    tail: str = ""  # the end of the log, for a failure
+    started_at: float = 0.0  # wall clock (time.time()), for reports
+    parity: ParityReport | None = None  # the comparison with upstream's wheel
+
+
+class Pipeline:
+    def __init__(self, config: FarmConfig, executors: Mapping[str, Executor], out_dir: Path,
+                 *, on_step: OnStep | None = None, keep_work: bool = False,
+                 normalize: bool = True, locked: bool = False,
+                 check_reproducible: bool = False, use_cache: bool = True,
+                 compare_upstream: bool = True) -> None:
+        self.config = config
+        self.executors = executors
+        self.out_dir = out_dir
+        self.on_step = on_step
+        self.keep_work = keep_work
+        self.normalize = normalize
+        self.locked = locked  # strict: a missing or stale lock fails the job
+        self.check_reproducible = check_reproducible
+        self.compare_upstream = compare_upstream
+        # A reproducibility check must build; a hit would prove nothing.
+        self.use_cache = use_cache and not check_reproducible
+        self.cache = ArtifactCache(config.state_dir)
+        self._store_cache: StoreCache | Literal[False] | None = False  # False: not opened yet
+        self._store_problem = ""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.log_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
+        self._fetch_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._out_lock = threading.Lock()
+
+    def _mkdir(self, name: str) -> Path:
+        path = self.config.state_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def run_job(self, job: Job) -> JobResult:
+        started = time.monotonic()
+        wall = time.time()
+        log_path = self.log_dir / f"{job.id}.log"
+        hit, note = self._cache_hit(job) if self.use_cache else (None, "")
+        if hit is not None:
+            return replace(self._reuse(job, hit, log_path, started, note), started_at=wall)
+        work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._mkdir("work")))
+        state = _State()
+        wheel: Path | None = None
+        message = ""
+        # Appended: a job the queue retries keeps its earlier attempts' logs.
+        with log_path.open("a", encoding="utf-8") as fh:
+            fh.write(f"# job {job.id}\n# key {job.key}\n# executor {job.executor}\n")
+            if note:
+                fh.write(note + "\n")
+            try:
+                wheel = self._execute(job, work, fh, state)
+            except WheelfarmError as exc:
+                message = str(exc)
+                fh.write(f"! {state.step} failed: {exc}\n")
+            except Exception as exc:  # a bug in one job must not take the others down
+                message = f"internal error: {exc!r} (see the log)"
+                fh.write("! internal error\n" + traceback.format_exc())
+        status: Status = "ok" if wheel is not None else "failed"
+        if wheel is not None and self.normalize:
+            # Only canonical wheels with provenance are worth reusing.
+            self.cache.store(job.key, wheel, provenance.path_for(wheel),
+                             debuginfo.read_listing(wheel))
+        if status == "ok" or not self.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+        self._emit(job, "done")
+        return JobResult(
+            job=job, status=status, seconds=time.monotonic() - started, log=log_path,
+            wheel=wheel, step=None if wheel else state.step, message=message,
+            tail="" if wheel else _tail(log_path), started_at=wall, parity=state.parity,
+        )
+
+    def _cache_hit(self, job: Job) -> tuple[Cached | None, str]:
+        """The farm's own record of the key, else the configured store's; and a line
+        for the job's log. A store that fails is noted there and the job builds."""
+        hit = self.cache.lookup(job.key)
+        if hit is not None:
+            return hit, "cache hit in the farm's artifact cache"
+        with self._locks_guard:
+            if self._store_cache is False:
+                try:
+                    self._store_cache = store_cache(self.config)
+                except WheelfarmError as exc:
+                    self._store_cache = None
+                    self._store_problem = f"the store is not used as a cache: {exc}"
+        remote = self._store_cache
+        if remote is None:
+            return None, self._store_problem
+        try:
+            record = remote.known([job.key]).get(job.key)
+            if record is None:
+                return None, f"not in the store's cache ({remote.store.url})"
+            hit = remote.fetch(record, self.cache)
+        except WheelfarmError as exc:
+            return None, f"the store's cache could not be read, building: {exc}"
+        if hit is None:
+            return None, (f"the store's record of this key names {record.filename} "
+                          f"sha256 {record.sha256}, which the store does not hold; building")
+        return hit, f"cache hit in the store {remote.store.url}"
+
+    def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float,
+               where: str) -> JobResult:
+        with log_path.open("w", encoding="utf-8") as fh:
+            fh.write(f"# job {job.id}\n# key {job.key}\n{where}: {hit.filename} "
+                     f"sha256 {hit.sha256}\n")
+            sidecar = hit.provenance
+            with self._out_lock:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                debuginfo.place(hit.debug, hit.filename, self.out_dir)
+                if sidecar is not None:
+                    _place_atomically(sidecar, self.out_dir / sidecar.name)
+                final = self.out_dir / hit.filename
+                if not final.exists() or sha256_file(final) != hit.sha256:
+                    _place_atomically(hit.wheel, final)
+        self._emit(job, "done")
+        return JobResult(job=job, status="cached", seconds=time.monotonic() - started,
+                         log=log_path, wheel=final)
+
+    def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
+        def enter(step: str) -> None:
+            state.step = step
+            fh.write(f"## {step}\n")
+            fh.flush()
+            self._emit(job, step)
+
+        started = datetime.now(UTC)
+        executor = self.executors[job.executor]
+        timeout = job.recipe.timeout or self.config.timeout
+        ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout,
+                         network=job.recipe.network, profile=job.profile,
+                         private=self._private())
+        with executor.open(ctx) as place:
+            built = self._produce(place, job, work, fh, enter)
+            if self.check_reproducible:
+                self._build_again(job, built, work / "again", fh, enter)
+            enter("test")
+            for tag in job.test_pythons:
+                test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
+            if self.compare_upstream:  # once per job, never per reproducibility rebuild
+                enter("parity")
+                state.parity = parity.compare(place, job, built.wheel, work,
+                                              self.config.index_url, self.config.cache_dir, fh)
+                parity.judge(state.parity)
+            network = place.network
+        enter("output")
+        recipe = job.recipe
+        facts = provenance.BuildFacts(
+            recipe_name=recipe.name, recipe_path=str(recipe.path.resolve()),
+            recipe_digest=recipe.digest(),
+            source=_source_facts(recipe.source), target=job.target.name, python=job.python,
+            test_pythons=job.test_pythons, executor=job.executor, job_key=job.key,
+            source_date_epoch=built.epoch, network=network,
+            toolchain={**provenance.host_toolchain(),
+                       "executor": executor.toolchain_id(job.target)},
+            build_requirements=built.env.requirements, locked=built.env.locked,
+            started=started, finished=datetime.now(UTC), profile=job.profile,
+            debug_files=built.debug,
+        )
+        wheel = built.wheel
+        sidecar = None
+        if self.normalize:
+            sidecar = provenance.write(wheel, facts, work / (wheel.name + provenance.SUFFIX))
+        return self._deliver(wheel, sidecar, fh, built.debug)
+
+    def _private(self) -> tuple[Path, ...]:
+        """What a sandboxed build must not see: the farm's config and state."""
+        return (self.config.root / CONFIG_NAME, self.config.state_dir)
+
+    def _produce(self, place: Place, job: Job, work: Path, fh: IO[str],
+                 enter: Callable[[str], None]) -> _Built:
+        """source -> toolchain -> build -> repair/check -> normalize, in ``work``."""
+        recipe = job.recipe
+        cache_dir = self.config.cache_dir
+        enter("source")
+        src = self._fetch(job, work / "src", fh)
+        git_time = _git_time(src, fh) if recipe.source.kind == "git" else None
+        epoch = recipe.source_date_epoch or reproducible.source_date_epoch(
+            recipe.source.kind, src, git_time)
+        enter("toolchain")
+        self.executors[job.executor].prepare(job.target, cache_dir, fh)
+        enter("build")
+        extra = reproducible.build_environment(
+            epoch, reproducible.path_maps(work, cache_dir), dict(recipe.env),
+            place.toolchain_env()) | ccwrap.profile_env(job.profile)
+        fh.write(f"SOURCE_DATE_EPOCH={epoch}\n")
+        recipe_lock = lock.load(recipe)
+        benv = prepare_env(
+            place, job, src, work, cache_dir, extra,
+            recipe_lock.pythons.get(job.python) if recipe_lock else None,
+            recipe_lock.index_url if recipe_lock else self.config.index_url,
+            self.locked, fh)
+        built = build_wheel(place, job, src, work, benv.path, extra)
+        repair.check_binary(built, src)
+        enter("repair")
+        repaired = repair.repair(place, built, job.target, work / "repaired")
+        quality.check_wheel(repaired, job.profile, fh)
+        debug = debuginfo.split_wheel(repaired, recipe.debug_symbols, work / "debug", log=fh)
+        if self.normalize:
+            enter("normalize")
+            reproducible.normalize_wheel(repaired, epoch)
+        return _Built(repaired, benv, epoch, time.monotonic(), src, debug)
+
+    def _build_again(self, job: Job, first: _Built, work: Path, fh: IO[str],
+                     enter: Callable[[str], None]) -> None:
+        """Build once more in another directory, later, and demand the same bytes."""
+        # Zip timestamps have a two-second resolution: a clock leak must show.
+        time.sleep(max(0.0, first.finished + 2.1 - time.monotonic()))
+        work.mkdir()
+        executor = self.executors[job.executor]
+        ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh,
+                         job.recipe.timeout or self.config.timeout, network=job.recipe.network,
+                         profile=job.profile, private=self._private())
+        with executor.open(ctx) as place:
+            again = self._produce(place, job, work, fh, enter)
+        enter("reproduce")
+        differ = debuginfo.differing_files(first.debug, again.debug)
+        if differ:
+            raise NotReproducible(f"two builds gave different debug files for build-id(s) "
+                                  f"{', '.join(differ[:8])}")
+        if sha256_file(again.wheel) == sha256_file(first.wheel):
+            fh.write(f"reproducible: both builds gave {sha256_file(first.wheel)}\n")
+            return
+        members = reproducible.differing_members(first.wheel, again.wheel)
+        _diffoscope(first.wheel, again.wheel, fh)
+        shown = ", ".join(members[:8]) + (f" and {len(members) - 8} more" if len(members) > 8
+                                           else "")
+        raise NotReproducible(f"two builds differ in {len(members)} member(s): {shown}")
+
+    def _fetch(self, job: Job, dest: Path, fh: IO[str]) -> Path:
+        # Jobs of one recipe share a download; each still extracts its own copy
+        # because builds write into their source tree.
+        spec = job.recipe.source
+        key = f"{spec.kind}:{spec.location}:{spec.name}=={spec.version}"
+        with self._locks_guard:
+            lock = self._fetch_locks.setdefault(key, threading.Lock())
+        dest.mkdir(parents=True)
+        with lock:
+            return source.fetch(job.recipe.source, dest, cache_dir=self.config.cache_dir,
+                                index_url=self.config.index_url, log=fh)
+
+    def _deliver(self, wheel: Path, sidecar: Path | None, fh: IO[str],
+                 debug: tuple[debuginfo.DebugFile, ...] = ()) -> Path:
+        """Move the wheel and its provenance into the output, debug files and
+        provenance first, so the output never holds a wheel without them."""
+        final = self.out_dir / wheel.name
+        with self._out_lock:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            debuginfo.place(debug, wheel.name, self.out_dir)
+            if final.exists() and sha256_file(final) == sha256_file(wheel):
+                fh.write(f"{final.name} already in {self.out_dir} with the same bytes\n")
+            else:
+                if final.exists():
+                    fh.write(f"replacing {final.name}: this build gave different bytes\n")
+                if sidecar is not None:
+                    _place_atomically(sidecar, self.out_dir / sidecar.name)
+                _place_atomically(wheel, final)
+        fh.write(f"wrote {final}\n")
+        return final
+
+    def _emit(self, job: Job, step: str) -> None:
+        if self.on_step is not None:
+            self.on_step(job, step)
+
+
+class _State:
+    step = "source"
+    parity: ParityReport | None = None
+
+
+@dataclass(frozen=True)
+class _Built:
+    wheel: Path
+    env: BuildEnv
+    epoch: int
+    finished: float  # time.monotonic() when the wheel was ready
+    src: Path  # the extracted source tree, for test.commands' {source}
+    debug: tuple[debuginfo.DebugFile, ...] = ()  # split off the wheel's modules
+
+
+def _diffoscope(a: Path, b: Path, fh: IO[str]) -> None:
+    if shutil.which("diffoscope") is None:
+        fh.write("(install diffoscope for a full report of the differences)\n")
+        return
+    proc.run(["diffoscope", "--text", "-", str(a), str(b)], log=fh, check=False, timeout=600)
+
+
+def _place_atomically(src: Path, final: Path) -> None:
+    # The temporary name carries no .whl suffix: an index written meanwhile
+    # must never list a half-copied wheel.
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=final.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _git_time(src: Path, fh: IO[str]) -> int | None:
+    try:
+        out = proc.run(["git", "-C", str(src), "log", "-1", "--format=%ct"], log=fh).stdout
+    except CommandError:
+        return None
+    digits = out.strip().splitlines()[-1] if out.strip() else ""
+    return int(digits) if digits.isdigit() else None
+
+
+def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
+    identity = spec.identity()
+    if spec.kind == "git":
+        return {"uri": f"git+{spec.location}@{spec.rev}", "digest": f"gitCommit:{spec.rev}"}
+    if spec.kind in ("pypi", "url"):
+        where = spec.location or f"pypi:{spec.name}=={spec.version}"
+        return {"uri": where, "digest": f"sha256:{spec.sha256}"}
+    return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    """The end of the failing step's part of the log (from its ``## step`` marker)."""
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    starts = [i for i, line in enumerate(text) if line.startswith("## ")]
+    since = text[starts[-1]:] if starts else text
+    return "\n".join(since[-lines:])

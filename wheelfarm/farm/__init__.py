@@ -1,0 +1,1 @@
+"""The farm wing (see docs/architecture.md)."""

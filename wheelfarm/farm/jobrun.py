@@ -1,0 +1,286 @@
+"""Running one leased job: a build through the pipeline, or a probe.
+
+A worker runs each job that takes time in a child process (``python -m
+wheelfarm.farm.jobrun SPEC``) so that the job's timeout, a cancellation or a hand-back can
+kill it, compilers included. The child records its process id next to the
+spec and kills itself when its worker disappears, so an orphaned build never
+delivers a wheel that nobody recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wheelfarm import proc
+from wheelfarm.build.archive import sha256_file
+from wheelfarm.errors import WheelfarmError
+from wheelfarm.farm.state.models import Artifact, Lease
+
+SPEC = "job.json"
+RESULT = "result.json"
+PID = "runner.pid"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Where one attempt keeps its files: ``dir/out`` holds what it produced."""
+
+    lease: Lease
+    dir: Path
+    farm: Path
+    log: Path
+    find_links: tuple[str, ...] = ()
+
+    @property
+    def out(self) -> Path:
+        return self.dir / "out"
+
+    def write_spec(self) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / SPEC
+        path.write_text(json.dumps({"lease": self.lease.to_dict(), "farm": str(self.farm),
+                                    "log": str(self.log),
+                                    "find_links": list(self.find_links)}))
+        return path
+
+    @classmethod
+    def read_spec(cls, path: Path) -> Attempt:
+        data = json.loads(path.read_text())
+        return cls(Lease.from_dict(data["lease"]), path.parent, Path(data["farm"]),
+                   Path(data["log"]), tuple(data["find_links"]))
+
+
+def probe(attempt: Attempt, out: Path | None = None) -> Artifact:
+    """A probe's work: wait ``seconds``, then write a small file naming the attempt.
+
+    Probes measure and exercise the farm itself (dispatch rate, leases,
+    timeouts) without compiling anything; their file is a real artifact, so
+    a result recorded twice would show as two files for one job.
+    """
+    seconds = float(attempt.lease.spec.get("seconds", 0))
+    if seconds > 0:
+        # A process of its own, as a build's compiler would be: a timeout
+        # or a cancellation must find and kill it.
+        with attempt.log.open("a", encoding="utf-8") as fh:
+            proc.run(["sleep", f"{seconds:g}"], log=fh, cwd=attempt.dir)
+    out = out or attempt.out
+    out.mkdir(parents=True, exist_ok=True)
+    lease = attempt.lease
+    path = out / f"probe-{lease.key[:16]}-{lease.n}.txt"
+    content = f"{lease.key} attempt {lease.n} by {lease.worker}\n".encode()
+    path.write_bytes(content)
+    return Artifact(path.name, hashlib.sha256(content).hexdigest(), str(path))
+
+
+def build(attempt: Attempt) -> dict[str, Any]:
+    """Rebuild the job from what the queue stored and run the pipeline on it."""
+    # Imported here: a probe's process should start in a fraction of a second.
+    from wheelfarm.build import executors
+    from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.plan import config as farm_config
+    from wheelfarm.plan import jobs as plan
+    from wheelfarm.plan import recipe
+    from wheelfarm.plan.targets import parse_target
+
+    lease = attempt.lease
+    spec = lease.spec
+    try:
+        config = farm_config.load(attempt.farm)
+        loaded = recipe.loads(str(spec["recipe_text"]), Path(str(spec["recipe_path"])))
+    except WheelfarmError as exc:
+        # A path source that is missing here may exist on another worker.
+        return {"ok": False, "kind": "source", "reason": f"on this worker: {exc}"}
+    if loaded.digest() != spec["recipe_digest"]:
+        return {"ok": False, "kind": "source",
+                "reason": f"{loaded.path} is not the recipe that was submitted (its digest "
+                          "differs); resubmit it"}
+    try:
+        executor = executors.get(lease.executor, pythons_config=dict(config.python_paths),
+                                 config=config)
+    except WheelfarmError as exc:
+        return {"ok": False, "kind": "worker-error", "reason": str(exc)}
+    job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,
+                   tuple(spec["test_pythons"]), lease.key,
+                   str(spec.get("profile") or loaded.profile or "release"))
+    result = Pipeline(config, {lease.executor: executor}, attempt.out).run_job(job)
+    doc: dict[str, Any] = {"ok": result.status != "failed", "pipeline_log": str(result.log)}
+    if result.wheel is not None:
+        doc["artifact"] = {"filename": result.wheel.name, "sha256": sha256_file(result.wheel),
+                           "location": str(result.wheel)}
+    else:
+        doc.update(kind=result.step or "internal", reason=result.message)
+    return doc
+
+
+def child_main(spec_path: Path) -> dict[str, Any]:
+    """The child's side: run the attempt, add the pipeline's log to the attempt's
+    log, write ``result.json``; returns it too.
+
+    The child enforces the job's timeout itself and kills every process the
+    job started (each command runs in a session of its own, so a process
+    group is not enough) on a timeout, on SIGTERM from its worker, and when
+    its worker disappears.
+    """
+    attempt = Attempt.read_spec(spec_path)
+    (attempt.dir / PID).write_text(str(os.getpid()))
+    finished = threading.Lock()
+
+    def give_up(doc: dict[str, Any], code: int) -> None:
+        if finished.acquire(blocking=False):
+            _write_result(attempt, doc)
+            kill_tree(os.getpid())
+            os._exit(code)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        give_up({"ok": False, "kind": "worker-error", "reason": "stopped by its worker"}, 143)
+
+    signal.signal(signal.SIGTERM, on_term)
+    timeout = attempt.lease.timeout
+    timer = threading.Timer(timeout, give_up, ({
+        "ok": False, "kind": "timeout", "reason": f"timed out after {timeout:g}s; killed"}, 124))
+    timer.daemon = True
+    timer.start()
+    _exit_with_parent(lambda: give_up(
+        {"ok": False, "kind": "worker-error", "reason": "its worker went away"}, 1))
+    try:
+        with find_links(attempt.find_links):
+            if attempt.lease.kind == "probe":
+                art = probe(attempt)
+                doc: dict[str, Any] = {"ok": True, "artifact": art.__dict__}
+            else:
+                doc = build(attempt)
+    except WheelfarmError as exc:
+        doc = {"ok": False, "kind": "worker-error", "reason": str(exc)}
+    if finished.acquire(blocking=False):
+        timer.cancel()
+        _write_result(attempt, doc)
+    return doc
+
+
+@contextmanager
+def find_links(locations: Sequence[str]) -> Iterator[None]:
+    """Let every pip this process runs find wheels in ``locations`` first.
+
+    The hook through which a build environment installs the wheels of the
+    recipes a job needs: pip reads PIP_FIND_LINKS for every install that runs
+    on this host (build environment and tests; a container's pip sees only
+    the environment its executor passes in). A farm worker's job process and
+    ``wheelfarm build`` (for its whole run) both use it.
+    """
+    if not locations:
+        yield
+        return
+    before = os.environ.get("PIP_FIND_LINKS")
+    os.environ["PIP_FIND_LINKS"] = " ".join([*locations, before or ""]).strip()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PIP_FIND_LINKS", None)
+        else:
+            os.environ["PIP_FIND_LINKS"] = before
+
+
+def _write_result(attempt: Attempt, doc: dict[str, Any]) -> None:
+    pipeline_log = doc.get("pipeline_log")
+    with attempt.log.open("a", encoding="utf-8") as fh:
+        if pipeline_log and os.path.exists(pipeline_log):
+            fh.write(Path(pipeline_log).read_text(encoding="utf-8", errors="replace"))
+        if not doc["ok"]:
+            fh.write(f"! {doc.get('kind')}: {doc.get('reason')}\n")
+    tmp = attempt.dir / (RESULT + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, attempt.dir / RESULT)
+
+
+def read_result(directory: Path) -> Mapping[str, Any] | None:
+    path = directory / RESULT
+    if not path.exists():
+        return None
+    data: Mapping[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def kill(directory: Path) -> bool:
+    """Ask the child of an attempt to stop (it kills what it started and exits);
+    False if it has not started yet or is gone."""
+    try:
+        pid = int((directory / PID).read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL every descendant of ``root`` (and their process groups), then ``root``'s group.
+
+    Descendants are found through /proc; where there is none (macOS) only
+    process groups are killed.
+    """
+    for _ in range(3):  # a process may fork while the first pass runs
+        found = _descendants(root)
+        for pid in found:
+            for kill_one in (os.killpg, os.kill):
+                try:
+                    kill_one(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if not found:
+            break
+    try:
+        os.killpg(os.getpgid(root), signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return []
+    for name in entries:
+        try:
+            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _exit_with_parent(on_exit: Callable[[], None]) -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                # The worker died (SIGKILL, machine trouble): its lease will be
+                # reclaimed, so nothing this process produces may be delivered.
+                on_exit()
+                return
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+if __name__ == "__main__":
+    child_main(Path(sys.argv[1]))

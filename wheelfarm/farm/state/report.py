@@ -1,0 +1,63 @@
+"""Jobs of the queue in the one JSON shape (see :mod:`wheelfarm.plan.jobjson`), for
+``status --json`` and every other command that prints jobs as JSON.
+
+```
+{"schema": 1, "jobs": [{"key", "recipe", "target", "python", "state",
+  "attempts": [{"n", "worker", "started", "ended", "reason", "log"}],
+  "artifact": {"filename", "sha256"} | null}]}
+```
+Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from wheelfarm.farm.state.queue import Queue
+from wheelfarm.farm.state.schema import attempts, events, jobs
+from wheelfarm.plan.jobjson import SCHEMA, document, job_json, when
+from wheelfarm.plan.jobs import Job
+
+__all__ = ["SCHEMA", "document", "job_events", "job_json", "planned_job_json", "queue_jobs",
+           "when"]
+
+
+def planned_job_json(job: Job) -> dict[str, Any]:
+    """A job of a plan, not (yet) in a queue: state ``planned``."""
+    return job_json(job.key, job.recipe.name, job.target.name, job.python, "planned")
+
+
+def queue_jobs(queue: Queue, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every job of the queue (or those with ``keys``) with its attempts, oldest first."""
+    with queue.engine.begin() as conn:
+        query = select(jobs).order_by(jobs.c.id)
+        if keys is not None:
+            query = query.where(jobs.c.key.in_(list(keys)))
+        rows = conn.execute(query).all()
+        tries: dict[int, list[dict[str, Any]]] = {}
+        for a in conn.execute(select(attempts).order_by(attempts.c.job_id, attempts.c.n)):
+            tries.setdefault(a.job_id, []).append({
+                "n": a.n, "worker": a.worker, "started": when(a.started),
+                "ended": when(a.ended), "reason": a.reason, "log": a.log,
+            })
+    found = []
+    for r in rows:
+        art = (r.artifact_filename, r.artifact_sha256) if r.artifact_sha256 else None
+        doc = job_json(r.key, r.recipe, r.target, r.python, r.state, tries.get(r.id, ()), art)
+        found.append(doc)
+    return found
+
+
+def job_events(queue: Queue, job_id: int | None = None) -> list[dict[str, Any]]:
+    """The append-only event log (of one job), oldest first."""
+    with queue.engine.begin() as conn:
+        query = select(events).order_by(events.c.id)
+        if job_id is not None:
+            query = query.where(events.c.job_id == job_id)
+        return [{"at": when(e.at), "job": e.job_id, "n": e.n, "worker": e.worker,
+                 "kind": e.kind, "detail": json.loads(e.detail) if e.detail else None}
+                for e in conn.execute(query)]

@@ -1,0 +1,89 @@
+"""Turning planned jobs (and probes) into queue entries."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
+
+from wheelfarm.errors import ConfigError
+from wheelfarm.farm.state.models import NewJob, target_os
+
+if TYPE_CHECKING:  # not at run time: `submit --probe` should start quickly
+    from wheelfarm.plan.config import FarmConfig
+    from wheelfarm.plan.jobs import Job
+    from wheelfarm.plan.recipe import Recipe
+
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def check_cycles(recipes: Sequence[Recipe]) -> None:
+    """A recipe that needs itself, directly or not, is a ConfigError naming the cycle."""
+    graph: dict[str, list[str]] = {canonicalize_name(r.name): list(r.needs) for r in recipes}
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycle = [*path[path.index(node):], node]
+            raise ConfigError(f"build.needs makes a cycle: {' -> '.join(cycle)}")
+        if node in done:
+            return
+        for nxt in graph.get(node, ()):
+            visit(nxt, [*path, node])
+        done.add(node)
+
+    for start in sorted(graph):
+        visit(start, [])
+
+
+def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) -> list[NewJob]:
+    """Queue entries for planned jobs: the recipe's text travels with each."""
+    check_cycles(list({j.recipe.path: j.recipe for j in jobs}.values()))
+    texts: dict[str, str] = {}
+    limits: Mapping[str, int] = dict(config.limits)
+    found: list[NewJob] = []
+    for job in jobs:
+        r = job.recipe
+        # Absolute: a worker resolves the recipe's relative source path against it.
+        path = str(r.path.resolve())
+        if path not in texts:
+            try:
+                texts[path] = r.path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{path}: {exc.strerror}") from None
+        spec = {"recipe_path": path, "recipe_text": texts[path], "recipe_digest": r.digest(),
+                "test_pythons": list(job.test_pythons), "profile": job.profile}
+        found.append(NewJob(
+            key=job.key, kind="build", recipe=canonicalize_name(r.name),
+            target=job.target.name, python=job.python, executor=job.executor,
+            arch=job.target.arch, os=target_os(job.target.name),
+            pythons=tuple(sorted({job.python, *job.test_pythons})), spec=spec,
+            needs=r.needs, priority=priority,
+            max_attempts=r.max_attempts or DEFAULT_MAX_ATTEMPTS,
+            timeout=r.timeout or config.timeout,
+            target_limit=limits.get(job.target.name, 0),
+        ))
+    return found
+
+
+def probe_jobs(count: int, *, seconds: float = 0.0, timeout: float = 60.0,
+               max_attempts: int = DEFAULT_MAX_ATTEMPTS, priority: int = 0,
+               python: str = "", target: str = "", arch: str = "",
+               executor: str = "") -> list[NewJob]:
+    """``count`` probes: jobs that wait ``seconds`` and write a small file.
+
+    They exercise and measure the farm (dispatch rate, leases, timeouts,
+    retries) without a compiler. Requirement fields given here restrict
+    which workers may take them, like a build's.
+    """
+    batch = uuid.uuid4().hex
+    return [NewJob(
+        key=hashlib.sha256(f"probe:{batch}:{i}".encode()).hexdigest(), kind="probe",
+        recipe="probe", target=target, python=python, executor=executor, arch=arch,
+        os=target_os(target) if target else "", pythons=(python,) if python else (),
+        spec={"seconds": seconds}, priority=priority, max_attempts=max_attempts,
+        timeout=timeout,
+    ) for i in range(count)]

@@ -1,0 +1,41 @@
+"""The one JSON shape of a job, for ``status --json``, ``plan`` and ``build --json``:
+
+```
+{"schema": 1, "jobs": [{"key", "recipe", "target", "python", "state",
+  "attempts": [{"n", "worker", "started", "ended", "reason", "log"}],
+  "artifact": {"filename", "sha256"} | null}]}
+```
+``build --json`` adds ``"parity"`` to a job that was compared with upstream's
+wheel (see :class:`wheelfarm.build.parity.ParityReport`).
+Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs. Kept free
+of the database layer so that commands which only plan load quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA = 1
+
+
+def when(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
+
+
+def job_json(key: str, recipe: str, target: str, python: str, state: str,
+             tries: Iterable[dict[str, Any]] = (),
+             artifact: tuple[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "key": key, "recipe": recipe, "target": target, "python": python, "state": state,
+        "attempts": list(tries),
+        "artifact": {"filename": artifact[0], "sha256": artifact[1]} if artifact else None,
+    }
+
+
+def document(job_list: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "jobs": list(job_list)}

@@ -1,0 +1,144 @@
+"""CI matrices: grouping jobs into matrix entries, shards, and the entry formats
+of GitHub Actions and GitLab CI.
+
+An entry's id names its jobs without reference to any cache: either one
+job's id, or ``<runner class>-<i>of<n>``, the jobs of that class whose key
+hashes to bucket i of n. A matrix job rebuilds the plan from the same recipes
+and picks its jobs by that id, so plan and build agree however the cache
+looked on either machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from wheelfarm.errors import ConfigError
+from wheelfarm.plan.jobs import Job
+
+GITHUB_LIMIT = 256  # GitHub refuses a matrix with more entries
+# Runner labels per class of machine that can build a target.
+RUNNERS = {
+    "linux-x86_64": "ubuntu-latest",
+    "linux-aarch64": "ubuntu-24.04-arm",
+    "macos-arm64": "macos-14",
+    "macos-x86_64": "macos-13",
+}
+_BUCKET = re.compile(r"^(?P<cls>[a-z]+-[a-z0-9_]+)-(?P<i>\d+)of(?P<n>\d+)$")
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    runner_class: str
+    jobs: tuple[Job, ...]
+
+    @property
+    def runs_on(self) -> str:
+        return RUNNERS[self.runner_class]
+
+
+def runner_class(job: Job) -> str:
+    # Every target today is Linux; its architecture picks the runner. A zig or
+    # container build could cross-compile, but tests must run natively.
+    return f"linux-{job.target.arch}"
+
+
+def bucket(job: Job, n: int) -> int:
+    """0-based bucket of a job among ``n``; from its key, so stable across runs."""
+    return int(job.key[:16], 16) % n
+
+
+def groups(jobs: Sequence[Job], *, shards: int | None = None,
+           limit: int = GITHUB_LIMIT) -> list[Group]:
+    """Matrix entries for ``jobs``: one per job while that fits under ``limit``,
+    else (or with ``shards``) hash buckets per runner class."""
+    by_class: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_class.setdefault(runner_class(job), []).append(job)
+    if shards is None and len(jobs) <= limit:
+        return [Group(j.id, runner_class(j), (j,)) for j in jobs]
+    counts = _bucket_counts({c: len(js) for c, js in by_class.items()}, shards, limit)
+    found: list[Group] = []
+    for cls in sorted(by_class):
+        n = counts[cls]
+        buckets: list[list[Job]] = [[] for _ in range(n)]
+        for job in by_class[cls]:
+            buckets[bucket(job, n)].append(job)
+        found += [Group(f"{cls}-{i + 1}of{n}", cls, tuple(b)) for i, b in enumerate(buckets) if b]
+    return found
+
+
+def _bucket_counts(sizes: dict[str, int], shards: int | None, limit: int) -> dict[str, int]:
+    if shards is not None:
+        per_class = max(1, min(shards, limit // max(1, len(sizes))))
+        return {c: min(per_class, size) for c, size in sizes.items()}
+    total = sum(sizes.values())
+    counts = {c: max(1, limit * size // total) for c, size in sizes.items()}
+    while sum(counts.values()) > limit:
+        biggest = max(counts, key=lambda c: counts[c])
+        counts[biggest] -= 1
+    return counts
+
+
+def select(jobs: Sequence[Job], entry_id: str) -> list[Job]:
+    """The jobs of the matrix entry ``entry_id`` (see :func:`groups`)."""
+    exact = [j for j in jobs if j.id == entry_id]
+    if exact:
+        return exact
+    m = _BUCKET.match(entry_id)
+    if not m or m.group("cls") not in RUNNERS or int(m.group("n")) < 1 \
+            or not 1 <= int(m.group("i")) <= int(m.group("n")):
+        raise ConfigError(f"--job {entry_id}: no such job or matrix entry in this plan")
+    cls, i, n = m.group("cls"), int(m.group("i")), int(m.group("n"))
+    return [j for j in jobs if runner_class(j) == cls and bucket(j, n) == i - 1]
+
+
+def shard(jobs: Sequence[Job], spec: str) -> list[Job]:
+    """``--shard i/N`` (1-based): the jobs whose key hashes to shard i, over all
+    jobs, cached or not, so shards do not shift as the cache fills."""
+    m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise ConfigError(f"--shard {spec}: expected i/N with 1 <= i <= N, e.g. 2/4")
+    i, n = int(m.group(1)), int(m.group(2))
+    return [j for j in jobs if bucket(j, n) == i - 1]
+
+
+def github_matrix(entries: Iterable[Group]) -> dict[str, list[dict[str, str]]]:
+    return {"include": [
+        {"id": g.id, "runs-on": g.runs_on, "keys": " ".join(j.key for j in g.jobs),
+         "jobs": " ".join(j.id for j in g.jobs)}
+        for g in entries
+    ]}
+
+
+def gitlab_pipeline(entries: Sequence[Group], build_args: Sequence[str], out: str,
+                    publish_to: str | None = None) -> str:
+    """A child-pipeline definition (JSON is YAML): one build job per entry,
+    then, with ``publish_to``, one job that merges their output and publishes.
+
+    GitLab's ``parallel:matrix`` is static, so the plan generates the jobs.
+    A pipeline must have a job: with nothing to build it holds one that says so.
+    """
+    args = " ".join(json.dumps(a) if " " in a else a for a in build_args)
+    jobs: dict[str, object] = {}
+    for g in entries:
+        jobs[f"build:{g.id}"] = {
+            "stage": "build",
+            "tags": [g.runner_class],
+            "script": [f"wheelfarm build {args} --job {g.id} --out {out}/{g.id}"],
+            "artifacts": {"paths": [f"{out}/{g.id}/"], "when": "always"},
+        }
+    if jobs and publish_to:
+        jobs["publish"] = {
+            "stage": "publish",
+            "needs": list(jobs),
+            "script": [f"wheelfarm merge {out}/*/ --out wheelhouse",
+                       f"wheelfarm publish wheelhouse --to {publish_to}"],
+        }
+    if not jobs:
+        jobs["nothing-to-build"] = {"stage": "build",
+                                    "script": ["echo every job is cached; nothing to build"]}
+    return json.dumps({"stages": ["build", "publish"], **jobs}, indent=2) + "\n"

@@ -1,0 +1,63 @@
+"""Finding CPython interpreters on the host: configured paths, pyenv, PATH."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from wheelfarm.errors import ConfigError
+
+MIN_PYTHON = (3, 9)
+_TAG = re.compile(r"^cp(\d)(\d+)$")
+_PYENV_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def parse_tag(tag: str) -> tuple[int, int]:
+    """``cp312`` -> (3, 12); ConfigError for anything else."""
+    m = _TAG.match(tag)
+    if not m:
+        raise ConfigError(f"unknown python {tag!r}; expected a CPython tag like 'cp312'")
+    return int(m.group(1)), int(m.group(2))
+
+
+def tag_of(version: tuple[int, int]) -> str:
+    return f"cp{version[0]}{version[1]}"
+
+
+def _pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
+def discover(configured: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """Map ``cpXY`` to an interpreter, newest patch release first.
+
+    Order of preference: the farm config's ``[pythons]`` paths, pyenv's
+    ``versions/X.Y.Z`` (CPython only), then ``python3.X`` on PATH.
+    """
+    found: dict[str, Path] = {}
+    for tag, path in (configured or {}).items():
+        parse_tag(tag)
+        found[tag] = Path(path)
+    versions = _pyenv_root() / "versions"
+    if versions.is_dir():
+        entries = []
+        for entry in versions.iterdir():
+            m = _PYENV_VERSION.match(entry.name)
+            exe = entry / "bin" / "python"
+            if m and exe.exists():
+                entries.append(((int(m.group(1)), int(m.group(2)), int(m.group(3))), exe))
+        for (major, minor, _patch), exe in sorted(entries, reverse=True):
+            found.setdefault(tag_of((major, minor)), exe)
+    for minor in range(MIN_PYTHON[1], 20):
+        exe_name = shutil.which(f"python3.{minor}")
+        if exe_name:
+            found.setdefault(tag_of((3, minor)), Path(exe_name))
+    return {tag: found[tag] for tag in sorted(found, key=parse_tag)}
+
+
+def supported(found: Mapping[str, Path]) -> list[str]:
+    """The discovered tags wheelfarm builds for by default (CPython >= 3.9)."""
+    return [tag for tag in found if parse_tag(tag) >= MIN_PYTHON]

@@ -1,0 +1,147 @@
+"""Targets: a platform policy (PEP 600 manylinux, or plain linux) and an architecture.
+
+Also the glibc -> distribution table that tells a packager which Debian, RHEL
+and Ubuntu releases a wheel runs on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+from wheelfarm.errors import ConfigError
+
+ARCHES = ("x86_64", "aarch64")
+
+# PEP 600 legacy aliases.
+_ALIASES = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+_PEP600 = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
+_LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
+_AUTO = re.compile(r"^manylinux_auto_(\w+)$")
+_LINUX = re.compile(r"^linux_(\w+)$")
+
+# First release of each distribution and the glibc it shipped (min supported).
+DISTROS: dict[str, list[tuple[str, tuple[int, int]]]] = {
+    "RHEL": [("7", (2, 17)), ("8", (2, 28)), ("9", (2, 34)), ("10", (2, 39))],
+    "Debian": [
+        ("8", (2, 19)), ("9", (2, 24)), ("10", (2, 28)), ("11", (2, 31)),
+        ("12", (2, 36)), ("13", (2, 41)),
+    ],
+    "Ubuntu": [
+        ("14.04", (2, 19)), ("16.04", (2, 23)), ("18.04", (2, 27)), ("20.04", (2, 31)),
+        ("22.04", (2, 35)), ("24.04", (2, 39)),
+    ],
+}
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """``kind`` is ``manylinux`` (with ``glibc``), ``manylinux-auto`` or ``linux``."""
+
+    kind: str
+    arch: str
+    glibc: tuple[int, int] | None = None
+
+    @functools.cached_property  # asked for every job of a plan; the fields never change
+    def name(self) -> str:
+        if self.kind == "linux":
+            return f"linux_{self.arch}"
+        if self.kind == "manylinux-auto":
+            return f"manylinux_auto_{self.arch}"
+        assert self.glibc is not None
+        return f"manylinux_{self.glibc[0]}_{self.glibc[1]}_{self.arch}"
+
+    @property
+    def repairs(self) -> bool:
+        return self.kind != "linux"
+
+    @property
+    def auditwheel_plat(self) -> str:
+        """The ``--plat`` value for auditwheel repair."""
+        return "auto" if self.kind == "manylinux-auto" else self.name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def host_arch() -> str:
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+@functools.cache
+def host_glibc() -> tuple[int, int] | None:
+    try:
+        version = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return None
+    m = re.match(r"glibc (\d+)\.(\d+)", version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def parse_target(text: str) -> Target:
+    """Parse a target name; legacy aliases become their PEP 600 names.
+
+    ``native`` is the host: ``manylinux_auto_<arch>``, repaired to the lowest
+    manylinux policy the built wheel satisfies.
+    """
+    name = text.strip()
+    if name == "native":
+        return Target("manylinux-auto", host_arch())
+    arch: str
+    if m := _PEP600.match(name):
+        glibc: tuple[int, int] = (int(m.group(1)), int(m.group(2)))
+        arch = m.group(3)
+        kind = "manylinux"
+    elif m := _LEGACY.match(name):
+        glibc, arch, kind = _ALIASES[m.group(1)], m.group(2), "manylinux"
+    elif m := _AUTO.match(name):
+        return _checked(Target("manylinux-auto", m.group(1)), name)
+    elif m := _LINUX.match(name):
+        return _checked(Target("linux", m.group(1)), name)
+    else:
+        raise ConfigError(_unknown(name))
+    return _checked(Target(kind, arch, glibc), name)
+
+
+def _checked(target: Target, text: str) -> Target:
+    if target.arch not in ARCHES:
+        raise ConfigError(_unknown(text))
+    return target
+
+
+def _unknown(name: str) -> str:
+    known = [
+        "manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64",
+        "manylinux2014_aarch64", "manylinux_2_28_aarch64", "linux_x86_64", "native",
+    ]
+    hint = difflib.get_close_matches(name, known, n=1)
+    tail = f"; did you mean {hint[0]!r}?" if hint else (
+        "; expected e.g. manylinux_2_17_x86_64, manylinux2014_x86_64, linux_x86_64 or native"
+    )
+    return f"unknown target {name!r}{tail}"
+
+
+def platform_tags(target: Target) -> list[str]:
+    """Wheel platform tags a wheel built for ``target`` may carry."""
+    if target.kind == "manylinux" and target.glibc is not None:
+        tags = [target.name]
+        legacy = {v: k for k, v in _ALIASES.items()}.get(target.glibc)
+        if legacy:
+            tags.append(f"{legacy}_{target.arch}")
+        return tags
+    return [f"linux_{target.arch}"]
+
+
+def distros_for_glibc(glibc: tuple[int, int]) -> dict[str, str]:
+    """The oldest release of each distribution whose glibc is new enough ('' = none)."""
+    out: dict[str, str] = {}
+    for distro, releases in DISTROS.items():
+        first = next((rel for rel, have in releases if have >= glibc), "")
+        out[distro] = f"{first}+" if first else ""
+    return out

@@ -1,0 +1,1 @@
+"""The publish wing (see docs/architecture.md)."""
