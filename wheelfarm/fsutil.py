@@ -1,11 +1,20 @@
-"""Locks that exclude other threads and other farm processes alike."""
+"""File-system helpers every wing shares: atomic writes and cross-process locks.
+
+A reader of any file the farm writes (a wheelhouse, a cache record, an index
+page, a result) sees either the old bytes or the new ones, never half of
+them: everything is written beside its destination and renamed over it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 
 @contextlib.contextmanager
@@ -17,3 +26,47 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path, *, prefix: str = ".tmp-") -> Iterator[Path]:
+    """A fresh path beside ``dest``; renamed over ``dest`` when the block succeeds.
+
+    The temporary name is unique per call, so concurrent writers of one
+    destination never share a temporary file; on failure it is removed and
+    ``dest`` is left as it was. The caller creates the file (not ``mkstemp``,
+    whose 0600 mode would survive the rename and hide the file from a web
+    server), so it gets the process's umask like any other file.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f"{prefix}{dest.name}.{os.getpid()}.{secrets.token_hex(6)}"
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(dest: Path, mode: str = "w", *, prefix: str = ".tmp-") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``dest`` for writing; it replaces ``dest``
+    only if the block finishes without an exception."""
+    with atomic_path(dest, prefix=prefix) as tmp, open(tmp, mode) as fh:
+        yield fh
+
+
+def write_bytes(dest: Path, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(dest: Path, text: str) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def copy_file(src: Path, dest: Path, *, prefix: str = ".tmp-") -> None:
+    """Copy ``src`` to ``dest`` atomically (a crash leaves no half-copied file)."""
+    with atomic_path(dest, prefix=prefix) as tmp:
+        shutil.copyfile(src, tmp)
