@@ -157,14 +157,15 @@ def _plan_on_s3(farm: Path, folder: Path, records: list[tuple[str, str, str]]
 
 def _fill_cache(farm: Path, folder: Path) -> list[tuple[str, str, str]]:
     """Record an artifact for every planned key, as earlier builds would have."""
+    from wheelfarm.build import planning
     from wheelfarm.build.cache import ArtifactCache
     from wheelfarm.plan import config
-    from wheelfarm.plan import jobs as planning
     from wheelfarm.plan import recipe as recipes
+    from wheelfarm.plan.jobs import Selection
 
     farm_config = config.load(farm)
     planned = planning.plan_recipes(recipes.discover([folder]), farm_config,
-                                    planning.Selection())
+                                    Selection())
     wheel = farm / "p-1.0-py3-none-any.whl"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

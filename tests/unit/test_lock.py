@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build.source import SourceSpec
 from wheelfarm.errors import ConfigError
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan.lockfile import Lock, LockedPython, Pinned
 from wheelfarm.plan.recipe import Recipe
+from wheelfarm.plan.sourcespec import SourceSpec
 
 SHA = {name: f"{i:x}" * 64 for i, name in enumerate(
     ["setuptools", "wheel", "cython", "scikit-build-core", "numpy"], start=1)}
@@ -106,7 +106,7 @@ def test_path_for_a_recipe_and_a_project(tmp_path: Path) -> None:
     assert lock.path_for(make_recipe(tmp_path / "recipes" / "demo.toml")) == \
         tmp_path / "recipes" / "demo.lock"
     assert lock.path_for(make_recipe(tmp_path / "proj" / "pyproject.toml")) == \
-        tmp_path / "proj" / "wheelfarm.plan.lockfile"
+        tmp_path / "proj" / "wheelfarm.lock"
 
 
 def test_write_load_round_trip(tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_round_trip_for_a_project(tmp_path: Path) -> None:
     written = Lock(path=lock.path_for(recipe), index_url="https://pypi.org/simple/",
                    pythons={"cp312": ENTRY})
     lock.write(written)
-    assert (tmp_path / "wheelfarm.plan.lockfile").is_file()
+    assert (tmp_path / "wheelfarm.lock").is_file()
     assert lock.load(recipe) == written
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build.source import SourceSpec
 from wheelfarm.errors import ConfigError
 from wheelfarm.plan import matrix
 from wheelfarm.plan.jobs import Job
 from wheelfarm.plan.recipe import Recipe
+from wheelfarm.plan.sourcespec import SourceSpec
 from wheelfarm.plan.targets import parse_target
 
 X86 = parse_target("manylinux2014_x86_64")

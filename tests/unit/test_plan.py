@@ -5,11 +5,11 @@ from typing import IO
 
 import pytest
 
-from wheelfarm.build.source import SourceSpec
 from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import jobs as plan
 from wheelfarm.plan.config import FarmConfig
 from wheelfarm.plan.recipe import Recipe
+from wheelfarm.plan.sourcespec import SourceSpec
 from wheelfarm.plan.targets import Target, parse_target
 
 

@@ -7,7 +7,6 @@ goes through a staging directory, so a refused archive leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -22,14 +21,10 @@ from pathlib import Path
 from typing import Literal
 
 from wheelfarm.errors import SourceError
+from wheelfarm.fsutil import sha256_file as sha256_file  # its callers have long imported it here
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
 _CHUNK = 1 << 16
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
 
 MemberKind = Literal["file", "dir", "symlink", "hardlink", "device file", "fifo", "other"]
 

@@ -26,6 +26,8 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 
+# The same names as wheelfarm.plan.profiles (a test checks): this file must stay
+# importable on its own, inside containers, so it cannot import them.
 PROFILES = ("release", "debug")
 DEFAULT_PROFILE = "release"
 # Bumped when the generated wrappers or the flags change (part of toolchain ids).

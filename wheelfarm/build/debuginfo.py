@@ -32,17 +32,15 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, get_args
+from typing import IO
 
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
 from wheelfarm import proc
 from wheelfarm.errors import BuildError, ConfigError
+from wheelfarm.plan.profiles import DebugSymbols
 
-DebugSymbols = Literal["split", "strip", "keep"]
-MODES: tuple[str, ...] = get_args(DebugSymbols)
-DEFAULT: DebugSymbols = "split"
 DEBUG_DIR = "debug"  # under the output directory
 SUFFIX = ".debug"
 ELF_MAGIC = b"\x7fELF"
@@ -88,14 +86,6 @@ def listing_path(wheel: Path) -> Path:
     """The listing of a wheel's debug files, in the ``debug/`` folder beside the wheel."""
     return wheel.parent / DEBUG_DIR / f"{wheel.name}.json"
 
-
-def parse_mode(value: object, where: str = "build.debug-symbols") -> DebugSymbols:
-    if value is None:
-        return DEFAULT
-    for mode in get_args(DebugSymbols):
-        if value == mode:
-            return mode  # type: ignore[no-any-return]
-    raise ConfigError(f"{where}: expected one of {', '.join(map(repr, MODES))}, got {value!r}")
 
 
 # -- reading ELF --------------------------------------------------------------------------------

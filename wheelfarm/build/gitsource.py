@@ -4,40 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 from typing import IO
 
 from wheelfarm import proc
 from wheelfarm.errors import CommandError, SourceError
 from wheelfarm.fsutil import file_lock
+from wheelfarm.plan.sourcespec import location_problem
 
 GIT_TIMEOUT = 1800.0
 # Transports a recipe may name; git refuses every other one too (ext::, fd::, helpers).
 ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
-_URL = re.compile(r"(https?|ssh|git|file)://[^\s]*")
-_SCP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[^\s:][^\s]*")
-
-
-def location_problem(location: str) -> str | None:
-    """Why ``location`` is not a git location wheelfarm fetches from, or None.
-
-    A location is data, never an option: http(s)://, ssh://, git:// and file:// URLs,
-    ``user@host:path``, or an absolute path; nothing that starts with ``-`` anywhere
-    git could read it as an option (the whole value, a URL's host).
-    """
-    if not location or location.startswith("-") or any(c in location for c in "\0\n\r"):
-        return "must be a git URL or an absolute path, not an option"
-    if _URL.fullmatch(location):
-        rest = location.split("://", 1)[1]
-        host = rest.rsplit("@", 1)[-1] if "@" in rest.split("/", 1)[0] else rest
-        if host.startswith("-") or rest.split("/", 1)[0].startswith("-"):
-            return "a URL whose host starts with '-'"
-        return None
-    if _SCP.fullmatch(location) or location.startswith("/"):
-        return None
-    return ("expected an https://, http://, ssh://, git:// or file:// URL, "
-            "user@host:path, or an absolute path")
 
 
 def checkout(location: str, rev: str, dest: Path, cache_dir: Path, log: IO[str],

@@ -15,9 +15,9 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 from packaging.utils import (
     InvalidSdistFilename,
     canonicalize_name,
-    canonicalize_version,
     parse_sdist_filename,
 )
 from packaging.version import InvalidVersion, Version
@@ -36,72 +35,19 @@ from packaging.version import InvalidVersion, Version
 from wheelfarm import __version__
 from wheelfarm.build import gitsource
 from wheelfarm.build.archive import safe_extract, sha256_file
-from wheelfarm.defaults import DEFAULT_INDEX_URL
-from wheelfarm.errors import ConfigError, SourceError
+from wheelfarm.errors import SourceError
+from wheelfarm.plan.defaults import DEFAULT_INDEX_URL
+from wheelfarm.plan.sourcespec import SourceSpec, ignored_names
 
 __all__ = ["DEFAULT_INDEX_URL", "SourceSpec", "fetch", "safe_extract", "sha256_file"]
 
 
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _CHUNK = 1 << 16
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_REV_RE = re.compile(r"[0-9a-f]{40}")
 _SIMPLE_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
     "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 )
-
-SourceKind = Literal["path", "pypi", "url", "git"]
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """Where a recipe's source comes from and the pin that makes it reproducible."""
-
-    kind: SourceKind
-    location: str
-    sha256: str | None = None
-    rev: str | None = None
-    name: str = ""
-    version: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("path", "pypi", "url", "git"):
-            raise ConfigError(f"unknown source kind {self.kind!r}")
-        if self.sha256 is not None and not _SHA256_RE.fullmatch(self.sha256.lower()):
-            raise ConfigError(f"sha256 must be 64 hex digits, got {self.sha256!r}")
-        if self.kind == "git" and not _REV_RE.fullmatch((self.rev or "").lower()):
-            raise ConfigError(f"git source {self.location}: rev must be a full 40-hex commit id")
-        if self.kind == "git":
-            problem = gitsource.location_problem(self.location)
-            if problem is not None:
-                raise ConfigError(f"git source {self.location!r}: {problem}")
-        if self.kind == "pypi":
-            if not (self.name and self.version):
-                raise ConfigError("pypi source needs a name and a version")
-            try:
-                Version(self.version)
-            except InvalidVersion:
-                raise ConfigError(f"pypi source {self.name}: bad version {self.version!r}") \
-                    from None
-
-    def identity(self) -> str:
-        """A stable string for content keys: what pins the bytes, not how they are reached."""
-        sha = (self.sha256 or "").lower()
-        if self.kind == "pypi":
-            # 1.0 and 1.0.0 are one version (PEP 440), so they must make one key.
-            version = canonicalize_version(self.version)
-            return f"pypi:{canonicalize_name(self.name)}=={version}:sha256={sha}"
-        if self.kind == "url":
-            return f"url:{self.location}:sha256={sha}"
-        if self.kind == "git":
-            return f"git:{self.location}@{(self.rev or '').lower()}"
-        if Path(self.location).is_file():
-            return f"path-archive:sha256={sha256_file(Path(self.location))}"
-        # The tree's content, not its location: two clones of one recipe set
-        # make one key, and an edited source makes another.
-        return f"path:tree={tree_digest(Path(self.location))}"
-
 
 def fetch(spec: SourceSpec, dest: Path, *, cache_dir: Path, index_url: str = DEFAULT_INDEX_URL,
           log: IO[str]) -> Path:
@@ -139,41 +85,6 @@ def fetch(spec: SourceSpec, dest: Path, *, cache_dir: Path, index_url: str = DEF
 
 # -- path ---------------------------------------------------------------------------------------
 
-# Anywhere in the tree: never part of a source, often large or machine-specific.
-_IGNORE_ANYWHERE = frozenset({".git", "__pycache__", ".venv"})
-# Only at the project top: a package may legitimately contain a `build` or `dist` module.
-_IGNORE_AT_TOP = frozenset({"build", "dist"})
-
-
-def _ignored(top: Path, directory: str, names: list[str]) -> set[str]:
-    skip = {n for n in names if n in _IGNORE_ANYWHERE or n.endswith(".egg-info")}
-    if Path(directory) == top:
-        skip |= _IGNORE_AT_TOP & set(names)
-    if "target" in names and "Cargo.toml" in names:
-        skip.add("target")  # cargo's build dir, only where a crate lives
-    return skip
-
-
-def tree_digest(root: Path) -> str:
-    """sha256 over a source tree's paths, executable bits, link targets and bytes,
-    skipping what a path copy skips (build output, VCS and cache directories)."""
-    top = root.resolve()
-    digest = hashlib.sha256()
-    for directory, dirnames, filenames in os.walk(top):
-        skip = _ignored(top, directory, [*dirnames, *filenames])
-        dirnames[:] = sorted(d for d in dirnames if d not in skip)
-        base = Path(directory)
-        for name in sorted(f for f in filenames if f not in skip):
-            path = base / name
-            rel = path.relative_to(top).as_posix()
-            if path.is_symlink():
-                digest.update(f"L {rel} {os.readlink(path)}\n".encode())
-                continue
-            executable = "x" if os.access(path, os.X_OK) else "-"
-            digest.update(f"F {rel} {executable} {sha256_file(path)}\n".encode())
-    return digest.hexdigest()
-
-
 def _fetch_path(src: Path, sha256: str | None, dest: Path, log: IO[str]) -> Path:
     if not src.exists():
         raise SourceError(f"source path not found: {src}")
@@ -185,7 +96,7 @@ def _fetch_path(src: Path, sha256: str | None, dest: Path, log: IO[str]) -> Path
     top = src.resolve()
 
     def ignore(directory: str, names: list[str]) -> set[str]:
-        return _ignored(top, directory, names)
+        return ignored_names(top, directory, names)
 
     target = dest / top.name
     _say(log, f"copy {src} -> {target}")
@@ -355,15 +266,13 @@ def project_files(client: httpx.Client, page: str, what: str = "index lookup",
         body = resp.content
         is_json = resp.headers.get("content-type", "").startswith(
             "application/vnd.pypi.simple.v1+json")
-    from wheelfarm.publish import index  # the HTML parser, only for pages without the JSON form
-
     try:
         if is_json:
             return [(str(f["filename"]), urljoin(page, str(f["url"])).split("#", 1)[0],
                      (f.get("hashes") or {}).get("sha256"))
                     for f in json.loads(body)["files"]]
         files: list[tuple[str, str, str | None]] = []
-        for text, href in index.parse_links(body.decode("utf-8", "replace")):
+        for text, href in parse_links(body.decode("utf-8", "replace")):
             url, fragment = urldefrag(urljoin(page, href))
             sha = fragment[7:] if fragment.startswith("sha256=") else None
             files.append((text or _url_filename(href), url, sha))
@@ -435,3 +344,32 @@ def _say(log: IO[str], line: str) -> None:
     log.flush()
 
 
+# Reading PEP 503 pages, for indexes that do not offer the JSON form (PEP 691).
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []  # (filename text, href)
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append(("".join(self._text).strip(), self._href))
+            self._href = None
+
+
+def parse_links(page: str) -> list[tuple[str, str]]:
+    """(link text, href) of every anchor of a PEP 503 HTML page."""
+    parser = _Links()
+    parser.feed(page)
+    return parser.links

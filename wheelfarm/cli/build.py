@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wheelfarm.build import executors
-from wheelfarm.build.ccwrap import PROFILES
+from wheelfarm.build import executors, planning
 from wheelfarm.build.parity import WARN_RATIO
 from wheelfarm.build.pipeline import STEPS, JobResult, Pipeline
 from wheelfarm.cli import ci_output
@@ -28,6 +27,7 @@ from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import jobs as plan
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan import matrix, recipe
+from wheelfarm.plan.profiles import PROFILES
 
 
 @click.command()
@@ -82,7 +82,7 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     selection = plan.Selection.parse(targets, pythons, executor, locked, profile)
     recipes = recipe.discover(list(paths))
     check_cycles(recipes)
-    planned = plan.plan_recipes(recipes, config, selection)
+    planned = planning.plan_recipes(recipes, config, selection)
     job_list = planned.jobs
     if entry is not None:
         job_list = matrix.select(job_list, entry)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from wheelfarm.build import planning
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.cache import ArtifactCache, Record, store_cache
 from wheelfarm.cli.ui import err, out
@@ -54,7 +55,8 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     memo = RecipeMemo(config.state_dir / "recipes.memo")
     recipes = recipe.discover(list(paths), load_file=memo.load)
     memo.save()
-    planned = plan.plan_recipes(recipes, config, plan.Selection.parse(targets, pythons, executor))
+    selection = plan.Selection.parse(targets, pythons, executor)
+    planned = planning.plan_recipes(recipes, config, selection)
     local = ArtifactCache(config.state_dir)
     cached = _cached(config, local, [j.key for j in planned.jobs])
     if fmt == "json":

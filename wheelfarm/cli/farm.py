@@ -98,12 +98,13 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
         if not paths:
             raise ConfigError("nothing to submit: give recipes, or --probe N")
         # here: probes need neither (and start sooner)
+        from wheelfarm.build import planning
         from wheelfarm.plan import jobs as plan
         from wheelfarm.plan import recipe
 
         selection = plan.Selection(targets=chosen, pythons=pythons, executor=executor)
         recipes = recipe.discover(list(paths))
-        new = build_jobs(plan.plan_recipes(recipes, config, selection).jobs, config,
+        new = build_jobs(planning.plan_recipes(recipes, config, selection).jobs, config,
                          priority=priority)
     added, known = queue.submit(new)
     out.print(f"submitted {added} job(s)" + (f"; {known} already queued" if known else ""))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from wheelfarm.build import executors, provenance, reproducible
+from wheelfarm.build import executors, lockresolve, planning, provenance, reproducible
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.executors import JobContext
 from wheelfarm.build.pipeline import Pipeline
@@ -59,7 +59,7 @@ def lock_command(paths: tuple[Path, ...], pythons: tuple[str, ...], farm_dir: Pa
             with log_path.open("w", encoding="utf-8") as fh:
                 ctx = JobContext(parse_target("native"), tags[0], work, config.cache_dir, fh)
                 with host.open(ctx) as place:
-                    result = lock.lock_recipe(r, place, tags, config.cache_dir, work,
+                    result = lockresolve.lock_recipe(r, place, tags, config.cache_dir, work,
                                               config.index_url, fh)
             lock.write(result)
         except WheelfarmError:
@@ -95,7 +95,7 @@ def rebuild(artifact: Path, recipe_path: Path | None, farm_dir: Path) -> None:
     config = farm_config.load(farm_dir.resolve())
     selection = plan.Selection.parse((facts["target"],), (facts["python"],), facts["executor"],
                                      profile=facts["profile"])
-    planned = plan.plan_recipes([r], config, selection)
+    planned = planning.plan_recipes([r], config, selection)
     out_dir = Path(tempfile.mkdtemp(prefix="rebuild-", dir=_mkdir(config.state_dir / "work")))
     try:
         jobs, _added = with_needs(planned.jobs[:1], planned.jobs)

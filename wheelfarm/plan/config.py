@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wheelfarm.defaults import DEFAULT_INDEX_URL
 from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import tomlshape as schema
+from wheelfarm.plan.defaults import DEFAULT_INDEX_URL
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import Target, host_glibc, parse_target
 

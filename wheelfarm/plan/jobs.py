@@ -5,19 +5,28 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from wheelfarm.build.ccwrap import DEFAULT_PROFILE, PROFILES
-from wheelfarm.build.executors import Executor
 from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan.config import FarmConfig
+from wheelfarm.plan.profiles import DEFAULT_PROFILE, PROFILES
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.recipe import Recipe
 from wheelfarm.plan.targets import Target, parse_target
+
+
+class Toolchains(Protocol):
+    """What planning asks of an executor (the build wing's executors are these):
+    whether it can build a target, and the identity of that toolchain, which
+    is part of every job's key."""
+
+    def check(self, target: Target) -> None: ...
+
+    def toolchain_id(self, target: Target) -> str: ...
 
 _T = TypeVar("_T")
 
@@ -104,7 +113,7 @@ def pythons_for(recipe: Recipe, config: FarmConfig, selection: Selection,
 
 
 def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selection,
-              executors: Mapping[str, Executor], available: Sequence[str]) -> list[Job]:
+              executors: Mapping[str, Toolchains], available: Sequence[str]) -> list[Job]:
     """Expand recipes into jobs; every check that needs no build happens here.
 
     ``executors`` holds an instance per executor name in use; ``available`` is
@@ -179,23 +188,3 @@ def executor_names(recipes: Sequence[Recipe], config: FarmConfig,
             names.update(config.executor_for(t)
                          for t in selection.targets or r.targets or config.targets)
     return names
-
-
-@dataclass(frozen=True)
-class Planned:
-    jobs: list[Job]
-    executors: dict[str, Executor]
-
-
-def plan_recipes(recipes: Sequence[Recipe], config: FarmConfig,
-                 selection: Selection) -> Planned:
-    """Instantiate the executors the recipes need and plan their jobs."""
-    from wheelfarm.build import executors as registry
-
-    instances = {
-        name: registry.get(name, pythons_config=dict(config.python_paths), config=config)
-        for name in sorted(executor_names(recipes, config, selection))
-    }
-    available = sorted({p for e in instances.values() for p in e.available_pythons()},
-                       key=parse_tag)
-    return Planned(make_plan(recipes, config, selection, instances, available), instances)

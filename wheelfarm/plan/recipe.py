@@ -21,13 +21,11 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from wheelfarm.build.ccwrap import PROFILES
-from wheelfarm.build.debuginfo import MODES, DebugSymbols, parse_mode
-from wheelfarm.build.gitsource import location_problem
-from wheelfarm.build.source import SourceSpec
 from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import tomlshape as schema
+from wheelfarm.plan.profiles import MODES, PROFILES, DebugSymbols, parse_mode
 from wheelfarm.plan.pythons import parse_tag
+from wheelfarm.plan.sourcespec import SourceSpec, location_problem
 from wheelfarm.plan.targets import Target, parse_target
 
 _BUILD: schema.Schema = {

@@ -22,13 +22,13 @@ import tempfile
 from pathlib import Path
 
 from wheelfarm import __version__
-from wheelfarm.build import source
-from wheelfarm.plan import recipe, targets
+from wheelfarm.plan import profiles, recipe, sourcespec, targets
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.recipe import Recipe
 
 _Stat = tuple[int, int, int, int]
-_SHAPERS = (recipe, schema, source, targets)  # their code decides what a file parses to
+# Their code decides what a file parses to.
+_SHAPERS = (recipe, schema, sourcespec, profiles, targets)
 
 
 def _stat(path: Path | str) -> _Stat:
