@@ -29,6 +29,12 @@ def wheelfarm(*args: str | os.PathLike[str], cwd: Path,
     )
 
 
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """The output of a command that must have succeeded (else its output is the failure)."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
 def python_for(tag: str) -> Path:
     from wheelfarm.plan import pythons
 

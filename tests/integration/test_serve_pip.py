@@ -13,19 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import isolated_pip_env, python_for, serving, wheelfarm
-from .test_publish_fixtures import Key, packager_gpg, pure_wheel
+from tests.wheels import pure_wheel
+
+from .helpers import isolated_pip_env, ok, python_for, serving, wheelfarm
+from .publish_support import Key, packager_gpg
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir
 
 PIP_ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; "
               "q=0.1, text/html; q=0.01")
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,9 @@ from wheelfarm.build.cache import ArtifactCache, Record, StoreCache
 from wheelfarm.publish.signing import FarmKey
 
 from .helpers import PROJECTS, wheelfarm
-from .test_publish_fixtures import Index
+from .publish_support import Index
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index, fastadd_dir
 
 ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
 

@@ -15,7 +15,7 @@ import httpx
 
 from wheelfarm.farm.controller import API, wait_until_up
 
-from ..integration.test_queue_support import cli, farm_dir, free_port, spawn, stop
+from ..integration.queue_support import cli, farm_dir, free_port, spawn, stop
 
 CAPS = {"os": "linux", "arch": "x86_64", "executors": ["host", "zig", "container"],
         "pythons": ["cp312"], "images": [], "kinds": ["build", "probe"]}

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import PROJECTS
-from tests.integration.test_publish_fixtures import Index, Key
+from tests.integration.publish_support import Index, Key
 from wheelfarm.build import provenance
 from wheelfarm.build.cache import Record, StoreCache
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir
 
 ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
 
