@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from wheelfarm.build.executors import engine as engines
+from wheelfarm.plan.config import LOCAL_IMAGE
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
 RECIPES = ROOT / "recipes"
@@ -81,6 +84,20 @@ def require(tool: str) -> str:
     found = shutil.which(tool)
     if not found:
         pytest.skip(f"{tool} is not installed")
+    return found
+
+
+def container_engine() -> engines.Engine:
+    """The container engine, holding the local build image (`make image`); else the test
+    is skipped (which fails it in CI)."""
+    try:
+        found = engines.connect(None)
+    except engines.EngineUnavailable as exc:
+        pytest.skip(f"no container engine: {exc}")
+    try:
+        found.client.images.get(LOCAL_IMAGE)
+    except Exception:
+        pytest.skip(f"{LOCAL_IMAGE} is missing: run `make image`")
     return found
 
 

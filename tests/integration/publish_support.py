@@ -20,11 +20,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from wheelfarm.build import provenance
 from wheelfarm.publish.signing import Keyring
 from wheelfarm.publish.store import Store, open_store
 from wheelfarm.publish.verify import Report, verify
 
-from .helpers import PROJECTS, python_for, require, tree_digest, wheelfarm
+from .helpers import PROJECTS, ok, python_for, require, tree_digest, wheelfarm
 
 # -- keys ---------------------------------------------------------------------------------------
 
@@ -168,6 +169,16 @@ class Index:
 FASTADD_ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
 
 
+def publish_fastadd(index: Index, fastadd_dir: Path) -> tuple[Path, str, str]:
+    """Publish the fastadd build (the ``fastadd_dir`` fixture); its wheel, job key and
+    sha256."""
+    wheel = next(fastadd_dir.glob("*.whl"))
+    named = provenance.job_key(provenance.path_for(wheel).read_bytes())
+    assert named is not None
+    ok(index.publish(fastadd_dir))
+    return wheel, *named
+
+
 def farm_using(index: Index, directory: Path) -> Path:
     """Another farm, whose own cache is empty, configured to publish to ``index``."""
     directory.mkdir()
@@ -181,7 +192,7 @@ def build_fastadd_in(index: Index, farm: Path, out: Path) -> dict[str, Any]:
     report = out.parent / f"{out.name}-report.json"
     built = index.cli("build", PROJECTS / "fastadd", *FASTADD_ARGS, "--farm", farm, "--out", out,
                       "--json", report)
-    assert built.returncode == 0, built.stdout + built.stderr
+    ok(built)
     (job,) = json.loads(report.read_text())["jobs"]
     assert isinstance(job, dict)
     return job
