@@ -19,6 +19,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check wheelfarm tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -ra
 
 lint: $(STAMP)

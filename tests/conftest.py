@@ -1,5 +1,9 @@
 """Shared fixtures. In CI (CI=true) a skipped test fails the run: a component
-that a test needs must be installed by .ci/run, never silently missing."""
+that a test needs must be installed by .ci/run, never silently missing.
+
+The fixtures here serve more than one of tests/unit, tests/integration and
+tests/security; those of the integration tests alone are in
+tests/integration/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.databases import state_database
+from tests.integration.publish_support import Key, built_fastadd, throwaway_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
@@ -31,3 +38,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must have every component: {reason}"
+
+
+@pytest.fixture
+def state_kind() -> str:
+    """The database ``state_url`` makes: SQLite, unless a module or conftest overrides
+    this fixture (with "postgresql", or parameters of both)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def state_url(state_kind: str, tmp_path: Path) -> Iterator[str]:
+    """An empty state database for one test."""
+    with state_database(state_kind, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keys() -> Iterator[tuple[Key, Key]]:
+    """(the farm's key, an unrelated key) in throwaway keyrings."""
+    with throwaway_keys() as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def fastadd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``wheelfarm build`` of the C fixture for cp312, once per test session."""
+    return built_fastadd(tmp_path_factory.getbasetemp() / "fastadd-built")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import wheels
 from wheelfarm.publish.index import (
     render_project_html,
     render_project_json,
@@ -33,31 +32,12 @@ DIST = "wheelfarm_probe_pkg"
 PEP691 = "application/vnd.pypi.simple.v1+json"
 
 
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
-
-
 def make_wheel(out: Path, version: str, requires_python: str | None = None) -> Path:
     """A minimal pure wheel, written by hand so the test needs no build backend."""
-    info = f"{DIST}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {PROJECT}\nVersion: {version}\n"
-    if requires_python:
-        metadata += f"Requires-Python: {requires_python}\n"
-    files = {
-        f"{DIST}/__init__.py": f"VERSION = {version!r}\n".encode(),
-        f"{info}/METADATA": metadata.encode(),
-        f"{info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: wheelfarm-test\n"
-                          b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
-    }
-    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files.items())
-    record += f"{info}/RECORD,,\n"
-    path = out / f"{DIST}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-        zf.writestr(f"{info}/RECORD", record)
-    return path
+    module = {f"{DIST}/__init__.py": f"VERSION = {version!r}\n".encode()}
+    return wheels.make_wheel(
+        out, PROJECT, version, dist=DIST, members=module,
+        metadata=f"Requires-Python: {requires_python}\n" if requires_python else "")
 
 
 def write_metadata_sidecar(wheel: Path) -> None:

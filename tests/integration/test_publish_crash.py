@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheels import pure_wheel
 from wheelfarm.publish.generations import clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.publisher import Publisher
 from wheelfarm.publish.signing import Signer
 from wheelfarm.publish.store import CRASH_ENV
 
-from .test_publish_fixtures import Index, pure_wheel, read_like_pip
+from .helpers import ok
+from .publish_support import Index, read_like_pip
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index
 
 CRASHED = 75  # the exit status of the crash hook (os._exit: no cleanup, like SIGKILL)
 # The publisher in a process of its own, without the CLI's start-up cost (the CLI runs the
@@ -33,10 +34,6 @@ DRIVER = ("import sys; from pathlib import Path; "
           "from wheelfarm.publish.signing import Signer; "
           "from wheelfarm.publish.store import open_store; "
           "Publisher(open_store(sys.argv[1]), Signer(sys.argv[2])).publish([Path(sys.argv[3])])")
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def live_generation(index: Index) -> int:

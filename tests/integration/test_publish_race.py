@@ -11,20 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheels import pure_wheel
 from wheelfarm.publish.generations import clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.publisher import history
 from wheelfarm.publish.store import HOLD_ENV
 
-from .test_publish_fixtures import Index, pure_wheel, read_like_pip
+from .helpers import ok
+from .publish_support import Index, read_like_pip
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def start(index: Index, wheels: Path, env: dict[str, str] | None = None

@@ -6,12 +6,12 @@ import hashlib
 import io
 import json
 import tarfile
-import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from tests import wheels
 from wheelfarm.errors import ConfigError
 from wheelfarm.publish.index import (
     IndexFile,
@@ -30,17 +30,9 @@ META_SHA = "cd" * 32
 
 def make_wheel(out: Path, name: str, version: str, *, dist: str | None = None,
                requires_python: str | None = None, meta_name: str | None = None) -> Path:
-    dist = dist or name.replace("-", "_")
-    path = out / f"{dist}-{version}-py3-none-any.whl"
-    headers = f"Metadata-Version: 2.1\nName: {meta_name or name}\nVersion: {version}\n"
-    if requires_python:
-        headers += f"Requires-Python: {requires_python}\n"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{dist}/__init__.py", "")
-        zf.writestr(f"{dist}-{version}.dist-info/METADATA", headers + "\nlong description\n")
-        zf.writestr(f"{dist}-{version}.dist-info/WHEEL", "Wheel-Version: 1.0\n")
-        zf.writestr(f"{dist}-{version}.dist-info/RECORD", "")
-    return path
+    headers = f"Requires-Python: {requires_python}\n" if requires_python else ""
+    return wheels.make_wheel(out, meta_name or name, version, dist=dist or name.replace("-", "_"),
+                             metadata=headers + "\nlong description\n")
 
 
 def make_sdist(out: Path, dist: str, version: str, requires_python: str) -> Path:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.wheels import make_wheel
 from wheelfarm.build import parity
 from wheelfarm.build.parity import ModuleSizes, ParityReport
 from wheelfarm.build.paritybench import BenchTiming
@@ -20,14 +20,8 @@ SO = "cpython-312-x86_64-linux-gnu.so"
 
 
 def _wheel(directory: Path, filename: str, members: dict[str, bytes]) -> Path:
-    name, version = filename.split("-")[:2]
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-    path = directory / filename
-    with zipfile.ZipFile(path, "w") as zf:
-        for member, data in members.items():
-            zf.writestr(member, data)
-        zf.writestr(f"{name}-{version}.dist-info/METADATA", meta)
-    return path
+    name, version, tag = filename.removesuffix(".whl").split("-", 2)
+    return make_wheel(directory, name, version, tag, members=members)
 
 
 def test_extension_modules_are_named_by_import_path_without_grafted_libraries(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
+from tests.wheels import make_wheel
 from wheelfarm.errors import ConfigError
 from wheelfarm.publish.artifacts import Artifact, FileRef, check_filename, distros, read_upload
 from wheelfarm.publish.generations import clearsigned_text, root_pages
@@ -71,19 +70,11 @@ def test_normalized_names_pass() -> None:
 
 
 def write_wheel(path: Path, name: str, version: str, extra: str = "") -> Path:
-    """A wheel with METADATA, WHEEL and a true RECORD (publish checks RECORD)."""
-    info = f"{path.name.split('-')[0]}-{version}.dist-info"
-    files = {f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                                 f"{extra}\n".encode(),
-             f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = "".join(
-        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()}"
-        f",{len(d)}\n" for n, d in files.items()) + f"{info}/RECORD,,\n"
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, d in files.items():
-            zf.writestr(n, d)
-        zf.writestr(f"{info}/RECORD", record)
-    return path
+    """A wheel with METADATA, WHEEL and a true RECORD (publish checks RECORD), at ``path``
+    even where its name disagrees with the METADATA."""
+    made = make_wheel(path.parent, name, version, dist=path.name.split("-")[0], members={},
+                      metadata=f"{extra}\n")
+    return made.rename(path)
 
 
 def test_read_upload_takes_metadata_and_provenance(tmp_path: Path) -> None:
