@@ -144,7 +144,8 @@ class TooLarge(WheelfarmError):
 
 class Reported(WheelfarmError):
     """A failure the command has already shown line by line (its jobs' table, each
-    failed check): the CLI's handler adds no line of its own, only the exit code."""
+    failed check): the CLI's handler shows only the message, if there is one, as it
+    is (no ``error:``), and exits with the code."""
 
 
 class JobsFailed(Reported):
