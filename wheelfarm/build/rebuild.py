@@ -63,7 +63,12 @@ def recorded(artifact: Path) -> Recorded:
 def load_recipe(facts: Recorded, recipe_path: Path | None = None) -> recipe.Recipe:
     """The recipe the wheel was built from (or ``recipe_path``), refused when its
     settings changed since: a rebuild of other inputs would prove nothing."""
-    r = recipe.load(recipe_path or Path(facts.recipe_path))
+    path = recipe_path or Path(facts.recipe_path)
+    if path.name in ("pyproject.toml", "setup.py"):
+        # A project directory's implicit recipe records its project file; the
+        # recipe is read from the directory, as `wheelfarm build DIR` read it.
+        path = path.parent
+    r = recipe.load(path)
     if r.digest() != facts.recipe_digest:
         raise ConfigError(f"{r.path}: the recipe changed since {facts.wheel} was built "
                           "(its settings hash differs)")
