@@ -1,6 +1,9 @@
 """The one error tree. Each error knows its exit code; only the CLI renders it.
 
-Exit codes: 1 = a build or verification failed, 2 = bad input or configuration.
+Exit codes: 1 = a build or verification failed, 2 = bad input or configuration,
+128 + N = signal N stopped the run. ``exit_code`` on the class (or, for
+:class:`Interrupted`, the instance) is the only place a code is decided; the
+CLI's one handler (:func:`wheelfarm.cli.main`) returns it.
 """
 
 from __future__ import annotations
@@ -94,3 +97,71 @@ class CommandError(JobError):
         head = f"{cmd[0]} {what}"
         last = tail.strip().splitlines()[-1] if tail.strip() else ""
         super().__init__(f"{head}: {last}" if last else head)
+
+
+# -- errors of the wings: publishing, stores, the farm, container engines, wheels --------
+
+
+class StoreError(WheelfarmError):
+    """The store could not be read or written (I/O, permissions, the S3 API)."""
+
+
+class DamagedStore(StoreError):
+    """An object a signed manifest lists is missing or does not match its hash."""
+
+
+class SigningError(WheelfarmError):
+    """gpg could not sign, or a signature did not verify."""
+
+
+class PublishError(WheelfarmError):
+    """A publish could not complete: every attempt lost the race for the next generation."""
+
+
+class ImmutableError(ConfigError):
+    """A file name that is already published, with other bytes."""
+
+
+class WheelRefused(ConfigError):
+    """A file is not a sound wheel, or not the job's own: bad input (exit 2 for
+    ``publish``, a 4xx answer for the controller)."""
+
+
+class EngineUnavailable(WheelfarmError):
+    """No container engine answered; ``str()`` names every place that was tried and why."""
+
+
+class LeaseLost(WheelfarmError):
+    """The lease was reclaimed, cancelled or has expired: the report is refused."""
+
+
+class TooLarge(WheelfarmError):
+    """A request body or upload over its limit (answered with 413)."""
+
+
+# -- outcomes a command has already shown in full ------------------------------------------
+
+
+class Reported(WheelfarmError):
+    """A failure the command has already shown line by line (its jobs' table, each
+    failed check): the CLI's handler shows only the message, if there is one, as it
+    is (no ``error:``), and exits with the code."""
+
+
+class JobsFailed(Reported):
+    """At least one job failed (or a rebuild differs from the recorded wheel)."""
+
+
+class ChecksFailed(Reported):
+    """A verification found failures; each was named."""
+
+
+class Interrupted(Reported):
+    """A signal stopped the run; the exit code is the shell's for that signal."""
+
+    def __init__(self, signum: int) -> None:
+        import signal  # only an interrupted run needs the names
+
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted ({signal.Signals(signum).name})")

@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, LeaseLost
 from wheelfarm.farm.state import (
     Artifact,
     Capabilities,
     JobState,
     Lease,
-    LeaseLost,
     NewJob,
     Outcome,
     intake,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build.wheelcheck import Expected, WheelRefused, check_name, check_sound
+from wheelfarm.build.wheelcheck import Expected, check_name, check_sound
+from wheelfarm.errors import WheelRefused
 
 from ..security.farm import make_wheel
 

@@ -201,9 +201,8 @@ class StoreCache:
         """The artifact a farm-signed live generation lists for ``record``, or None."""
         from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-        from wheelfarm.errors import WheelfarmError
+        from wheelfarm.errors import StoreError, WheelfarmError
         from wheelfarm.publish.manifest import Release, bundle, parse_project
-        from wheelfarm.publish.store import StoreError
 
         if self.opener is None:
             return None

@@ -55,7 +55,7 @@ class BuildFacts:
     locked: bool
     started: datetime
     finished: datetime
-    profile: str = "release"  # the build profile (wheelfarm.build.ccwrap.PROFILES)
+    profile: str = "release"  # the build profile (wheelfarm.plan.profiles.PROFILES)
     debug_files: Sequence[DebugFile] = ()  # split off the wheel's modules (by build-id)
 
 

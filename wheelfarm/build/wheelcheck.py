@@ -31,7 +31,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import WheelfarmError, WheelRefused
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import Target, parse_target
 
@@ -40,11 +40,6 @@ MAX_UNPACKED = 8 * 1024**3
 _HASHES = ("sha256", "sha384", "sha512")  # PEP 376/427: nothing weaker than sha256
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-class WheelRefused(ConfigError):
-    """A file is not a sound wheel, or not the job's own: bad input (exit 2 for
-    ``publish``, a 4xx answer for the controller)."""
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import click
 
-from wheelfarm.build import planning
+from wheelfarm import api
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.cache import ArtifactCache, Record, store_cache
+from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import WheelfarmError
 from wheelfarm.plan import config as farm_config
-from wheelfarm.plan import jobs as plan
-from wheelfarm.plan import matrix, recipe
+from wheelfarm.plan import matrix
 from wheelfarm.plan.jobjson import document, job_json
-from wheelfarm.plan.recipememo import RecipeMemo
 
 
 class MergeConflict(WheelfarmError):
@@ -40,8 +39,7 @@ class MergeConflict(WheelfarmError):
               help="Output directory the generated GitLab jobs build into.")
 @click.option("--publish-to", metavar="URL",
               help="gitlab: end the child pipeline with a merge and a publish to URL.")
-@click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("."), help="Farm directory (wheelfarm.toml, .wheelfarm/).")
+@farm_option()
 def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_all: bool,
                  targets: tuple[str, ...], pythons: tuple[str, ...], executor: str | None,
                  out: str, publish_to: str | None, farm_dir: Path) -> None:
@@ -51,12 +49,9 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     (unless --all). With GITHUB_OUTPUT set, the github format also writes the
     `matrix` and `has-work` step outputs (GitHub rejects an empty matrix).
     """
-    config = farm_config.load(farm_dir.resolve())
-    memo = RecipeMemo(config.state_dir / "recipes.memo")
-    recipes = recipe.discover(list(paths), load_file=memo.load)
-    memo.save()
-    selection = plan.Selection.parse(targets, pythons, executor)
-    planned = planning.plan_recipes(recipes, config, selection)
+    planned = api.plan(paths, targets=targets, pythons=pythons, executor=executor,
+                       farm_dir=farm_dir)
+    config = planned.config
     local = ArtifactCache(config.state_dir)
     cached = _cached(config, local, [j.key for j in planned.jobs])
     if fmt == "json":
@@ -115,8 +110,7 @@ def _cached(config: farm_config.FarmConfig, local: ArtifactCache,
                 type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Directory to merge into (wheels, provenance and a simple/ index).")
-@click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("."), help="Farm whose artifact cache records the merged wheels.")
+@farm_option("Farm whose artifact cache records the merged wheels.")
 def merge(inputs: tuple[Path, ...], out_dir: Path, farm_dir: Path) -> None:
     """Combine the wheelhouses of several matrix jobs into one index.
 

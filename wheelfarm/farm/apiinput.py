@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine, select
 
-from wheelfarm.errors import ConfigError, WheelfarmError
-from wheelfarm.farm.state import Artifact, Capabilities, Lease, LeaseLost, Outcome
+from wheelfarm.errors import ConfigError, LeaseLost, TooLarge
+from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome
 from wheelfarm.farm.state.schema import jobs
 from wheelfarm.farm.state.sql import lease_of
 
@@ -29,10 +29,6 @@ _LEASE_COLUMNS = (jobs.c.id, jobs.c.key, jobs.c.attempts, jobs.c.lease, jobs.c.w
                   jobs.c.python, jobs.c.executor, jobs.c.pythons, jobs.c.timeout)
 MAX_BODY = 16 * 1024**2  # bytes of a JSON request (a batch of a thousand reports fits)
 MAX_UPLOAD = 4 * 1024**3  # bytes of an uploaded log or wheel
-
-
-class TooLarge(WheelfarmError):
-    """A request body or upload over its limit (answered with 413)."""
 
 
 def error(status: int, message: str) -> JSONResponse:

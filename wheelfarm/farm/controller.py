@@ -38,12 +38,11 @@ from starlette.routing import Route
 
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.wheelcheck import Expected, check_name, check_sound, expected_of
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, LeaseLost, TooLarge, WheelfarmError
 from wheelfarm.farm import debugupload
 from wheelfarm.farm.apiinput import (
     MAX_BODY,
     MAX_UPLOAD,
-    TooLarge,
     as_capabilities,
     as_list,
     as_object,
@@ -54,7 +53,7 @@ from wheelfarm.farm.apiinput import (
     receive,
     resolve_leases,
 )
-from wheelfarm.farm.state import Artifact, Capabilities, Lease, LeaseLost, Outcome, report
+from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome, report
 from wheelfarm.farm.state.lifecycle import ACTIVE
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.state.schema import jobs

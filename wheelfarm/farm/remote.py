@@ -20,9 +20,9 @@ import httpx
 from wheelfarm import __version__
 from wheelfarm.build import debuginfo
 from wheelfarm.build.archive import sha256_file
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, LeaseLost, WheelfarmError
 from wheelfarm.farm.controller import API, LEASE_HEADER
-from wheelfarm.farm.state import Capabilities, Lease, LeaseLost, Outcome
+from wheelfarm.farm.state import Capabilities, Lease, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from wheelfarm.errors import DamagedStore, StoreError
 from wheelfarm.publish.artifacts import Artifact, FileRef
 from wheelfarm.publish.index import render_root_html, render_root_json
 from wheelfarm.publish.manifest import (
@@ -30,15 +31,11 @@ from wheelfarm.publish.manifest import (
     splice_sums,
 )
 from wheelfarm.publish.signing import Signer
-from wheelfarm.publish.store import ROOT_PAGES, Store, StoreError, View, checkpoint
+from wheelfarm.publish.store import ROOT_PAGES, Store, View, checkpoint
 
 logger = logging.getLogger(__name__)
 
 Opener = Callable[[bytes, str], str]  # (signed bytes, what) -> signed text
-
-
-class DamagedStore(StoreError):
-    """An object a signed manifest lists is missing or does not match its hash."""
 
 
 def clearsigned_text(data: bytes) -> str:

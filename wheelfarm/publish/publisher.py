@@ -26,9 +26,9 @@ from wheelfarm.build import debuginfo, provenance
 from wheelfarm.build.cache import Record as CacheRecord
 from wheelfarm.build.cache import StoreCache
 from wheelfarm.build.wheelcheck import check_sound
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, DamagedStore, ImmutableError, PublishError
 from wheelfarm.publish.artifacts import Artifact, FileRef, Upload, read_upload
-from wheelfarm.publish.generations import DamagedStore, Generations, Head, clearsigned_text
+from wheelfarm.publish.generations import Generations, Head, clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.signing import Signer
 from wheelfarm.publish.store import Store
@@ -37,14 +37,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
 _SPEC = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*==\s*(\S+)\s*")
-
-
-class PublishError(WheelfarmError):
-    """A publish could not complete: every attempt lost the race for the next generation."""
-
-
-class ImmutableError(ConfigError):
-    """A file name that is already published, with other bytes."""
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, StoreError
 from wheelfarm.publish.artifacts import Artifact, FileRef
 from wheelfarm.publish.manifest import ProjectManifest, Release, bundle, parse_project, parse_sums
 from wheelfarm.publish.signing import Keyring
-from wheelfarm.publish.store import PAGE_NAMES, ROOT_PAGES, StoreError, check_key, open_store
+from wheelfarm.publish.store import PAGE_NAMES, ROOT_PAGES, check_key, open_store
 
 
 class Source(Protocol):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from wheelfarm.errors import LeaseLost
 from wheelfarm.farm.state.lifecycle import JobState
-from wheelfarm.farm.state.models import Artifact, Capabilities, Lease, LeaseLost, NewJob, Outcome
+from wheelfarm.farm.state.models import Artifact, Capabilities, Lease, NewJob, Outcome
 
 if TYPE_CHECKING:
     from wheelfarm.farm.state.queue import Queue

@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select, update
 
+from wheelfarm.errors import LeaseLost
 from wheelfarm.farm.state import batches, lifecycle, news, sql
 from wheelfarm.farm.state.lifecycle import ACTIVE, JobState
-from wheelfarm.farm.state.models import Lease, LeaseLost, Outcome
+from wheelfarm.farm.state.models import Lease, Outcome
 from wheelfarm.farm.state.schema import jobs, workers
 from wheelfarm.farm.state.sql import event as _event
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError
 
 KINDS = ("build", "probe")
 
@@ -150,7 +150,3 @@ class Outcome:
         return cls(ok=bool(data["ok"]), duration=float(data["duration"]),
                    kind=str(data.get("kind", "")), reason=str(data.get("reason", "")),
                    log=data.get("log"), artifact=Artifact(**art) if art else None)
-
-
-class LeaseLost(WheelfarmError):
-    """The lease was reclaimed, cancelled or has expired: the report is refused."""

@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, StoreError
 
 __all__ = [
     "PAGE_NAMES",
     "ROOT_PAGES",
     "SIGNED_NAMES",
     "Store",
-    "StoreError",
     "View",
     "check_key",
     "check_prefix",
@@ -45,10 +44,6 @@ ROOT_PAGES = ("simple/index.html", "simple/index.json")
 # Written last by a switch, in this order: the checksums, their signature, then
 # the root manifest, so a reader who sees a new InRelease sees everything it lists.
 SIGNED_NAMES = ("SHA256SUMS", "SHA256SUMS.asc", "InRelease")
-
-
-class StoreError(WheelfarmError):
-    """The store could not be read or written (I/O, permissions, the S3 API)."""
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from wheelfarm.errors import StoreError
 from wheelfarm.fsutil import file_lock
 from wheelfarm.publish.store import (
     SIGNED_NAMES,
-    StoreError,
     View,
     check_key,
     check_prefix,

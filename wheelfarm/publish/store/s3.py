@@ -24,11 +24,10 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoCredentialsError,
 )
 
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, StoreError
 from wheelfarm.publish.store import (
     PAGE_NAMES,
     SIGNED_NAMES,
-    StoreError,
     View,
     cache_control,
     check_key,

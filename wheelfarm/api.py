@@ -1,0 +1,418 @@
+"""The public API: what the command line calls, and what tests and other programs may.
+
+Functions take plain values (or the small request dataclasses below) and return
+result dataclasses; failures are errors from :mod:`wheelfarm.errors`. Nothing
+here prints or exits: rendering is the CLI's part. Each function wires the
+wing modules that do the work and is no more than that wiring.
+
+The wings load on first use, not on import: ``wheelfarm plan`` in a CI step
+should not pay for the queue's database layer or the publisher's S3 client.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.farm.operate import Probes, Submitted
+from wheelfarm.plan import config as farm_config
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from wheelfarm.build.executors import Executor
+    from wheelfarm.build.lockresolve import LockJob
+    from wheelfarm.build.pipeline import JobResult, OnStep
+    from wheelfarm.build.rebuild import Comparison, Recorded
+    from wheelfarm.farm.controller import Controller
+    from wheelfarm.farm.localrun import LocalRun
+    from wheelfarm.farm.state.queue import Queue
+    from wheelfarm.farm.worker import Worker, WorkerOptions
+    from wheelfarm.plan.jobs import Job
+    from wheelfarm.plan.lockfile import Lock
+    from wheelfarm.plan.recipe import Recipe
+    from wheelfarm.publish.publisher import HistoryEntry, Outcome, Publisher
+    from wheelfarm.publish.store import Store
+    from wheelfarm.publish.verify import Report
+
+FarmConfig = farm_config.FarmConfig
+HERE = Path(".")
+
+
+def load_config(farm_dir: Path = HERE) -> FarmConfig:
+    """The farm's configuration (its wheelfarm.toml, defaults where there is none)."""
+    return farm_config.load(farm_dir.resolve())
+
+
+# -- planning -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    config: FarmConfig
+    recipes: list[Recipe]
+    jobs: list[Job]  # every job of the recipes, in plan order
+    executors: dict[str, Executor]
+
+
+def plan(paths: Sequence[Path], *, targets: Sequence[str] = (), pythons: Sequence[str] = (),
+         executor: str | None = None, farm_dir: Path = HERE) -> Planned:
+    """The jobs of the recipes in ``paths`` (recipe files, folders, projects).
+    Parsed recipes are kept in the farm's memo, so an unchanged file is not read again."""
+    from wheelfarm.build import planning
+    from wheelfarm.plan import jobs, recipe
+    from wheelfarm.plan.recipememo import RecipeMemo
+
+    config = load_config(farm_dir)
+    memo = RecipeMemo(config.state_dir / "recipes.memo")
+    recipes = recipe.discover(list(paths), load_file=memo.load)
+    memo.save()
+    selection = jobs.Selection.parse(targets, pythons, executor)
+    planned = planning.plan_recipes(recipes, config, selection)
+    return Planned(config, recipes, planned.jobs, planned.executors)
+
+
+# -- building -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What ``wheelfarm build`` is asked; the fields mirror its options."""
+
+    paths: Sequence[Path]
+    out_dir: Path = Path("wheelhouse")
+    farm_dir: Path = HERE
+    targets: Sequence[str] = ()
+    pythons: Sequence[str] = ()
+    executor: str | None = None
+    jobs: int | None = None  # parallel jobs; None: the farm's setting
+    keep_work: bool = False
+    locked: bool = False
+    check_reproducible: bool = False
+    use_cache: bool = True
+    entry: str | None = None  # a matrix entry's id (see plan)
+    shard: str | None = None  # "i/N"
+    profile: str | None = None
+    compare_upstream: bool = True
+    normalize: bool = True
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    request: BuildRequest
+    config: FarmConfig
+    jobs: list[Job]  # the jobs to run, needed ones included
+    added: list[Job]  # jobs the selection left out that a selected job needs
+    unlocked: list[str]  # recipes without a lock file (empty with ``locked``)
+    executors: dict[str, Executor]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    results: list[JobResult]  # one per job, in the plan's order
+    out_dir: Path
+    signal: int | None = None  # the signal that stopped the run, if one did
+    database: Path | None = None  # the run's queue, when kept
+
+    @property
+    def failed(self) -> list[JobResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+def plan_build(request: BuildRequest) -> BuildPlan:
+    """The jobs a build runs: ConfigError for bad input, a needs cycle or nothing to build."""
+    from wheelfarm.build import planning
+    from wheelfarm.farm.localrun import with_needs
+    from wheelfarm.farm.state.submit import check_cycles
+    from wheelfarm.plan import jobs, lockfile, matrix, recipe
+
+    config = load_config(request.farm_dir)
+    selection = jobs.Selection.parse(request.targets, request.pythons, request.executor,
+                                     request.locked, request.profile)
+    recipes = recipe.discover(list(request.paths))
+    check_cycles(recipes)
+    planned = planning.plan_recipes(recipes, config, selection)
+    chosen = planned.jobs
+    if request.entry is not None:
+        chosen = matrix.select(chosen, request.entry)
+    if request.shard is not None:
+        chosen = matrix.shard(chosen, request.shard)
+    if not planned.jobs:
+        raise ConfigError("nothing to build")
+    chosen, added = with_needs(chosen, planned.jobs)
+    unlocked = [] if request.locked else [
+        r.name for r in recipes if not lockfile.path_for(r).exists()]
+    return BuildPlan(request, config, chosen, added, unlocked, planned.executors)
+
+
+Supervise = Callable[["LocalRun"], AbstractContextManager[None]]
+
+
+def build(planned: BuildPlan, *, on_step: OnStep | None = None,
+          supervise: Supervise | None = None) -> BuildReport:
+    """Run the planned jobs through a queue of the run's own. ``supervise`` wraps
+    the run (the CLI's signal handlers stop or hand back its jobs)."""
+    from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.farm.localrun import LocalRun
+
+    req = planned.request
+    pipeline = Pipeline(planned.config, planned.executors, req.out_dir.resolve(),
+                        on_step=on_step, keep_work=req.keep_work, normalize=req.normalize,
+                        locked=req.locked, check_reproducible=req.check_reproducible,
+                        use_cache=req.use_cache, compare_upstream=req.compare_upstream)
+    run = LocalRun(pipeline, planned.jobs, req.jobs or planned.config.jobs, keep=req.keep_work)
+    with supervise(run) if supervise else nullcontext():
+        results = run.run()
+    return BuildReport(results, req.out_dir, run.signal,
+                       run.database if req.keep_work else None)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    recorded: Recorded
+    result: JobResult  # its wheel is gone (the rebuild's directory is removed)
+    comparison: Comparison | None  # None when the rebuild failed
+
+
+def rebuild(artifact: Path, *, recipe_path: Path | None = None,
+            farm_dir: Path = HERE) -> Rebuilt:
+    """Re-run an artifact's build from its provenance and compare the bytes."""
+    from wheelfarm.build import planning
+    from wheelfarm.build import rebuild as rb
+    from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.farm.localrun import LocalRun, with_needs
+    from wheelfarm.plan import jobs
+
+    facts = rb.recorded(artifact)
+    r = rb.load_recipe(facts, recipe_path)
+    config = load_config(farm_dir)
+    selection = jobs.Selection.parse((facts.target,), (facts.python,), facts.executor,
+                                     profile=facts.profile)
+    planned = planning.plan_recipes([r], config, selection)
+    out_dir = Path(tempfile.mkdtemp(prefix="rebuild-", dir=_mkdir(config.state_dir / "work")))
+    try:
+        chosen, _added = with_needs(planned.jobs[:1], planned.jobs)
+        # The bytes are the question here, not how they compare with upstream's.
+        pipeline = Pipeline(config, planned.executors, out_dir, compare_upstream=False)
+        result = LocalRun(pipeline, chosen, 1).run()[0]
+        comparison = rb.compare(facts, result.wheel) if result.wheel is not None else None
+        return Rebuilt(facts, result, comparison)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+# -- lock files ---------------------------------------------------------------------------
+
+
+def lock_jobs(paths: Sequence[Path], *, pythons: Sequence[str] = (),
+              farm_dir: Path = HERE) -> Iterator[LockJob]:
+    """The recipes of ``paths`` to lock, one at a time (see :func:`lock`): a recipe
+    whose Pythons are missing on this machine is a ConfigError when its turn comes."""
+    from wheelfarm.build import lockresolve
+
+    return lockresolve.lock_jobs(load_config(farm_dir), paths, pythons)
+
+
+def lock(job: LockJob) -> Lock:
+    """Resolve and pin the job's build requirements and write its lock file; the
+    resolver's output goes to ``job.log``."""
+    from wheelfarm.build import lockresolve
+
+    return lockresolve.lock(job)
+
+
+# -- publishing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Index:
+    """Which index to change and how to sign its new generation."""
+
+    url: str | None = None  # None: [publish] url of the farm
+    farm_dir: Path = HERE
+    sign_key: str | None = None  # None: WHEELFARM_SIGN_KEY, then [publish] sign-key
+    valid_days: float | None = None  # None: [publish] valid-days
+
+
+@dataclass(frozen=True)
+class Published:
+    outcome: Outcome
+    url: str
+
+
+def open_index(url: str | None, farm_dir: Path = HERE) -> Store:
+    """The store at ``url``, or at the farm's [publish] url."""
+    from wheelfarm.publish.store import open_store
+
+    config = load_config(farm_dir)
+    url = url or config.publish.url
+    if not url:
+        raise ConfigError("no index URL: name one (a directory, file://PATH or "
+                          "s3://BUCKET/PREFIX) or set url in the [publish] table")
+    return open_store(url, endpoint_url=config.publish.s3_endpoint_url)
+
+
+def publisher(index: Index) -> Publisher:
+    from datetime import timedelta
+
+    from wheelfarm.publish.publisher import Publisher
+    from wheelfarm.publish.signing import Signer, resolve_key
+
+    config = load_config(index.farm_dir)
+    store = open_index(index.url, index.farm_dir)
+    signer = Signer(resolve_key(index.sign_key, config.publish.sign_key))
+    days = index.valid_days if index.valid_days is not None else config.publish.valid_days
+    return Publisher(store, signer, valid_for=timedelta(days=days))
+
+
+def _change(index: Index, act: Callable[[Publisher], Outcome]) -> Published:
+    chosen = publisher(index)
+    return Published(act(chosen), chosen.store.url)
+
+
+def publish(dirs: Sequence[Path], index: Index = Index()) -> Published:
+    """Publish the wheels in ``dirs`` (with their provenance) as a new signed generation."""
+    return _change(index, lambda p: p.publish(list(dirs)))
+
+
+def rollback(index: Index = Index(), generation: int | None = None) -> Published:
+    return _change(index, lambda p: p.rollback(generation))
+
+
+def refresh(index: Index = Index()) -> Published:
+    return _change(index, lambda p: p.refresh())
+
+
+def yank(index: Index, spec: str, reason: str = "") -> Published:
+    return _change(index, lambda p: p.yank(spec, reason))
+
+
+def unyank(index: Index, spec: str) -> Published:
+    return _change(index, lambda p: p.unyank(spec))
+
+
+def history(url: str | None = None, *, limit: int = 20,
+            farm_dir: Path = HERE) -> tuple[str, list[HistoryEntry]]:
+    """The index's URL and its newest ``limit`` generations, newest first."""
+    from wheelfarm.publish import publisher as pub
+
+    store = open_index(url, farm_dir)
+    return store.url, pub.history(store, limit)
+
+
+def verify(source: str, key_file: Path, state_dir: Path | None = None) -> Report:
+    """Verify an index (a directory or URL) against the farm's public key; the
+    report names every failure (none: ``report.ok``)."""
+    from wheelfarm.publish import verify as v
+    from wheelfarm.publish.signing import Keyring
+
+    with Keyring(key_file) as keyring:
+        return v.verify(v.open_source(source), keyring, state_dir or v.default_state_dir())
+
+
+# -- the standing farm --------------------------------------------------------------------
+
+
+def open_queue(farm_dir: Path = HERE) -> Queue:
+    """The queue in the farm's state database, its schema up to date."""
+    return _queue(load_config(farm_dir))
+
+
+def _queue(config: FarmConfig) -> Queue:
+    from wheelfarm.farm.state import open_queue as opened
+
+    return opened(config)
+
+
+def submit(paths: Sequence[Path] = (), *, targets: Sequence[str] = (),
+           pythons: Sequence[str] = (), executor: str | None = None, priority: int = 0,
+           probes: Probes | None = None, farm_dir: Path = HERE) -> Submitted:
+    """Queue the jobs of recipes, or ``probes``, for the farm's workers; a job whose
+    key is already queued is not added again."""
+    from wheelfarm.farm import operate
+
+    config = load_config(farm_dir)
+    return operate.submit(config, _queue(config), paths, targets=targets, pythons=pythons,
+                          executor=executor, priority=priority, probes=probes)
+
+
+@dataclass(frozen=True)
+class Status:
+    jobs: list[dict[str, Any]]  # report.queue_jobs's JSON shape (schema 1)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def status(*, events: bool = False, farm_dir: Path = HERE) -> Status:
+    """Every job of the farm, oldest first, and the event log if asked."""
+    from wheelfarm.farm.state import report
+
+    queue = open_queue(farm_dir)
+    return Status(report.queue_jobs(queue), report.job_events(queue) if events else [])
+
+
+def job_log(job: str, *, attempt: int | None = None, farm_dir: Path = HERE) -> str:
+    """The log of JOB's last attempt (or of ``attempt``); a ConfigError naming why not."""
+    from wheelfarm.farm import operate
+
+    return operate.job_log(open_queue(farm_dir), job, attempt)
+
+
+def retry(job: str, *, farm_dir: Path = HERE) -> Row[Any]:
+    """Queue a failed or cancelled job (a key or a unique prefix) again; its row."""
+    return open_queue(farm_dir).retry(job)
+
+
+def cancel(job: str, *, farm_dir: Path = HERE) -> Row[Any]:
+    """Cancel a job; a worker running it stops at its next heartbeat. Its row."""
+    return open_queue(farm_dir).cancel(job)
+
+
+def token(name: str, *, farm_dir: Path = HERE) -> str:
+    """A new token for worker ``name`` (its old one stops working); shown once."""
+    from wheelfarm.farm.controller import issue_token
+
+    return issue_token(open_queue(farm_dir), name)
+
+
+def controller(*, wheelhouse: Path | None = None, farm_dir: Path = HERE,
+               **limits: int) -> Controller:
+    """The controller's HTTP application over the farm's queue (serve it with
+    :func:`wheelfarm.farm.controller.serve`); ``limits``: max_body, max_upload."""
+    from wheelfarm.farm.controller import Controller
+
+    farm = farm_dir.resolve()
+    return Controller(open_queue(farm_dir), farm, (wheelhouse or farm / "wheelhouse").resolve(),
+                      **limits)
+
+
+def worker(options: WorkerOptions, *, controller_url: str | None = None,
+           token: str | None = None, executors: Sequence[str] = (),
+           pythons: Sequence[str] = (), images: Sequence[str] = (),
+           wheelhouse: Path | None = None, farm_dir: Path = HERE) -> Worker:
+    """A worker ready to run, on the farm's database or for the controller at
+    ``controller_url`` (see :func:`wheelfarm.farm.operate.worker`)."""
+    from wheelfarm.farm import operate
+
+    return operate.worker(load_config(farm_dir), farm_dir.resolve(), options,
+                          controller_url=controller_url, token=token, executors=executors,
+                          pythons=pythons, images=images, wheelhouse=wheelhouse)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+__all__ = [
+    "BuildPlan", "BuildReport", "BuildRequest", "Index", "LockJob", "Planned", "Probes",
+    "Published", "Rebuilt", "Status", "Submitted", "WheelfarmError", "build", "cancel",
+    "controller", "history", "job_log", "load_config", "lock", "lock_jobs", "open_index",
+    "open_queue", "plan", "plan_build", "publish", "publisher", "rebuild", "refresh", "retry",
+    "rollback", "status", "submit", "token", "unyank", "verify", "worker", "yank",
+]
