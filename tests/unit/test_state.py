@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from wheelfarm.errors import ConfigError, RecipeError
+from wheelfarm.errors import ConfigError, FailureKind, RecipeError
 from wheelfarm.farm.state import Capabilities, Lease, Outcome, lifecycle, report, schema
 from wheelfarm.farm.state.db import normalize_url, open_engine
 from wheelfarm.farm.state.lifecycle import ALLOWED, JobState
 from wheelfarm.farm.state.models import Artifact
-from wheelfarm.farm.state.submit import check_cycles
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import recipe as recipe_mod
+from wheelfarm.plan.graph import check_cycles
 
 
 def test_only_the_documented_moves_are_legal() -> None:
@@ -28,19 +28,35 @@ def test_only_the_documented_moves_are_legal() -> None:
 
 
 def test_retry_rule_backs_off_and_stops() -> None:
-    first = lifecycle.decide(1, 3, "timeout", "timed out", backoff=10)
-    second = lifecycle.decide(2, 3, "lease-expired", "lost", backoff=10)
-    last = lifecycle.decide(3, 3, "timeout", "timed out", backoff=10)
+    first = lifecycle.decide(1, 3, FailureKind.TIMEOUT, "timed out", backoff=10)
+    second = lifecycle.decide(2, 3, FailureKind.LEASE_EXPIRED, "lost", backoff=10)
+    last = lifecycle.decide(3, 3, FailureKind.TIMEOUT, "timed out", backoff=10)
     assert (first.retry, first.delay) == (True, 10)
     assert (second.retry, second.delay) == (True, 20)
     assert not last.retry and last.reason == "timed out (attempt 3 of 3)"
-    assert lifecycle.decide(20, 99, "timeout", "t", backoff=100).delay == lifecycle.MAX_BACKOFF
+    late = lifecycle.decide(20, 99, FailureKind.TIMEOUT, "t", backoff=100)
+    assert late.delay == lifecycle.MAX_BACKOFF
 
 
-@pytest.mark.parametrize("kind", ["build", "repair", "test", "normalize"])
+FINAL_KINDS = ["build", "repair", "normalize", "test", "parity", "reproduce", "needs"]
+
+
+@pytest.mark.parametrize("kind", FINAL_KINDS)
 def test_failures_of_the_build_itself_are_final(kind: str) -> None:
-    decision = lifecycle.decide(1, 5, kind, "broken", backoff=1)
+    decision = lifecycle.decide(1, 5, FailureKind(kind), "broken", backoff=1)
     assert not decision.retry and decision.reason == "broken"
+
+
+@pytest.mark.parametrize("kind", sorted(set(FailureKind) - {FailureKind(k) for k in FINAL_KINDS}))
+def test_failures_that_say_nothing_about_the_job_are_retried(kind: FailureKind) -> None:
+    decision = lifecycle.decide(1, 5, kind, "flaky", backoff=1)
+    assert decision.retry and decision.delay == 1 and kind.transient
+
+
+def test_a_kind_this_version_does_not_know_is_final() -> None:
+    assert FailureKind.parse("from-the-future") is None
+    assert not lifecycle.decide(1, 5, None, "odd", backoff=1).retry
+    assert FailureKind.parse("worker-error") is FailureKind.WORKER
 
 
 def _recipe(tmp_path: Path, name: str, needs: list[str]) -> recipe_mod.Recipe:

@@ -22,12 +22,12 @@ from wheelfarm.build.pipeline import STEPS, JobResult, Pipeline
 from wheelfarm.cli import ci_output
 from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import ConfigError
-from wheelfarm.farm.localrun import LocalRun, with_needs
-from wheelfarm.farm.state.submit import check_cycles
+from wheelfarm.farm.localrun import LocalRun
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import jobs as plan
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan import matrix, recipe
+from wheelfarm.plan.graph import check_cycles, with_needs
 
 
 @click.command()

@@ -18,7 +18,7 @@ from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.apiinput import MAX_BODY, MAX_UPLOAD
 from wheelfarm.farm.state import open_queue
-from wheelfarm.farm.state.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
+from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import parse_target

@@ -15,11 +15,12 @@ from wheelfarm.build.executors import JobContext
 from wheelfarm.build.pipeline import Pipeline
 from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import ConfigError, WheelfarmError
-from wheelfarm.farm.localrun import LocalRun, with_needs
+from wheelfarm.farm.localrun import LocalRun
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import jobs as plan
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan import recipe
+from wheelfarm.plan.graph import with_needs
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import parse_target
 
