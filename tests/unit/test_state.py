@@ -131,6 +131,14 @@ def test_values_survive_the_wire() -> None:
     assert not replace(started, spec={"seconds": 1}).instant and not lease.instant
     outcome = Outcome(ok=True, duration=1.0, artifact=Artifact("f.whl", "a" * 64, "/x"))
     assert Outcome.from_dict(outcome.to_dict()) == outcome
+    failed = Outcome(False, 2.5, FailureKind.TIMEOUT, "timed out", "/a.log", cached=False,
+                     started_at=7.0)
+    assert Outcome.from_dict(failed.to_dict()) == replace(failed, started_at=0.0)
+    assert failed.to_dict()["kind"] == "timeout"  # the value the database and the API hold
+    assert Outcome.from_json(failed.to_json()) == failed  # result.json keeps it all
+    # result.json as a job process of the version before wrote it (format 1).
+    old = '{"ok": false, "kind": "source", "reason": "gone", "pipeline_log": "/p.log"}'
+    assert Outcome.from_json(old) == Outcome(False, 0.0, FailureKind.SOURCE, "gone")
     caps = Capabilities(os="linux", arch="x86_64", pythons=("cp39",), images=("img",))
     assert Capabilities.from_dict(caps.to_dict()) == caps
     assert caps.runs(["cp39"], "img") and not caps.runs(["cp39", "cp312"], None)

@@ -186,6 +186,8 @@ class LocalRun:
                         runner=self.runner,
                         names=[f"local-{i + 1}" for i in range(self.parallel)],
                         on_report=self._reported)
+        # The run's own events: a stop may come before the loops exist (or the
+        # signal handlers of cli/build.py ask them).
         worker.stopping, worker.handing_back = self.stopping, self.handing_back
         self._worker = worker
         worker.run()
