@@ -6,6 +6,7 @@ worker loops and heartbeat; the pipeline is a stand-in whose job is one long
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -99,4 +100,25 @@ def test_a_job_whose_lease_is_lost_is_stopped(tmp_path: Path) -> None:
     assert result.status == "failed" and pipeline.runs == 1
     kinds = [e["kind"] for e in report.job_events(queue)]
     assert "cancelled" in kinds and "result-refused" in kinds and "succeeded" not in kinds
+    queue.close()
+
+
+def test_a_hand_back_kills_the_running_job_and_gives_it_back(tmp_path: Path) -> None:
+    (tmp_path / "wheelfarm.toml").write_text("retry-backoff = 0.05\nlease = 5\n")
+    pipeline = SleepingPipeline(tmp_path)
+    run = LocalRun(pipeline, [_job(tmp_path)], 1, keep=True)  # type: ignore[arg-type]
+    results: list[JobResult] = []
+    runner = threading.Thread(target=lambda: results.extend(run.run()))
+    runner.start()
+    assert pipeline.started.wait(30)
+    run.hand_back(signal.SIGINT)  # Ctrl-C
+    runner.join(30)
+    assert not runner.is_alive() and run.signal == signal.SIGINT
+    [result] = results
+    assert (result.status, result.step) == ("failed", FailureKind.INTERRUPTED)
+    assert result.message == "stopped: the build was interrupted" and pipeline.runs == 1
+    queue = open_queue(pipeline.config, f"sqlite:///{run.database}")
+    [doc] = report.queue_jobs(queue)
+    assert doc["state"] == "pending"  # handed back: the attempt does not count
+    assert [e["kind"] for e in report.job_events(queue)][-1] == "released"
     queue.close()

@@ -196,7 +196,9 @@ class LocalRun:
                                  f"{worker.failure}") from worker.failure
 
     def _reported(self, lease: Lease, outcome: Outcome, state: Any) -> None:
-        result = self.runner.results[lease.key]
+        result = self.runner.results.get(lease.key)
+        if result is None:  # stopped before it began: see _unreported
+            return
         if state is None:  # handed back
             self._results[lease.key] = replace(result, outcome=replace(
                 outcome, kind=FailureKind.INTERRUPTED,

@@ -71,6 +71,7 @@ class ProcessRunner:
         self._state = farm / ".wheelfarm"
         self._probes = self._state / "probes"
         self._running: dict[str, jobrun.Attempt] = {}  # by lease token: one attempt each
+        self._stopped: set[str] = set()  # tokens stopped before their attempt began
         self._guard = threading.Lock()
 
     def attempt(self, lease: Lease) -> jobrun.Attempt:
@@ -93,6 +94,7 @@ class ProcessRunner:
         finally:
             with self._guard:
                 self._running.pop(lease.token, None)
+                self._stopped.discard(lease.token)
 
     def _execute(self, attempt: jobrun.Attempt, started: float) -> Outcome:
         lease = attempt.lease
@@ -101,6 +103,8 @@ class ProcessRunner:
         spec = attempt.write_spec()
         attempt.log.parent.mkdir(parents=True, exist_ok=True)
         with self._guard:
+            if lease.token in self._stopped:
+                return Outcome.failed(FailureKind.WORKER, "stopped before it began")
             self._running[lease.token] = attempt
         log_at = str(attempt.log)
         with attempt.log.open("a", encoding="utf-8") as fh:
@@ -126,6 +130,11 @@ class ProcessRunner:
         return result.with_run(took, log_at)
 
     def stop(self, lease: Lease) -> None:
+        with self._guard:
+            if lease.token not in self._running:
+                self._stopped.add(lease.token)  # about to begin: it will not
+                return
+
         def kill() -> bool:
             with self._guard:
                 attempt = self._running.get(lease.token)
@@ -148,11 +157,15 @@ class ThreadRunner:
         # By lease token (one attempt each: a stop must not reach the job's next attempt).
         self._threads: dict[str, int] = {}  # the thread running the attempt
         self._timed_out: set[str] = set()
+        self._stopped: set[str] = set()  # tokens stopped before their attempt began
         self._guard = threading.Lock()
 
     def run(self, lease: Lease) -> Outcome:
         job = self.jobs[lease.key]
         with self._guard:
+            if lease.token in self._stopped:
+                self._stopped.discard(lease.token)
+                return Outcome.failed(FailureKind.WORKER, "stopped before it began")
             self._threads[lease.token] = threading.get_ident()
         timer = threading.Timer(lease.timeout, self._time_out, (lease,))
         timer.daemon = True
@@ -183,6 +196,11 @@ class ThreadRunner:
         self.stop(lease)
 
     def stop(self, lease: Lease) -> None:
+        with self._guard:
+            if lease.token not in self._threads:
+                self._stopped.add(lease.token)  # about to begin: it will not
+                return
+
         def kill() -> bool:
             with self._guard:
                 thread = self._threads.get(lease.token)
