@@ -1,10 +1,12 @@
 """Running one leased job: a build through the pipeline, or a probe.
 
-A worker runs each job that takes time in a child process (``python -m
-wheelfarm.farm.jobrun SPEC``) so that the job's timeout, a cancellation or a hand-back can
-kill it, compilers included. The child records its process id next to the
-spec and kills itself when its worker disappears, so an orphaned build never
-delivers a wheel that nobody recorded.
+The child's side of :class:`~wheelfarm.farm.runners.ProcessRunner`: a
+worker runs each job that takes time in a child process (``python -m
+wheelfarm.farm.jobrun SPEC``) so that the job's timeout, a cancellation or
+a hand-back can kill it, compilers included; the child hands back its
+:class:`~wheelfarm.build.outcome.Outcome` in ``result.json``. The child
+records its process id next to the spec and kills itself when its worker
+disappears, so an orphaned build never delivers a wheel that nobody recorded.
 """
 
 from __future__ import annotations
