@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from wheelfarm import proc
-from wheelfarm.build.outcome import Outcome
-from wheelfarm.build.pipeline import JobResult
+from wheelfarm.build.outcome import JobResult, Outcome
 from wheelfarm.errors import CommandError, FailureKind
 from wheelfarm.farm.localrun import LocalRun
 from wheelfarm.farm.state import open_queue, report

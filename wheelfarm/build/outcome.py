@@ -1,6 +1,6 @@
 """One attempt's result, the one shape it has from the pipeline to the queue.
 
-The pipeline returns it (inside :class:`~wheelfarm.build.pipeline.JobResult`),
+The pipeline returns it (inside a :class:`JobResult`, with its job),
 a worker's job process writes it to ``result.json`` (:meth:`Outcome.to_json`),
 the worker reads it back and reports it, over HTTP too (:meth:`Outcome.to_dict`),
 and the queue records it. Nothing here imports more than the error tree: a
@@ -12,11 +12,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from wheelfarm.errors import FailureKind
 
+if TYPE_CHECKING:
+    from wheelfarm.build.parity import ParityReport
+    from wheelfarm.plan.jobs import Job
+
 RESULT_FORMAT = 2  # of result.json; 1 (unnumbered) had no duration, a "pipeline_log"
+Status = Literal["ok", "cached", "failed"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +83,44 @@ class Outcome:
     @classmethod
     def from_json(cls, text: str) -> Outcome:
         return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A job and its :class:`Outcome` (what travels on to the queue), with what
+    only a report shows: the end of a failure's log, the comparison with upstream."""
+
+    job: Job
+    outcome: Outcome
+    tail: str = ""  # the end of the log, for a failure
+    parity: ParityReport | None = None  # the comparison with upstream's wheel
+
+    @property
+    def status(self) -> Status:
+        return "cached" if self.outcome.cached else "ok" if self.outcome.ok else "failed"
+
+    @property
+    def seconds(self) -> float:
+        return self.outcome.duration
+
+    @property
+    def log(self) -> Path:
+        return Path(self.outcome.log or "")
+
+    @property
+    def wheel(self) -> Path | None:
+        art = self.outcome.artifact
+        return Path(art.location) if art is not None else None
+
+    @property
+    def step(self) -> FailureKind | None:
+        """The failing step (or why the job never ran: needs, interrupted ...)."""
+        return self.outcome.kind
+
+    @property
+    def message(self) -> str:
+        return self.outcome.reason
+
+    @property
+    def started_at(self) -> float:
+        return self.outcome.started_at  # wall clock (time.time()), for reports

@@ -34,7 +34,8 @@ from wheelfarm.build import (
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.cache import ArtifactCache, Cached, StoreCache, store_cache
 from wheelfarm.build.executors import Executor, JobContext, Place
-from wheelfarm.build.outcome import Artifact, Outcome
+from wheelfarm.build.outcome import Artifact, Outcome, Status
+from wheelfarm.build.outcome import JobResult as JobResult  # where the CLI has found it
 from wheelfarm.build.parity import ParityReport
 from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env, test_wheel
 from wheelfarm.errors import (
@@ -50,7 +51,6 @@ from wheelfarm.plan.jobs import Job
 
 STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity", "output")
 # With --check-reproducible the first five run twice, then "reproduce" compares.
-Status = Literal["ok", "cached", "failed"]
 OnStep = Callable[[Job, str], None]
 
 # Run by the build environment's interpreter: asks the backend for its
@@ -60,47 +60,6 @@ _GET_REQUIRES = (
     "reqs = build.ProjectBuilder(sys.argv[1]).get_requires_for_build('wheel')\n"
     "print('WHEELFARM-REQUIRES:' + json.dumps(sorted(reqs)))\n"
 )
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """A job and its :class:`Outcome` (what travels on to the queue), with what
-    only a report shows: the end of a failure's log, the comparison with upstream."""
-
-    job: Job
-    outcome: Outcome
-    tail: str = ""  # the end of the log, for a failure
-    parity: ParityReport | None = None  # the comparison with upstream's wheel
-
-    @property
-    def status(self) -> Status:
-        return "cached" if self.outcome.cached else "ok" if self.outcome.ok else "failed"
-
-    @property
-    def seconds(self) -> float:
-        return self.outcome.duration
-
-    @property
-    def log(self) -> Path:
-        return Path(self.outcome.log or "")
-
-    @property
-    def wheel(self) -> Path | None:
-        art = self.outcome.artifact
-        return Path(art.location) if art is not None else None
-
-    @property
-    def step(self) -> FailureKind | None:
-        """The failing step (or why the job never ran: needs, interrupted ...)."""
-        return self.outcome.kind
-
-    @property
-    def message(self) -> str:
-        return self.outcome.reason
-
-    @property
-    def started_at(self) -> float:
-        return self.outcome.started_at  # wall clock (time.time()), for reports
 
 
 class Pipeline:

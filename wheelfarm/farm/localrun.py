@@ -50,8 +50,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wheelfarm.build.outcome import Outcome
-from wheelfarm.build.pipeline import JobResult
+from wheelfarm.build.outcome import JobResult, Outcome
 from wheelfarm.errors import FailureKind, WheelfarmError
 from wheelfarm.farm import jobrun
 from wheelfarm.farm.direct import DirectBroker

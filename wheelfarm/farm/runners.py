@@ -28,7 +28,8 @@ from wheelfarm.farm import jobrun
 from wheelfarm.farm.state.models import Lease
 
 if TYPE_CHECKING:
-    from wheelfarm.build.pipeline import JobResult, Pipeline
+    from wheelfarm.build.outcome import JobResult
+    from wheelfarm.build.pipeline import Pipeline
     from wheelfarm.farm.worker import Broker
     from wheelfarm.plan.jobs import Job
 
@@ -146,7 +147,7 @@ class ProcessRunner:
 class ThreadRunner:
     """Each job through ``pipeline`` in the calling thread (``wheelfarm build``).
 
-    Keeps the :class:`~wheelfarm.build.pipeline.JobResult` of each job's last
+    Keeps the :class:`~wheelfarm.build.outcome.JobResult` of each job's last
     attempt in :attr:`results` (by job key), for the build's report.
     """
 
