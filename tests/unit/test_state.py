@@ -216,3 +216,13 @@ def test_an_unreadable_database_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("this is not a database" * 100)
     with pytest.raises(ConfigError, match="state database"):
         open_engine(f"sqlite:///{bad}")
+
+
+def test_a_workers_outcome_names_a_known_failure_kind() -> None:
+    from wheelfarm.farm.apiinput import as_outcome
+
+    got = as_outcome({"ok": False, "duration": 1, "kind": "timeout", "reason": "slow"})
+    assert got.kind is FailureKind.TIMEOUT and got.reason == "slow"
+    assert as_outcome({"ok": True, "duration": 1}).kind is None
+    with pytest.raises(ConfigError, match="outcome: kind: 'made-up' is none of source, "):
+        as_outcome({"ok": False, "duration": 1, "kind": "made-up"})
