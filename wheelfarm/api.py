@@ -128,9 +128,8 @@ class BuildReport:
 def plan_build(request: BuildRequest) -> BuildPlan:
     """The jobs a build runs: ConfigError for bad input, a needs cycle or nothing to build."""
     from wheelfarm.build import planning
-    from wheelfarm.farm.localrun import with_needs
-    from wheelfarm.farm.state.submit import check_cycles
     from wheelfarm.plan import jobs, lockfile, matrix, recipe
+    from wheelfarm.plan.graph import check_cycles, with_needs
 
     config = load_config(request.farm_dir)
     selection = jobs.Selection.parse(request.targets, request.pythons, request.executor,
@@ -186,8 +185,9 @@ def rebuild(artifact: Path, *, recipe_path: Path | None = None,
     from wheelfarm.build import planning
     from wheelfarm.build import rebuild as rb
     from wheelfarm.build.pipeline import Pipeline
-    from wheelfarm.farm.localrun import LocalRun, with_needs
+    from wheelfarm.farm.localrun import LocalRun
     from wheelfarm.plan import jobs
+    from wheelfarm.plan.graph import with_needs
 
     facts = rb.recorded(artifact)
     r = rb.load_recipe(facts, recipe_path)

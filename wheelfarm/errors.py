@@ -8,6 +8,8 @@ CLI's one handler (:func:`wheelfarm.cli.main`) returns it.
 
 from __future__ import annotations
 
+import enum
+
 
 class WheelfarmError(Exception):
     """Base of every expected failure. ``str(err)`` is the one line a user sees."""
@@ -32,23 +34,26 @@ class RecipeError(ConfigError):
 
 
 class JobError(WheelfarmError):
-    """A job failed while running (fetch, build, repair, check, test)."""
+    """A job failed while running (fetch, build, repair, check, test).
 
-    step = "job"
+    ``kind`` is None: the step that raised the error decides the failure's
+    kind (see :class:`FailureKind`); a subclass may name one that holds wherever
+    it is raised.
+    """
+
+    kind: FailureKind | None = None
 
 
 class SourceError(JobError):
-    step = "source"
+    """The source could not be fetched, checked or unpacked."""
 
 
 class BuildError(JobError):
-    step = "build"
+    """The build backend gave no wheel."""
 
 
 class PolicyError(JobError):
     """The wheel does not satisfy its target; ``violations`` names each symbol."""
-
-    step = "check"
 
     def __init__(self, message: str, violations: list[str] | None = None) -> None:
         super().__init__(message)
@@ -56,38 +61,31 @@ class PolicyError(JobError):
 
 
 class RepairError(JobError):
-    step = "repair"
+    """auditwheel or delocate could not repair the wheel."""
 
 
 class QualityError(JobError):
     """A module of the wheel is not what its build profile promises (a sanitizer,
     missing optimization); the message names each module and why."""
 
-    step = "check"
-
 
 class NotReproducible(JobError):
     """Two builds of the same inputs gave different wheels."""
-
-    step = "reproduce"
 
 
 class ParityError(JobError):
     """The wheel falls short of the upstream project's own wheel: an extension
     module upstream ships is missing, or the recipe's bench is too slow."""
 
-    step = "parity"
-
 
 class TestFailure(JobError):
-    step = "test"
+    """The wheel's tests failed in a fresh environment."""
+
     __test__ = False  # not a pytest test class
 
 
 class CommandError(JobError):
     """A subprocess exited non-zero or timed out; carries the tail of its output."""
-
-    step = "command"
 
     def __init__(self, cmd: list[str], returncode: int | None, tail: str) -> None:
         self.cmd = cmd
@@ -165,3 +163,55 @@ class Interrupted(Reported):
         self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(f"interrupted ({signal.Signals(signum).name})")
+
+
+# -- why an attempt failed ----------------------------------------------------------------
+
+
+class FailureKind(enum.StrEnum):
+    """Why an attempt failed, as the queue records it (its value is what the state
+    database and the event log hold); :attr:`transient` decides a retry.
+
+    A failure of the build itself (build, repair, test ...) is final at once:
+    the content key pins every input, so a second try would fail the same
+    way. The others say nothing about the job (a download, the worker, a
+    lease): trying again may succeed.
+    """
+
+    # The pipeline's steps: a failure's kind is the step it happened in.
+    SOURCE = "source"
+    TOOLCHAIN = "toolchain"
+    BUILD = "build"
+    REPAIR = "repair"
+    NORMALIZE = "normalize"
+    TEST = "test"
+    PARITY = "parity"
+    OUTPUT = "output"
+    REPRODUCE = "reproduce"
+    # Around the pipeline.
+    TIMEOUT = "timeout"  # the job's time ran out; it was killed
+    WORKER = "worker-error"  # the worker could not run or report the job
+    LEASE_EXPIRED = "lease-expired"  # the queue took the job back from a silent worker
+    INTERNAL = "internal"  # a bug
+    # What a local build reports for jobs no attempt of its own ended.
+    NEEDS = "needs"  # a needed job failed, so this one never ran
+    LOST = "lease"  # the queue failed the job after its lease was lost
+    INTERRUPTED = "interrupted"  # the build was stopped first
+
+    @property
+    def transient(self) -> bool:
+        return self in _TRANSIENT
+
+    @classmethod
+    def parse(cls, value: str) -> FailureKind | None:
+        """The kind named ``value``; None for a name this version does not know
+        (a newer worker's), which the queue treats as final."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+_TRANSIENT = frozenset({FailureKind.SOURCE, FailureKind.TOOLCHAIN, FailureKind.OUTPUT,
+                        FailureKind.TIMEOUT, FailureKind.WORKER, FailureKind.LEASE_EXPIRED,
+                        FailureKind.INTERNAL, FailureKind.LOST, FailureKind.INTERRUPTED})

@@ -13,12 +13,13 @@ from wheelfarm.build.executors.host import HostExecutor
 from wheelfarm.build.pipeline import Pipeline
 from wheelfarm.cli import main
 from wheelfarm.errors import ConfigError
-from wheelfarm.farm.localrun import LocalRun, with_needs
+from wheelfarm.farm.localrun import LocalRun
 from wheelfarm.farm.state import report
 from wheelfarm.farm.state.db import open_engine
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import recipe
+from wheelfarm.plan.graph import with_needs
 from wheelfarm.plan.jobs import Job
 from wheelfarm.plan.targets import parse_target
 

@@ -34,16 +34,23 @@ from wheelfarm.build import (
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.cache import ArtifactCache, Cached, StoreCache, store_cache
 from wheelfarm.build.executors import Executor, JobContext, Place
+from wheelfarm.build.outcome import Artifact, Outcome, Status
+from wheelfarm.build.outcome import JobResult as JobResult  # where the CLI has found it
 from wheelfarm.build.parity import ParityReport
 from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env, test_wheel
-from wheelfarm.errors import CommandError, NotReproducible, WheelfarmError
+from wheelfarm.errors import (
+    CommandError,
+    FailureKind,
+    JobError,
+    NotReproducible,
+    WheelfarmError,
+)
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan.config import CONFIG_NAME, FarmConfig
 from wheelfarm.plan.jobs import Job
 
 STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity", "output")
 # With --check-reproducible the first five run twice, then "reproduce" compares.
-Status = Literal["ok", "cached", "failed"]
 OnStep = Callable[[Job, str], None]
 
 # Run by the build environment's interpreter: asks the backend for its
@@ -53,20 +60,6 @@ _GET_REQUIRES = (
     "reqs = build.ProjectBuilder(sys.argv[1]).get_requires_for_build('wheel')\n"
     "print('WHEELFARM-REQUIRES:' + json.dumps(sorted(reqs)))\n"
 )
-
-
-@dataclass(frozen=True)
-class JobResult:
-    job: Job
-    status: Status
-    seconds: float
-    log: Path
-    wheel: Path | None = None
-    step: str | None = None  # the failing step
-    message: str = ""
-    tail: str = ""  # the end of the log, for a failure
-    started_at: float = 0.0  # wall clock (time.time()), for reports
-    parity: ParityReport | None = None  # the comparison with upstream's wheel
 
 
 class Pipeline:
@@ -106,11 +99,13 @@ class Pipeline:
         log_path = self.log_dir / f"{job.id}.log"
         hit, note = self._cache_hit(job) if self.use_cache else (None, "")
         if hit is not None:
-            return replace(self._reuse(job, hit, log_path, started, note), started_at=wall)
+            reused = self._reuse(job, hit, log_path, started, note)
+            return replace(reused, outcome=replace(reused.outcome, started_at=wall))
         work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._mkdir("work")))
         state = _State()
         wheel: Path | None = None
         message = ""
+        kind: FailureKind | None = None  # None: the failing step's
         # Appended: a job the queue retries keeps its earlier attempts' logs.
         with log_path.open("a", encoding="utf-8") as fh:
             fh.write(f"# job {job.id}\n# key {job.key}\n# executor {job.executor}\n")
@@ -120,6 +115,7 @@ class Pipeline:
                 wheel = self._execute(job, work, fh, state)
             except WheelfarmError as exc:
                 message = str(exc)
+                kind = exc.kind if isinstance(exc, JobError) else None
                 fh.write(f"! {state.step} failed: {exc}\n")
             except Exception as exc:  # a bug in one job must not take the others down
                 message = f"internal error: {exc!r} (see the log)"
@@ -132,11 +128,15 @@ class Pipeline:
         if status == "ok" or not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
         self._emit(job, "done")
-        return JobResult(
-            job=job, status=status, seconds=time.monotonic() - started, log=log_path,
-            wheel=wheel, step=None if wheel else state.step, message=message,
-            tail="" if wheel else _tail(log_path), started_at=wall, parity=state.parity,
-        )
+        took = time.monotonic() - started
+        if wheel is None:
+            outcome = Outcome.failed(FailureKind(state.step) if kind is None else kind, message,
+                                     took, str(log_path))
+        else:
+            outcome = Outcome(True, took, log=str(log_path), artifact=Artifact(
+                wheel.name, sha256_file(wheel), str(wheel)))
+        return JobResult(job, replace(outcome, started_at=wall),
+                         tail="" if wheel else _tail(log_path), parity=state.parity)
 
     def _cache_hit(self, job: Job) -> tuple[Cached | None, str]:
         """The farm's own record of the key, else the configured store's; and a line
@@ -181,8 +181,9 @@ class Pipeline:
                 if not final.exists() or sha256_file(final) != hit.sha256:
                     _place_atomically(hit.wheel, final)
         self._emit(job, "done")
-        return JobResult(job=job, status="cached", seconds=time.monotonic() - started,
-                         log=log_path, wheel=final)
+        return JobResult(job, Outcome(True, time.monotonic() - started, log=str(log_path),
+                                      artifact=Artifact(hit.filename, hit.sha256, str(final)),
+                                      cached=True))
 
     def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
         def enter(step: str) -> None:

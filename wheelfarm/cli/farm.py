@@ -18,7 +18,7 @@ from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.apiinput import MAX_BODY, MAX_UPLOAD
-from wheelfarm.farm.state.submit import DEFAULT_MAX_ATTEMPTS
+from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS
 
 TOKEN_ENV = "WHEELFARM_TOKEN"
 

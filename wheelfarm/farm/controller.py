@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, overload
 
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -54,9 +53,7 @@ from wheelfarm.farm.apiinput import (
     resolve_leases,
 )
 from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome, report
-from wheelfarm.farm.state.lifecycle import ACTIVE
 from wheelfarm.farm.state.queue import Queue
-from wheelfarm.farm.state.schema import jobs
 from wheelfarm.fsutil import file_lock
 from wheelfarm.publish import index
 
@@ -140,7 +137,7 @@ class Controller:
         return await read_json(request, self.max_body)
 
     def _leases(self, name: str, items: Any) -> list[Lease]:
-        return resolve_leases(self.queue.engine, name, items)
+        return resolve_leases(self.queue, name, items)
 
     def _lease(self, name: str, item: Any) -> Lease:
         [lease] = self._leases(name, [item])
@@ -279,9 +276,7 @@ class Controller:
 
     def _expected(self, job_id: int) -> Expected:
         """What the job's wheel must be, from the recipe text it was submitted with."""
-        with self.queue.engine.begin() as conn:
-            row = conn.execute(select(jobs.c.spec, jobs.c.target, jobs.c.python).where(
-                jobs.c.id == job_id)).first()
+        row = self.queue.submitted(job_id)
         if row is None:
             raise LeaseLost(f"job {job_id}: no such job")
         return expected_of(job_id, row.spec, row.python, row.target)
@@ -366,12 +361,7 @@ class Controller:
                              "sha256": sha256_file(lease_dir / dest_name)})
 
     def _held_job(self, job_id: int, n: int, token: str, name: str) -> Any:
-        with self.queue.engine.begin() as conn:
-            row = conn.execute(select(jobs).where(
-                jobs.c.id == job_id, jobs.c.attempts == n, jobs.c.lease == token,
-                jobs.c.worker == name,
-                # Not once the job ended: a recorded wheel's bytes never change.
-                jobs.c.state.in_([s.value for s in ACTIVE]))).first()
+        row = self.queue.held_job(job_id, n, token, name)
         if row is None:
             raise LeaseLost(f"job {job_id} attempt {n}: the lease is not held by {name}")
         return row
@@ -387,10 +377,7 @@ class Controller:
         """A succeeded build's wheel, where the controller keeps it: the path is
         made from the job's key, attempt and checked file name, never read back
         from what a worker reported."""
-        with self.queue.engine.begin() as conn:
-            row = conn.execute(select(jobs.c.key, jobs.c.attempts, jobs.c.artifact_filename,
-                                      jobs.c.artifact_sha256).where(
-                jobs.c.key == key, jobs.c.state == "succeeded", jobs.c.kind == "build")).first()
+        row = self.queue.built(key)
         if row is None or not row.artifact_filename:
             return None
         name = str(row.artifact_filename)

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from wheelfarm.errors import ConfigError
-from wheelfarm.farm.state.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
+from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import parse_target
 
 if TYPE_CHECKING:
+    from wheelfarm.farm.broker import Broker
     from wheelfarm.farm.state.models import NewJob
     from wheelfarm.farm.state.queue import Queue
-    from wheelfarm.farm.worker import Broker, Worker, WorkerOptions
+    from wheelfarm.farm.worker import Worker, WorkerOptions
     from wheelfarm.plan.config import FarmConfig
 
 T = TypeVar("T")

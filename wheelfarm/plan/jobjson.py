@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wheelfarm.plan.jobs import Job
 
 SCHEMA = 1
 
@@ -39,3 +42,8 @@ def job_json(key: str, recipe: str, target: str, python: str, state: str,
 
 def document(job_list: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"schema": SCHEMA, "jobs": list(job_list)}
+
+
+def planned_job_json(job: Job) -> dict[str, Any]:
+    """A job of a plan, not (yet) in a queue: state ``planned``."""
+    return job_json(job.key, job.recipe.name, job.target.name, job.python, "planned")
