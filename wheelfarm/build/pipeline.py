@@ -46,15 +46,6 @@ STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity"
 Status = Literal["ok", "cached", "failed"]
 OnStep = Callable[[Job, str], None]
 
-# Run by the build environment's interpreter: asks the backend for its
-# dynamic build requirements (PEP 517 get_requires_for_build_wheel).
-_GET_REQUIRES = (
-    "import build, json, sys\n"
-    "reqs = build.ProjectBuilder(sys.argv[1]).get_requires_for_build('wheel')\n"
-    "print('WHEELFARM-REQUIRES:' + json.dumps(sorted(reqs)))\n"
-)
-
-
 @dataclass(frozen=True)
 class JobResult:
     job: Job
