@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from wheelfarm.build import provenance
-from wheelfarm.build.cache import ArtifactCache, Record, StoreCache
+from wheelfarm.build.cache import ArtifactCache, Record
 from wheelfarm.publish.signing import FarmKey
+from wheelfarm.publish.storecache import StoreCache
 
 from .helpers import PROJECTS, wheelfarm
 from .test_publish_fixtures import Index

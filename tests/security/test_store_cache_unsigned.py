@@ -14,7 +14,8 @@ import pytest
 from tests.integration.helpers import PROJECTS
 from tests.integration.test_publish_fixtures import Index, Key
 from wheelfarm.build import provenance
-from wheelfarm.build.cache import Record, StoreCache
+from wheelfarm.build.cache import Record
+from wheelfarm.publish.storecache import StoreCache
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir

@@ -37,7 +37,7 @@ from typing import IO, Literal, get_args
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
-from wheelfarm import proc
+from wheelfarm import fsutil, proc
 from wheelfarm.errors import BuildError, ConfigError
 
 DebugSymbols = Literal["split", "strip", "keep"]
@@ -286,12 +286,4 @@ def place(files: Sequence[DebugFile], wheel_name: str, out_dir: Path) -> None:
 
 
 def _atomic_write(final: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=final.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fsutil.write_bytes(final, data, prefix=".incoming-", mode=0o644)

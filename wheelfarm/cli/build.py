@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -24,10 +25,12 @@ from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.localrun import LocalRun, with_needs
 from wheelfarm.farm.state.submit import check_cycles
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import jobs as plan
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan import matrix, recipe
+from wheelfarm.publish.storecache import store_cache
 
 
 @click.command()
@@ -96,7 +99,9 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     _warn_unlocked(recipes, locked)
     parallel = jobs or config.jobs
     with _progress(job_list) as on_step:
-        pipeline = Pipeline(config, planned.executors, out_dir.resolve(), on_step=on_step,
+        # Indexed once, when the run ends (LocalRun), not after every job.
+        pipeline = Pipeline(config, planned.executors, Wheelhouse(out_dir.resolve(), index=False),
+                            on_step=on_step, remote=partial(store_cache, config),
                             keep_work=keep_work, normalize=not no_normalize, locked=locked,
                             check_reproducible=check_reproducible, use_cache=not no_cache,
                             compare_upstream=not no_compare_upstream)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import click
@@ -16,12 +17,14 @@ from wheelfarm.build.pipeline import Pipeline
 from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import ConfigError, WheelfarmError
 from wheelfarm.farm.localrun import LocalRun, with_needs
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import jobs as plan
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan import recipe
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import parse_target
+from wheelfarm.publish.storecache import store_cache
 
 
 @click.command("lock")
@@ -100,7 +103,8 @@ def rebuild(artifact: Path, recipe_path: Path | None, farm_dir: Path) -> None:
     try:
         jobs, _added = with_needs(planned.jobs[:1], planned.jobs)
         # The bytes are the question here, not how they compare with upstream's.
-        pipeline = Pipeline(config, planned.executors, out_dir, compare_upstream=False)
+        pipeline = Pipeline(config, planned.executors, Wheelhouse(out_dir, index=False),
+                            compare_upstream=False, remote=partial(store_cache, config))
         results = LocalRun(pipeline, jobs, 1).run()
         result = results[0]
         if result.wheel is None:

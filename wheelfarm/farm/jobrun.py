@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,12 @@ def build(attempt: Attempt) -> dict[str, Any]:
     # Imported here: a probe's process should start in a fraction of a second.
     from wheelfarm.build import executors
     from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.farm.wheelhouse import Wheelhouse
     from wheelfarm.plan import config as farm_config
     from wheelfarm.plan import jobs as plan
     from wheelfarm.plan import recipe
     from wheelfarm.plan.targets import parse_target
+    from wheelfarm.publish.storecache import store_cache
 
     lease = attempt.lease
     spec = lease.spec
@@ -113,7 +116,9 @@ def build(attempt: Attempt) -> dict[str, Any]:
     job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,
                    tuple(spec["test_pythons"]), lease.key,
                    str(spec.get("profile") or loaded.profile or "release"))
-    result = Pipeline(config, {lease.executor: executor}, attempt.out).run_job(job)
+    # The attempt's own directory: the worker adds its wheel to the farm's wheelhouse.
+    result = Pipeline(config, {lease.executor: executor}, Wheelhouse(attempt.out, index=False),
+                      remote=partial(store_cache, config)).run_job(job)
     doc: dict[str, Any] = {"ok": result.status != "failed", "pipeline_log": str(result.log)}
     if result.wheel is not None:
         doc["artifact"] = {"filename": result.wheel.name, "sha256": sha256_file(result.wheel),

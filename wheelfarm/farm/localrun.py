@@ -59,9 +59,9 @@ from wheelfarm.errors import ConfigError, WheelfarmError
 from wheelfarm.farm import jobrun
 from wheelfarm.farm.state import Artifact, Capabilities, JobState, Lease, LeaseLost, Outcome
 from wheelfarm.farm.state.models import host_os
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan.jobs import Job
 from wheelfarm.plan.targets import host_arch
-from wheelfarm.publish import index
 
 if TYPE_CHECKING:
     from wheelfarm.build.pipeline import Pipeline
@@ -152,7 +152,7 @@ class LocalRun:
             if not self.keep:
                 shutil.rmtree(self.dir, ignore_errors=True)
         if any(r.status != "failed" for r in results):
-            index.write_simple_index(out_dir)
+            Wheelhouse(out_dir).reindex()
         return results
 
     def _open(self) -> Queue:

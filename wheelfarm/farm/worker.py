@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -28,10 +27,9 @@ from wheelfarm.errors import CommandError, ConfigError, WheelfarmError
 from wheelfarm.farm import jobrun
 from wheelfarm.farm.state import Artifact, Capabilities, Lease, LeaseLost, Outcome
 from wheelfarm.farm.state.models import host_os
-from wheelfarm.fsutil import file_lock
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import pythons
 from wheelfarm.plan.targets import host_arch
-from wheelfarm.publish import index
 
 log = logging.getLogger(__name__)
 BACKSTOP = 30.0  # seconds past a job's timeout before its worker kills the job's process
@@ -303,20 +301,10 @@ class Worker:
         """Copy an accepted wheel into the farm's wheelhouse and rewrite its index."""
         if self.wheelhouse is None:
             return
-        self.wheelhouse.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.wheelhouse / ".wheelfarm-lock"):
-            debug = out / "debug"  # debug files first, so a listed wheel finds them
-            for path in sorted(debug.iterdir()) if debug.is_dir() else ():
-                (self.wheelhouse / "debug").mkdir(exist_ok=True)
-                tmp = self.wheelhouse / f".incoming-debug-{path.name}"
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, self.wheelhouse / "debug" / path.name)
-            for path in sorted(out.iterdir()):
-                if path.is_file():
-                    tmp = self.wheelhouse / f".incoming-{path.name}"
-                    shutil.copyfile(path, tmp)
-                    os.replace(tmp, self.wheelhouse / path.name)
-            index.write_simple_index(self.wheelhouse)
+        debug = out / "debug"
+        Wheelhouse(self.wheelhouse).add_files(
+            [(f"debug/{p.name}", p) for p in (sorted(debug.iterdir()) if debug.is_dir() else ())]
+            + [(p.name, p) for p in sorted(out.iterdir()) if p.is_file()])
 
     def _release(self, lease: Lease, reason: str) -> None:
         try:
