@@ -24,7 +24,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -217,14 +216,10 @@ def _rewrite(wheel: Path, infos: Sequence[zipfile.ZipInfo], members: dict[str, b
                 row = [row[0], "sha256=" + digest.decode(), str(len(body))]
             writer.writerow(row)
         data[record] = out.getvalue().encode()
-    tmp = wheel.with_name(wheel.name + ".stripping")
-    try:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for info in infos:
-                zf.writestr(info, data[info.filename], compress_type=zipfile.ZIP_DEFLATED)
-        os.replace(tmp, wheel)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with fsutil.atomic_path(wheel, prefix=".stripping-") as tmp, \
+            zipfile.ZipFile(tmp, "w") as zf:
+        for info in infos:
+            zf.writestr(info, data[info.filename], compress_type=zipfile.ZIP_DEFLATED)
 
 
 # -- moving debug files with their wheel -------------------------------------------------------

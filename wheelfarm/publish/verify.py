@@ -26,6 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from wheelfarm import fsutil
 from wheelfarm.errors import ConfigError
 from wheelfarm.publish.artifacts import Artifact, FileRef
 from wheelfarm.publish.manifest import ProjectManifest, Release, bundle, parse_project, parse_sums
@@ -358,12 +359,9 @@ class _State:
 
     def save(self, release: Release, signed: bytes, now: datetime) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({
+            fsutil.write_text(self.path, json.dumps({
                 "source": self.source, "generation": release.generation,
                 "sha256": hashlib.sha256(signed).hexdigest(),
                 "checked": now.strftime("%Y-%m-%d %H:%M UTC")}, indent=2) + "\n")
-            os.replace(tmp, self.path)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot keep verification state: {exc}") from None

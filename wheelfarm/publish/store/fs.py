@@ -21,6 +21,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from wheelfarm import fsutil
 from wheelfarm.fsutil import file_lock
 from wheelfarm.publish.store import (
     SIGNED_NAMES,
@@ -61,11 +62,9 @@ class FsStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = self._temp(path, data)
         try:
-            os.replace(tmp, path)
+            fsutil.write_bytes(path, data, prefix=".", mode=0o644)  # the index is public
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
         checkpoint(key)
 
@@ -161,9 +160,6 @@ class FsStore:
         path = self._path(key)
         if path.exists() and not path.is_symlink():
             raise StoreError(f"{path}: exists and is not wheelfarm's link")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
-        tmp.unlink(missing_ok=True)
-        os.symlink(target, tmp)
-        os.replace(tmp, path)
+        with fsutil.atomic_path(path, prefix=".") as tmp:
+            os.symlink(target, tmp)
         checkpoint(key)
