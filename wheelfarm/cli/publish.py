@@ -16,7 +16,7 @@ from wheelfarm.plan import config as farm_config
 from wheelfarm.publish.publisher import Outcome, Publisher, history
 from wheelfarm.publish.signing import Keyring, Signer, resolve_key
 from wheelfarm.publish.store import Store, open_store
-from wheelfarm.publish.verify import default_state_dir, open_source, verify
+from wheelfarm.publish.verify import default_state_dir, verify
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -168,7 +168,8 @@ def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
     only if everything holds; each failure is named.
     """
     with Keyring(key_file) as keyring:
-        report = verify(open_source(source), keyring, state_dir or default_state_dir())
+        report = verify(open_store(source, read_only=True), keyring,
+                        state_dir or default_state_dir())
     for warning in report.warnings:
         err.print(f"warning: {warning}", markup=False)
     for requirement in report.missing:
