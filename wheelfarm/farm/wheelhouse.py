@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -87,17 +86,20 @@ class Wheelhouse:
 
     def _add(self, wheel: Path, final: Path, statement: Path | None, rules: Debug,
              sha256: str | None) -> Added:
-        with fsutil.atomic_path(final, prefix=INCOMING) as tmp:
+        if final.is_file() and sha256_file(final) == (sha256 or sha256_file(wheel)):
+            # Left as it is (sync tools go by mtime); its files are brought up to date.
+            self._debug(rules, final.name)
+            if statement is not None and not _sidecar(final).exists():
+                fsutil.copy_file(statement, _sidecar(final), prefix=INCOMING, mode=0o644)
+            return "same"
+        added: Added = "replaced" if final.exists() else "new"
+        with fsutil.atomic_path(final, prefix=INCOMING, mode=0o644) as tmp:
             shutil.copyfile(wheel, tmp)
-            os.chmod(tmp, 0o644)  # the wheelhouse is public, whatever the umask
-            digest = sha256_file(tmp)
-            if sha256 is not None and digest != sha256:
+            if sha256 is not None and sha256_file(tmp) != sha256:
                 raise WheelChanged(f"{final.name} changed after it was recorded")
             self._debug(rules, final.name)
-            same = final.is_file() and sha256_file(final) == digest
-            if statement is not None and not (same and _sidecar(final).exists()):
+            if statement is not None:
                 fsutil.copy_file(statement, _sidecar(final), prefix=INCOMING, mode=0o644)
-            added: Added = "same" if same else "replaced" if final.exists() else "new"
             # Renamed by atomic_path as the block ends: last, after everything it names.
         return added
 
