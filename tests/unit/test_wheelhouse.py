@@ -174,3 +174,12 @@ def test_write_is_byte_identical_and_removes_stale(tmp_path: Path) -> None:
 def test_empty_wheelhouse(tmp_path: Path) -> None:
     assert Wheelhouse(tmp_path).reindex() == []
     assert parse((tmp_path / "simple/index.html").read_text()).anchors == []
+
+
+def test_add_files_never_replaces_the_lock(tmp_path: Path) -> None:
+    """An attempt's output is a wheelhouse too: its lock file must not be copied over
+    the farm's (a new inode would let two writers in at once)."""
+    stray = tmp_path / ".wheelfarm-lock"
+    stray.write_text("")
+    with pytest.raises(ValueError, match="dot files"):
+        Wheelhouse(tmp_path / "house").add_files([(".wheelfarm-lock", stray)])

@@ -107,6 +107,9 @@ class Wheelhouse:
         """Copy files in under their relative names (``debug/…`` ones first, so that
         a wheel finds its debug files), in one lock, then index once: for whole
         output directories (a merge, a worker's attempt)."""
+        if any(Path(rel).name.startswith(".") for rel, _src in files):
+            # A dot name is a lock or a temporary: replacing the lock would break it.
+            raise ValueError(f"not adding dot files to a wheelhouse: {sorted(files)}")
         ordered = sorted(files, key=lambda f: (not f[0].startswith(f"{debuginfo.DEBUG_DIR}/"),
                                                f[0]))
         with self.locked():

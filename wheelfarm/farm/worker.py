@@ -304,7 +304,9 @@ class Worker:
         debug = out / "debug"
         Wheelhouse(self.wheelhouse).add_files(
             [(f"debug/{p.name}", p) for p in (sorted(debug.iterdir()) if debug.is_dir() else ())]
-            + [(p.name, p) for p in sorted(out.iterdir()) if p.is_file()])
+            # Not dot files: the attempt's own lock must never replace the wheelhouse's.
+            + [(p.name, p) for p in sorted(out.iterdir())
+               if p.is_file() and not p.name.startswith(".")])
 
     def _release(self, lease: Lease, reason: str) -> None:
         try:
