@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from wheelfarm.build.rebuild import Comparison, Recorded
     from wheelfarm.farm.controller import Controller
     from wheelfarm.farm.localrun import LocalRun
+    from wheelfarm.farm.merge import Merged
     from wheelfarm.farm.state.queue import Queue
     from wheelfarm.farm.worker import Worker, WorkerOptions
     from wheelfarm.plan.jobs import Job
@@ -76,6 +78,28 @@ def plan(paths: Sequence[Path], *, targets: Sequence[str] = (), pythons: Sequenc
     selection = jobs.Selection.parse(targets, pythons, executor)
     planned = planning.plan_recipes(recipes, config, selection)
     return Planned(config, recipes, planned.jobs, planned.executors)
+
+
+def known(planned: Planned) -> tuple[dict[str, Any], str | None]:
+    """Which of the planned jobs are already built: key -> the farm's own record
+    (a sha256) or the published store's (a cache record), and a warning when the
+    store could not be read (its jobs are then planned, never wrongly skipped)."""
+    from wheelfarm.build.cache import ArtifactCache, Caches
+    from wheelfarm.publish.storecache import store_cache
+
+    local = ArtifactCache(planned.config.state_dir)
+    return Caches(local, partial(store_cache, planned.config)).known(
+        [j.key for j in planned.jobs])
+
+
+def merge(inputs: Sequence[Path], out_dir: Path, *, farm_dir: Path = HERE) -> Merged:
+    """Combine matrix jobs' wheelhouses into ``out_dir`` and record each wheel with
+    provenance in the farm's artifact cache (see :func:`wheelfarm.farm.merge.merge`)."""
+    from wheelfarm.build.cache import ArtifactCache
+    from wheelfarm.farm import merge as m
+
+    cache = ArtifactCache(load_config(farm_dir).state_dir)
+    return m.merge(list(inputs), out_dir, cache)
 
 
 # -- building -----------------------------------------------------------------------------
@@ -159,9 +183,14 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
     the run (the CLI's signal handlers stop or hand back its jobs)."""
     from wheelfarm.build.pipeline import Pipeline
     from wheelfarm.farm.localrun import LocalRun
+    from wheelfarm.farm.wheelhouse import Wheelhouse
+    from wheelfarm.publish.storecache import store_cache
 
     req = planned.request
-    pipeline = Pipeline(planned.config, planned.executors, req.out_dir.resolve(),
+    # Indexed once, when the run ends (LocalRun), not after every job.
+    out = Wheelhouse(req.out_dir.resolve(), index=False)
+    pipeline = Pipeline(planned.config, planned.executors, out,
+                        remote=partial(store_cache, planned.config),
                         on_step=on_step, keep_work=req.keep_work, normalize=req.normalize,
                         locked=req.locked, check_reproducible=req.check_reproducible,
                         use_cache=req.use_cache, compare_upstream=req.compare_upstream)
@@ -186,8 +215,10 @@ def rebuild(artifact: Path, *, recipe_path: Path | None = None,
     from wheelfarm.build import rebuild as rb
     from wheelfarm.build.pipeline import Pipeline
     from wheelfarm.farm.localrun import LocalRun
+    from wheelfarm.farm.wheelhouse import Wheelhouse
     from wheelfarm.plan import jobs
     from wheelfarm.plan.graph import with_needs
+    from wheelfarm.publish.storecache import store_cache
 
     facts = rb.recorded(artifact)
     r = rb.load_recipe(facts, recipe_path)
@@ -199,7 +230,8 @@ def rebuild(artifact: Path, *, recipe_path: Path | None = None,
     try:
         chosen, _added = with_needs(planned.jobs[:1], planned.jobs)
         # The bytes are the question here, not how they compare with upstream's.
-        pipeline = Pipeline(config, planned.executors, out_dir, compare_upstream=False)
+        pipeline = Pipeline(config, planned.executors, Wheelhouse(out_dir, index=False),
+                            compare_upstream=False, remote=partial(store_cache, config))
         result = LocalRun(pipeline, chosen, 1).run()[0]
         comparison = rb.compare(facts, result.wheel) if result.wheel is not None else None
         return Rebuilt(facts, result, comparison)
@@ -311,9 +343,11 @@ def verify(source: str, key_file: Path, state_dir: Path | None = None) -> Report
     report names every failure (none: ``report.ok``)."""
     from wheelfarm.publish import verify as v
     from wheelfarm.publish.signing import Keyring
+    from wheelfarm.publish.store import open_store
 
     with Keyring(key_file) as keyring:
-        return v.verify(v.open_source(source), keyring, state_dir or v.default_state_dir())
+        return v.verify(open_store(source, read_only=True), keyring,
+                        state_dir or v.default_state_dir())
 
 
 # -- the standing farm --------------------------------------------------------------------

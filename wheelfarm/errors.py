@@ -33,6 +33,14 @@ class RecipeError(ConfigError):
         super().__init__(where + message)
 
 
+class MergeConflict(WheelfarmError):
+    """Two inputs of a merge hold different files under one name."""
+
+
+class WheelChanged(WheelfarmError):
+    """A wheel's bytes are not the ones recorded for it; it is not added to the wheelhouse."""
+
+
 class JobError(WheelfarmError):
     """A job failed while running (fetch, build, repair, check, test).
 

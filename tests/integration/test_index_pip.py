@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from tests import wheels
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.publish.index import (
     render_project_html,
     render_project_json,
     wheel_file_entry,
-    write_simple_index,
 )
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_pip_installs_from_file_index(tmp_path: Path, venv: Path) -> None:
     out.mkdir()
     write_metadata_sidecar(make_wheel(out, "1.0", requires_python=">=3.7"))
     make_wheel(out, "2.0", requires_python=">=4")  # must be skipped via data-requires-python
-    assert write_simple_index(out) == [PROJECT]
+    assert Wheelhouse(out).reindex() == [PROJECT]
     page = (out / "simple" / PROJECT / "index.html").read_text()
     assert 'data-requires-python="&gt;=4"' in page
     assert "data-core-metadata" in page
@@ -95,7 +95,7 @@ def test_pip_installs_with_find_links(tmp_path: Path, venv: Path) -> None:
     out = tmp_path / "wheelhouse"
     out.mkdir()
     make_wheel(out, "1.0")
-    write_simple_index(out)
+    Wheelhouse(out).reindex()
     check(pip_install(venv, "--no-index", "--find-links", str(out), f"{PROJECT}==1.0"))
     assert installed_version(venv) == "1.0"
 
@@ -147,7 +147,7 @@ def test_pip_over_http_honours_yanked(http_root: tuple[Path, str, list[str]], ve
     root, url, served = http_root
     good = make_wheel(root, "1.0")
     bad = make_wheel(root, "1.5")
-    write_simple_index(root)
+    Wheelhouse(root).reindex()
     # Yank 1.5 the way the publisher will: same entries, re-rendered with a reason.
     entries = [wheel_file_entry(good)[1], wheel_file_entry(bad)[1]]
     yanked = [entries[0], replace(entries[1], yanked="broken")]

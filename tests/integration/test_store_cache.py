@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build.cache import ArtifactCache, Record, StoreCache
+from wheelfarm.build.cache import ArtifactCache, Record
 from wheelfarm.publish.signing import FarmKey
+from wheelfarm.publish.storecache import StoreCache
 
 from .helpers import PROJECTS, wheelfarm
 from .publish_support import (

@@ -20,7 +20,8 @@ from tests.integration.publish_support import (
     farm_using,
     publish_fastadd,
 )
-from wheelfarm.build.cache import Record, StoreCache
+from wheelfarm.build.cache import Record
+from wheelfarm.publish.storecache import StoreCache
 
 pytestmark = pytest.mark.integration
 

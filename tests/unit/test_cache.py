@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from wheelfarm.build import provenance
-from wheelfarm.build.cache import COMPACT_AT, ArtifactCache, Record, StoreCache
+from wheelfarm.build.cache import ArtifactCache, Record
 from wheelfarm.publish.artifacts import Artifact, FileRef
 from wheelfarm.publish.manifest import Release, build_project, bundle
 from wheelfarm.publish.store.fs import FsStore
+from wheelfarm.publish.storecache import COMPACT_AT, StoreCache
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 

@@ -17,6 +17,7 @@ from wheelfarm.farm.localrun import LocalRun
 from wheelfarm.farm.state import report
 from wheelfarm.farm.state.db import open_engine
 from wheelfarm.farm.state.queue import Queue
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import recipe
 from wheelfarm.plan.graph import with_needs
@@ -47,7 +48,7 @@ def farm(tmp_path: Path) -> Path:
 
 def _pipeline(farm: Path) -> Pipeline:
     config = farm_config.load(farm)
-    return Pipeline(config, {"host": HostExecutor()}, farm / "out")
+    return Pipeline(config, {"host": HostExecutor()}, Wheelhouse(farm / "out", index=False))
 
 
 def test_needed_jobs_are_added_in_plan_order(farm: Path) -> None:

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from wheelfarm import api
-from wheelfarm.build.archive import sha256_file
-from wheelfarm.build.cache import ArtifactCache, Record, store_cache
+from wheelfarm.build.cache import ArtifactCache
 from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
-from wheelfarm.errors import WheelfarmError
-from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import matrix
 from wheelfarm.plan.jobjson import document, job_json
-
-
-class MergeConflict(WheelfarmError):
-    """Two inputs hold different files under one name."""
 
 
 @click.command("plan")
@@ -53,7 +45,9 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
                        farm_dir=farm_dir)
     config = planned.config
     local = ArtifactCache(config.state_dir)
-    cached = _cached(config, local, [j.key for j in planned.jobs])
+    cached, problem = api.known(planned)
+    if problem:
+        err.print(f"warning: {problem}", markup=False)
     if fmt == "json":
         docs = []
         for job in planned.jobs:
@@ -85,26 +79,6 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     err.print(f"{todo} of {len(planned.jobs)} jobs to build in {len(entries)} matrix entries")
 
 
-def _cached(config: farm_config.FarmConfig, local: ArtifactCache,
-            keys: list[str]) -> dict[str, str | Record]:
-    """Keys already built: key -> sha256 (the farm's cache) or the store's record.
-
-    The store is asked only about keys the farm has not built itself. A store
-    that cannot be read is a warning: its jobs are planned, never wrongly skipped.
-    """
-    found: dict[str, str | Record] = dict(local.known(keys))
-    missing = [k for k in keys if k not in found]
-    if not missing:
-        return found
-    try:
-        remote = store_cache(config)
-        if remote is not None:
-            found.update(remote.known(missing))
-    except WheelfarmError as exc:
-        err.print(f"warning: the store is not used as a cache: {exc}", markup=False)
-    return found
-
-
 @click.command()
 @click.argument("inputs", nargs=-1, required=True,
                 type=click.Path(path_type=Path, exists=True, file_okay=False))
@@ -119,67 +93,11 @@ def merge(inputs: tuple[Path, ...], out_dir: Path, farm_dir: Path) -> None:
     provenance is recorded in the farm's artifact cache under its job key, so
     a later plan in this farm finds it cached.
     """
-    chosen: dict[str, Path] = {}
-    debug: dict[str, Path] = {}  # debug/<build-id>.debug and debug/<wheel>.json, same rules
-    for directory in inputs:
-        for path in sorted(directory.iterdir()):
-            if not path.is_file() or not path.name.endswith((".whl", ".intoto.json")):
-                continue
-            merge_candidate(chosen, path, out_dir)
-        folder = directory / "debug"
-        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-            if path.is_file() and path.name.endswith((".debug", ".whl.json")):
-                merge_candidate(debug, path, out_dir / "debug")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if debug:
-        (out_dir / "debug").mkdir(exist_ok=True)
-    # Debug files first: a wheel in the output always finds its debug files there.
-    for name, path in [*sorted((f"debug/{n}", p) for n, p in debug.items()),
-                       *sorted(chosen.items())]:
-        if path.resolve() != (out_dir / name).resolve():
-            tmp = out_dir / f".incoming-{name.replace('/', '-')}"
-            shutil.copyfile(path, tmp)
-            tmp.replace(out_dir / name)
-    from wheelfarm.publish import index  # only merge writes an index; plan need not import it
-
-    projects = index.write_simple_index(out_dir)
-    cache = ArtifactCache(farm_config.load(farm_dir.resolve()).state_dir)
-    for name in chosen:
-        if name.endswith(".whl"):
-            _record(cache, out_dir / name)
-    wheels = sum(1 for n in chosen if n.endswith(".whl"))
-    out.print(f"merged {wheels} wheels from {len(inputs)} directories into {out_dir} "
-              f"({len(projects)} projects)")
-
-
-def merge_candidate(chosen: dict[str, Path], path: Path, out_dir: Path) -> None:
-    existing = chosen.get(path.name)
-    if existing is None:
-        target = out_dir / path.name
-        if target.exists() and sha256_file(target) != sha256_file(path):
-            raise MergeConflict(f"{path.name}: {path} differs from the one already in {out_dir}")
-        chosen[path.name] = path
-        return
-    if sha256_file(existing) != sha256_file(path):
-        raise MergeConflict(f"{path.name}: {existing} and {path} differ; "
-                            "a rebuild needs a new build number ([build] number)")
-
-
-def _record(cache: ArtifactCache, wheel: Path) -> None:
-    from wheelfarm.build import debuginfo, provenance  # merge only; plan stays quick to start
-
-    statement = provenance.path_for(wheel)
-    if not statement.exists():
-        return
-    named = provenance.job_key(statement.read_bytes())
-    if named is None:
-        err.print(f"warning: {statement.name} is not a wheelfarm provenance statement")
-        return
-    key, recorded = named
-    if recorded != sha256_file(wheel):
-        raise MergeConflict(f"{wheel.name}: its provenance names other bytes "
-                            f"(sha256 {recorded})")
-    cache.store(str(key), wheel, statement, debuginfo.read_listing(wheel))
+    merged = api.merge(inputs, out_dir, farm_dir=farm_dir)
+    for warning in merged.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    out.print(f"merged {merged.wheels} wheels from {merged.inputs} directories into {out_dir} "
+              f"({len(merged.projects)} projects)")
 
 
 def _print(text: str) -> None:

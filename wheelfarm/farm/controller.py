@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.wheelcheck import Expected, check_name, check_sound, expected_of
-from wheelfarm.errors import ConfigError, LeaseLost, TooLarge, WheelfarmError
+from wheelfarm.errors import ConfigError, LeaseLost, TooLarge, WheelChanged, WheelfarmError
 from wheelfarm.farm import debugupload
 from wheelfarm.farm.apiinput import (
     MAX_BODY,
@@ -54,8 +54,7 @@ from wheelfarm.farm.apiinput import (
 )
 from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome, report
 from wheelfarm.farm.state.queue import Queue
-from wheelfarm.fsutil import file_lock
-from wheelfarm.publish import index
+from wheelfarm.farm.wheelhouse import Debug, Wheelhouse
 
 log = logging.getLogger(__name__)
 API = "/api/v1"
@@ -283,20 +282,16 @@ class Controller:
 
     def _publish(self, wheel: Path, sha256: str) -> None:
         """Copy an accepted wheel into the wheelhouse: the recorded bytes only."""
-        self.wheelhouse.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.wheelhouse / ".wheelfarm-lock"):
-            tmp = self.wheelhouse / f".incoming-{wheel.name}"
-            shutil.copyfile(wheel, tmp)
-            if sha256_file(tmp) != sha256:
-                tmp.unlink()
-                log.error("%s changed after it was recorded; not published", wheel.name)
-                return
-            try:  # its debug files first, so that a listed wheel finds them
-                debugupload.publish(tmp, wheel.name, wheel.parent, self.wheelhouse)
-            except WheelfarmError as exc:
-                log.error("%s: debug files not published: %s", wheel.name, exc)
-            os.replace(tmp, self.wheelhouse / wheel.name)
-            index.write_simple_index(self.wheelhouse)
+        try:
+            debug = debugupload.checked(wheel, wheel.name, wheel.parent)
+        except WheelfarmError as exc:
+            log.error("%s: debug files not published: %s", wheel.name, exc)
+            debug = []
+        try:
+            # The sha256 is checked again on the copy that is renamed into place.
+            Wheelhouse(self.wheelhouse).add(wheel, debug=Debug(debug, once=True), sha256=sha256)
+        except WheelChanged:
+            log.error("%s changed after it was recorded; not published", wheel.name)
 
     async def _release(self, request: Request, name: str) -> Response:
         body = await self._json(request)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from wheelfarm import proc
@@ -89,10 +90,12 @@ def build(attempt: Attempt) -> Outcome:
     # Imported here: a probe's process should start in a fraction of a second.
     from wheelfarm.build import executors
     from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.farm.wheelhouse import Wheelhouse
     from wheelfarm.plan import config as farm_config
     from wheelfarm.plan import jobs as plan
     from wheelfarm.plan import recipe
     from wheelfarm.plan.targets import parse_target
+    from wheelfarm.publish.storecache import store_cache
 
     lease = attempt.lease
     spec = lease.spec
@@ -113,7 +116,9 @@ def build(attempt: Attempt) -> Outcome:
     job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,
                    tuple(spec["test_pythons"]), lease.key,
                    str(spec.get("profile") or loaded.profile or "release"))
-    return Pipeline(config, {lease.executor: executor}, attempt.out).run_job(job).outcome
+    # The attempt's own directory: the worker adds its wheel to the farm's wheelhouse.
+    return Pipeline(config, {lease.executor: executor}, Wheelhouse(attempt.out, index=False),
+                    remote=partial(store_cache, config)).run_job(job).outcome
 
 
 def child_main(spec_path: Path) -> Outcome:

@@ -57,10 +57,10 @@ from wheelfarm.farm.direct import DirectBroker
 from wheelfarm.farm.runners import ThreadRunner
 from wheelfarm.farm.state import Capabilities, JobState, Lease, open_queue
 from wheelfarm.farm.state.models import host_os
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.farm.worker import Worker, WorkerOptions
 from wheelfarm.plan.jobs import Job
 from wheelfarm.plan.targets import host_arch
-from wheelfarm.publish import index
 
 if TYPE_CHECKING:
     from wheelfarm.build.pipeline import Pipeline
@@ -159,7 +159,7 @@ class LocalRun:
             if not self.keep:
                 shutil.rmtree(self.dir, ignore_errors=True)
         if any(r.status != "failed" for r in results):
-            index.write_simple_index(out_dir)
+            Wheelhouse(out_dir).reindex()
         return results
 
     def _open(self) -> Queue:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import socket
 import threading
@@ -34,10 +33,9 @@ from wheelfarm.farm.broker import Broker
 from wheelfarm.farm.runners import ProcessRunner, Runner
 from wheelfarm.farm.state import Capabilities, Lease
 from wheelfarm.farm.state.models import host_os
-from wheelfarm.fsutil import file_lock
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import pythons
 from wheelfarm.plan.targets import host_arch
-from wheelfarm.publish import index
 
 log = logging.getLogger(__name__)
 # Told of each attempt the loop ended: its job's new state, or None when handed back.
@@ -258,20 +256,12 @@ class Worker:
         """Copy an accepted wheel into the farm's wheelhouse and rewrite its index."""
         if self.wheelhouse is None:
             return
-        self.wheelhouse.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.wheelhouse / ".wheelfarm-lock"):
-            debug = out / "debug"  # debug files first, so a listed wheel finds them
-            for path in sorted(debug.iterdir()) if debug.is_dir() else ():
-                (self.wheelhouse / "debug").mkdir(exist_ok=True)
-                tmp = self.wheelhouse / f".incoming-debug-{path.name}"
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, self.wheelhouse / "debug" / path.name)
-            for path in sorted(out.iterdir()):
-                if path.is_file():
-                    tmp = self.wheelhouse / f".incoming-{path.name}"
-                    shutil.copyfile(path, tmp)
-                    os.replace(tmp, self.wheelhouse / path.name)
-            index.write_simple_index(self.wheelhouse)
+        debug = out / "debug"
+        Wheelhouse(self.wheelhouse).add_files(
+            [(f"debug/{p.name}", p) for p in (sorted(debug.iterdir()) if debug.is_dir() else ())]
+            # Not dot files: the attempt's own lock must never replace the wheelhouse's.
+            + [(p.name, p) for p in sorted(out.iterdir())
+               if p.is_file() and not p.name.startswith(".")])
 
     def _release(self, lease: Lease) -> None:
         try:

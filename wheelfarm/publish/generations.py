@@ -31,7 +31,7 @@ from wheelfarm.publish.manifest import (
     splice_sums,
 )
 from wheelfarm.publish.signing import Signer
-from wheelfarm.publish.store import ROOT_PAGES, Store, View, checkpoint
+from wheelfarm.publish.store import ROOT_PAGES, Store, View
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,6 @@ class Generations:
             else {key: head.release.files[key] for key in ROOT_PAGES} if head.release else {}
         release = replace(release, files={"SHA256SUMS": FileRef.of(sums), **root_refs})
         signed = self.signer.clearsign(release.render())
-        checkpoint("commit")
         if not self.store.put_new(f"generations/{release.generation}/InRelease", signed):
             return None
         self._releases[release.generation] = (release, signed)

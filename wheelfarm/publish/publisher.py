@@ -24,7 +24,6 @@ from packaging.version import InvalidVersion, Version
 
 from wheelfarm.build import debuginfo, provenance
 from wheelfarm.build.cache import Record as CacheRecord
-from wheelfarm.build.cache import StoreCache
 from wheelfarm.build.wheelcheck import check_sound
 from wheelfarm.errors import ConfigError, DamagedStore, ImmutableError, PublishError
 from wheelfarm.publish.artifacts import Artifact, FileRef, Upload, read_upload
@@ -32,6 +31,7 @@ from wheelfarm.publish.generations import Generations, Head, clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.signing import Signer
 from wheelfarm.publish.store import Store
+from wheelfarm.publish.storecache import StoreCache
 
 logger = logging.getLogger(__name__)
 

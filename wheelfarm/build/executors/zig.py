@@ -10,14 +10,11 @@ distributions a manylinux policy promises. The compilers are wrapper scripts
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import shlex
-import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from wheelfarm import proc
+from wheelfarm import fsutil, proc
 from wheelfarm.build import ccwrap, zigcc
 from wheelfarm.build.executors import JobContext, sandbox
 from wheelfarm.build.executors.host import HostPlace
@@ -71,17 +68,9 @@ def rust_triple(arch: str) -> str:
 
 def _write_atomic(path: Path, text: str, executable: bool = False) -> None:
     # A build of another job may be running the old script right now.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        if executable:
-            os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    mode = 0o755 if executable else 0o600
+    with fsutil.atomic_path(path, prefix=".", mode=mode) as tmp:
+        tmp.write_text(text)
 
 
 def cross_env(target: Target, python: str | None) -> dict[str, str]:
