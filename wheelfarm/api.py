@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from wheelfarm.plan.jobs import Job
     from wheelfarm.plan.lockfile import Lock
     from wheelfarm.plan.recipe import Recipe
-    from wheelfarm.publish.publisher import HistoryEntry, Outcome, Publisher
+    from wheelfarm.publish.publisher import Change, HistoryEntry, Publisher
     from wheelfarm.publish.store import Store
     from wheelfarm.publish.verify import Report
 
@@ -274,7 +274,7 @@ class Index:
 
 @dataclass(frozen=True)
 class Published:
-    outcome: Outcome
+    outcome: Change
     url: str
 
 
@@ -303,7 +303,7 @@ def publisher(index: Index) -> Publisher:
     return Publisher(store, signer, valid_for=timedelta(days=days))
 
 
-def _change(index: Index, act: Callable[[Publisher], Outcome]) -> Published:
+def _change(index: Index, act: Callable[[Publisher], Change]) -> Published:
     chosen = publisher(index)
     return Published(act(chosen), chosen.store.url)
 

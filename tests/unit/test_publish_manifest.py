@@ -15,7 +15,7 @@ from packaging.version import Version
 
 from tests.wheels import make_wheel
 from wheelfarm.errors import ConfigError
-from wheelfarm.publish.artifacts import Artifact, FileRef, check_filename, distros, read_upload
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel, check_filename, distros, read_upload
 from wheelfarm.publish.generations import clearsigned_text, root_pages
 from wheelfarm.publish.manifest import (
     Release,
@@ -34,13 +34,13 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def artifact(filename: str, **kw: object) -> Artifact:
+def artifact(filename: str, **kw: object) -> IndexedWheel:
     base = dict(filename=filename, sha256=sha(filename), size=len(filename),
                 uploaded="2025-01-02T03:04:05Z",
                 sidecars=((".asc", FileRef(sha("asc" + filename), 1)),
                           (".metadata", FileRef(sha("meta" + filename), 2))))
     base.update(kw)
-    return Artifact(**base)  # type: ignore[arg-type]
+    return IndexedWheel(**base)  # type: ignore[arg-type]
 
 
 # -- names --------------------------------------------------------------------------------------

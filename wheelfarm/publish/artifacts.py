@@ -60,7 +60,7 @@ class FileRef:
 
 
 @dataclass(frozen=True)
-class Artifact:
+class IndexedWheel:
     """One published wheel: ``files/<filename>`` and its sidecars beside it."""
 
     filename: str
@@ -109,7 +109,7 @@ class Artifact:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Artifact:
+    def from_json(cls, data: Mapping[str, Any]) -> IndexedWheel:
         filename = data["filename"]
         check_filename(filename)
         sidecars = data.get("sidecars", {})

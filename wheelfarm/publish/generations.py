@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from wheelfarm.errors import DamagedStore, StoreError
-from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 from wheelfarm.publish.index import render_root_html, render_root_json
 from wheelfarm.publish.manifest import (
     ProjectManifest,
@@ -149,7 +149,7 @@ class Generations:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def prepare(self, project: str, artifacts: list[Artifact]) -> FileRef:
+    def prepare(self, project: str, artifacts: list[IndexedWheel]) -> FileRef:
         """Write a project's bundle (pages, then its manifest) unless it exists; its ref."""
         manifest, data, pages = build_project(project, artifacts)
         ref = FileRef.of(data)

@@ -28,7 +28,7 @@ from wheelfarm.build.cache import ArtifactCache, Cached, Record
 from wheelfarm.build.debuginfo import DebugFile
 from wheelfarm.errors import ConfigError, StoreError, WheelfarmError
 from wheelfarm.plan.config import FarmConfig
-from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 from wheelfarm.publish.manifest import Release, bundle, parse_project
 from wheelfarm.publish.signing import KEY_ENV, FarmKey
 from wheelfarm.publish.store import Store, open_store
@@ -62,7 +62,7 @@ class StoreCache:
         self.opener = opener
         self._all: dict[str, Record] | None = None
         self._release: Release | Literal[False] | None = False  # False: not read yet
-        self._published: dict[str, Artifact] = {}
+        self._published: dict[str, IndexedWheel] = {}
         self._projects_read: set[str] = set()
 
     @property
@@ -85,7 +85,7 @@ class StoreCache:
         everything = self._all
         return {k: everything[k] for k in keys if k in everything}
 
-    def _signed(self, record: Record) -> Artifact | None:
+    def _signed(self, record: Record) -> IndexedWheel | None:
         """The artifact a farm-signed live generation lists for ``record``, or None."""
         if self.opener is None:
             return None

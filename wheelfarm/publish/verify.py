@@ -25,7 +25,7 @@ from packaging.version import Version
 
 from wheelfarm import fsutil
 from wheelfarm.errors import ConfigError
-from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 from wheelfarm.publish.manifest import ProjectManifest, Release, bundle, parse_project, parse_sums
 from wheelfarm.publish.signing import Keyring
 from wheelfarm.publish.store import PAGE_NAMES, ROOT_PAGES, Store, check_key
@@ -202,7 +202,7 @@ class _Verifier:
                 self._artifact(artifact)
         return list(accepted.values())
 
-    def _artifact(self, artifact: Artifact) -> None:
+    def _artifact(self, artifact: IndexedWheel) -> None:
         wheel: bytes | None = None
         for key, ref in artifact.files():
             if key in self._checked:
@@ -268,7 +268,7 @@ def _available(manifests: Iterable[ProjectManifest]) -> dict[str, set[Version]]:
     return out
 
 
-def missing_requirements(artifacts: Iterable[Artifact],
+def missing_requirements(artifacts: Iterable[IndexedWheel],
                          available: Mapping[str, set[Version]]) -> list[str]:
     """Requirements of non-yanked artifacts that no version in the index satisfies.
 
