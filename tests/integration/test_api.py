@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheels import pure_wheel
 from wheelfarm import api
 
 from .helpers import wheelfarm
-from .test_publish_fixtures import Key, pure_wheel
+from .publish_support import Key
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir
 
 
 def test_publish_history_and_verify(tmp_path: Path, keys: tuple[Key, Key],
