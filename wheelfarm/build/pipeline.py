@@ -29,6 +29,7 @@ from wheelfarm.build import (
     quality,
     repair,
     reproducible,
+    runnable,
     source,
 )
 from wheelfarm.build.archive import sha256_file
@@ -67,6 +68,8 @@ class JobResult:
     tail: str = ""  # the end of the log, for a failure
     started_at: float = 0.0  # wall clock (time.time()), for reports
     parity: ParityReport | None = None  # the comparison with upstream's wheel
+    # runnable.TESTED, or runnable.NOT_RUN where nothing here runs the target's binaries
+    test_status: str = ""
 
 
 class Pipeline:
@@ -136,6 +139,7 @@ class Pipeline:
             job=job, status=status, seconds=time.monotonic() - started, log=log_path,
             wheel=wheel, step=None if wheel else state.step, message=message,
             tail="" if wheel else _tail(log_path), started_at=wall, parity=state.parity,
+            test_status=state.test_status if wheel else "",
         )
 
     def _cache_hit(self, job: Job) -> tuple[Cached | None, str]:
@@ -181,8 +185,9 @@ class Pipeline:
                 if not final.exists() or sha256_file(final) != hit.sha256:
                     _place_atomically(hit.wheel, final)
         self._emit(job, "done")
+        status = provenance.test_status(sidecar) if sidecar is not None else ""
         return JobResult(job=job, status="cached", seconds=time.monotonic() - started,
-                         log=log_path, wheel=final)
+                         log=log_path, wheel=final, test_status=status)
 
     def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
         def enter(step: str) -> None:
@@ -202,9 +207,16 @@ class Pipeline:
             if self.check_reproducible:
                 self._build_again(job, built, work / "again", fh, enter)
             enter("test")
-            for tag in job.test_pythons:
-                test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
-            if self.compare_upstream:  # once per job, never per reproducibility rebuild
+            not_run = runnable.not_run_reason(job.target)
+            if not_run is None:
+                for tag in job.test_pythons:
+                    test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
+                state.test_status = runnable.TESTED
+            else:
+                fh.write(f"{runnable.NOT_RUN}: {not_run}\n")
+                state.test_status = runnable.NOT_RUN
+            # once per job, never per reproducibility rebuild; upstream's wheel must run too
+            if self.compare_upstream and not_run is None:
                 enter("parity")
                 state.parity = parity.compare(place, job, built.wheel, work,
                                               self.config.index_url, self.config.cache_dir, fh)
@@ -222,7 +234,7 @@ class Pipeline:
                        "executor": executor.toolchain_id(job.target)},
             build_requirements=built.env.requirements, locked=built.env.locked,
             started=started, finished=datetime.now(UTC), profile=job.profile,
-            debug_files=built.debug,
+            debug_files=built.debug, test_status=state.test_status, test_note=not_run or "",
         )
         wheel = built.wheel
         sidecar = None
@@ -260,7 +272,7 @@ class Pipeline:
         built = build_wheel(place, job, src, work, benv.path, extra)
         repair.check_binary(built, src)
         enter("repair")
-        repaired = repair.repair(place, built, job.target, work / "repaired")
+        repaired = repair.repair(place, built, job.target, work / "repaired", log=fh)
         quality.check_wheel(repaired, job.profile, fh)
         debug = debuginfo.split_wheel(repaired, recipe.debug_symbols, work / "debug", log=fh)
         if self.normalize:
@@ -333,6 +345,7 @@ class Pipeline:
 class _State:
     step = "source"
     parity: ParityReport | None = None
+    test_status = ""
 
 
 @dataclass(frozen=True)
