@@ -30,7 +30,7 @@ from wheelfarm.farm.state import Artifact, Capabilities, Lease, LeaseLost, Outco
 from wheelfarm.farm.state.models import host_os
 from wheelfarm.fsutil import file_lock
 from wheelfarm.plan import pythons
-from wheelfarm.plan.targets import host_arch
+from wheelfarm.plan.targets import worker_arch
 from wheelfarm.publish import index
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def default_capabilities(executor_names: Sequence[str], python_tags: Sequence[st
     from wheelfarm.build import executors
 
     found = python_tags or pythons.supported(pythons.discover(python_paths))
-    return Capabilities(os=host_os(), arch=host_arch(),
+    # A Mac advertises arm64/x86_64, the spelling of the macOS jobs it may take.
+    return Capabilities(os=host_os(), arch=worker_arch(),
                         executors=tuple(executor_names or executors.names()),
                         pythons=tuple(found), images=tuple(images))
 

@@ -197,6 +197,24 @@ def host_macos_target() -> Target | None:
     return Target("macosx", "arm64" if host_arch() == "aarch64" else "x86_64", macos=version)
 
 
+def worker_arch() -> str:
+    """This machine's architecture as its worker advertises it: a Mac's in the
+    spelling of its wheel tags (``arm64``), so that macOS jobs match it."""
+    arch = host_arch()
+    if platform.system() == "Darwin" and arch == "aarch64":
+        return "arm64"
+    return arch
+
+
+def worker_requirements(target: Target, executor: str) -> tuple[str, str]:
+    """(os, arch) of the worker a job needs. zig cross-builds macOS wheels on any
+    Linux worker; the host executor builds them on a Mac of their architecture
+    (a worker there is the macOS runner); Linux targets keep their architecture."""
+    if target.is_macos:
+        return ("linux", "") if executor == "zig" else ("macos", target.arch)
+    return "linux", target.arch
+
+
 def distros_for_glibc(glibc: tuple[int, int]) -> dict[str, str]:
     """The oldest release of each distribution whose glibc is new enough ('' = none)."""
     out: dict[str, str] = {}
