@@ -163,3 +163,27 @@ def test_retag_rewrites_the_name_the_wheel_file_and_its_record(tmp_path: Path) -
     with pytest.raises(RepairError, match="not a wheel file name"):
         macrepair.retagged_name("nonsense.zip", "macosx_11_0_arm64")
     assert os.listdir(dest) == [out.name]
+
+
+def test_the_index_says_where_a_macos_wheel_runs_and_that_it_was_not_run() -> None:
+    import json
+
+    from wheelfarm.publish import artifacts, manifest
+
+    name = "m-1.0-cp312-cp312-macosx_11_0_arm64.whl"
+    assert artifacts.distros(name) == {"macos": "11.0", "arch": "arm64"}
+    statement = {"predicate": {"runDetails": {"testResult": {
+        "status": runnable.NOT_RUN, "pythons": []}}}}
+    assert artifacts.test_status_of(json.dumps(statement).encode()) == runnable.NOT_RUN
+    assert artifacts.test_status_of(b"{}") is None
+    assert artifacts.test_status_of(None) is None
+    art = artifacts.Artifact(name, "a" * 64, 10, "2026-01-01T00:00:00Z", test=runnable.NOT_RUN)
+    assert artifacts.Artifact.from_json(art.to_json()) == art
+    pages = manifest.render_pages("m", [art])
+    assert json.loads(pages["distros.json"])["wheels"][name] == {
+        "macos": "11.0", "arch": "arm64", "test": runnable.NOT_RUN}
+    page = pages["index.html"].decode()
+    assert runnable.NOT_RUN in page and "<th>macos</th>" in page
+    # A wheel without a recorded status keeps its manifest bytes.
+    plain = artifacts.Artifact(name, "a" * 64, 10, "2026-01-01T00:00:00Z")
+    assert "test" not in plain.to_json()

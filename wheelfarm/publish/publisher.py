@@ -27,7 +27,7 @@ from wheelfarm.build.cache import Record as CacheRecord
 from wheelfarm.build.cache import StoreCache
 from wheelfarm.build.wheelcheck import check_sound
 from wheelfarm.errors import ConfigError, WheelfarmError
-from wheelfarm.publish.artifacts import Artifact, FileRef, Upload, read_upload
+from wheelfarm.publish.artifacts import Artifact, FileRef, Upload, read_upload, test_status_of
 from wheelfarm.publish.generations import DamagedStore, Generations, Head, clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.signing import Signer
@@ -271,7 +271,7 @@ class Publisher:
             filename=u.filename, sha256=hashlib.sha256(u.data).hexdigest(), size=len(u.data),
             uploaded=_iso(self.now()), requires_python=u.requires_python,
             requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())),
-            debuginfo=tuple(sorted(debug.items())))
+            debuginfo=tuple(sorted(debug.items())), test=test_status_of(u.provenance))
 
     def _write_ours(self, key: str, data: bytes, acceptable: Callable[[bytes], bool]
                     ) -> FileRef:
