@@ -323,7 +323,12 @@ class ZigExecutor:
         warm.mkdir(parents=True, exist_ok=True)
         env = {**sandbox.allowed_env(os.environ, farm_tool=True),
                **self.toolchain_env(target, layout)}
-        for lang, tool, source in (("C", "cc", "warm.c"), ("C++", "c++", "warm.cpp")):
+        langs = (("C", "cc", "warm.c"), ("C++", "c++", "warm.cpp"))
+        if target.is_macos:
+            # C only: zig's libc++ for a macOS target takes minutes and is compiled by the
+            # first C++ build, so a farm building only C extensions for macOS never pays it.
+            langs = langs[:1]
+        for lang, tool, source in langs:
             (warm / source).write_text(_WARMUP_C if lang == "C" else _WARMUP_CXX)
             log.write(f"warming zig's cache: {lang} runtime for {self.zig_target(target)} "
                       f"(minutes on first use)\n")
