@@ -323,7 +323,8 @@ class ZigExecutor:
         warm.mkdir(parents=True, exist_ok=True)
         env = {**sandbox.allowed_env(os.environ, farm_tool=True),
                **self.toolchain_env(target, layout)}
-        langs = (("C", "cc", "warm.c"), ("C++", "c++", "warm.cpp"))
+        langs: tuple[tuple[str, str, str], ...] = (("C", "cc", "warm.c"),
+                                                  ("C++", "c++", "warm.cpp"))
         if target.is_macos:
             # C only: zig's libc++ for a macOS target takes minutes and is compiled by the
             # first C++ build, so a farm building only C extensions for macOS never pays it.
