@@ -4,12 +4,13 @@ may run, the host executor's refusals, and the queue handing macOS jobs only to 
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
 
-from wheelfarm.build.executors import host
+from wheelfarm.build.executors import JobContext, host
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.state import Capabilities, NewJob
 from wheelfarm.farm.state.db import open_engine
@@ -78,12 +79,16 @@ def test_where_a_job_may_run() -> None:
     assert targets.worker_requirements(linux, "zig") == ("linux", "aarch64")
 
 
-def test_the_host_executor_builds_macos_wheels_only_on_a_mac() -> None:
+def test_the_host_executor_builds_macos_wheels_only_on_a_mac(tmp_path: Path) -> None:
     if host.sys.platform == "darwin":
         pytest.skip("this machine is a Mac")
     executor = host.HostExecutor()
-    with pytest.raises(ConfigError, match=r"only on a Mac.*'zig' executor cross-builds"):
-        executor.check(MAC_ARM)
+    # Planning for a Mac worker of the farm is fine here; opening the job is not.
+    executor.check(MAC_ARM)
+    ctx = JobContext(MAC_ARM, "cp312", tmp_path, tmp_path / "cache", io.StringIO())
+    with pytest.raises(ConfigError, match=r"only on a Mac.*'zig' executor cross-builds"), \
+            executor.open(ctx):
+        pass
     assert host.mac_env(MAC_ARM) == {"MACOSX_DEPLOYMENT_TARGET": "11.0",
                                      "ARCHFLAGS": "-arch arm64",
                                      "_PYTHON_HOST_PLATFORM": "macosx-11.0-arm64"}

@@ -140,8 +140,12 @@ class HostExecutor:
         self.interpreters = pythons.discover(pythons_config)
 
     def check(self, target: Target) -> None:
-        if target.is_macos or sys.platform == "darwin":
+        if sys.platform == "darwin":
             _check_mac(target)
+            return
+        if target.is_macos:
+            # Planned here for a Mac worker of the farm (the queue sends it only
+            # there); a job that opens it here fails in open().
             return
         if target.arch != host_arch():
             raise ConfigError(
@@ -163,6 +167,8 @@ class HostExecutor:
 
     @contextmanager
     def open(self, ctx: JobContext) -> Iterator[HostPlace]:
+        if ctx.target.is_macos:
+            _check_mac(ctx.target)
         toolchain = host_wrappers(ctx)
         if ctx.target.is_macos:
             toolchain.update(mac_env(ctx.target))
