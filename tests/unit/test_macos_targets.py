@@ -85,7 +85,7 @@ def test_a_macos_link_line_gets_dynamic_lookup_and_no_bundle_or_build_id() -> No
         ["-bundle", "-o", "m.so", "m.o", "-Wl,-O1"], "cc", macos=True)
     assert driver == "cc"
     assert "-bundle" not in args and "-shared" in args
-    assert args[-2:] == ["-undefined", "dynamic_lookup"]
+    assert args[-3:] == ["-undefined", "dynamic_lookup", "-Wl,-S"]
     assert not any("build-id" in a for a in args)
     assert any("-bundle -> -shared" in n for n in notes)
     _, args, _ = zigcc.translate(["-shared", "-undefined", "dynamic_lookup", "m.o"], "cc",
@@ -96,7 +96,7 @@ def test_a_macos_link_line_gets_dynamic_lookup_and_no_bundle_or_build_id() -> No
     assert "-Wl,--build-id=sha1" in zigcc.translate(["-shared", "m.o"], "cc")[1]
     cmd, _ = zigcc.command("/z/zig", "aarch64-macos.11.0", "cc", ["-shared", "m.o"])
     assert cmd[:4] == ["/z/zig", "cc", "-target", "aarch64-macos.11.0"]
-    assert cmd[-2:] == ["-undefined", "dynamic_lookup"]
+    assert cmd[-3:] == ["-undefined", "dynamic_lookup", "-Wl,-S"]
 
 
 @pytest.mark.parametrize(("target", "platform", "machine", "runs"), [

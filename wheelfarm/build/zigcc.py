@@ -30,8 +30,8 @@ PREFIX = "wheelfarm-zigcc"
 
 # Bumped whenever the generated scripts or the rules change, so a farm's cached
 # wrapper directory is rewritten (it is part of the prepare() marker).
-SCRIPT_VERSION = "6"  # 2: profiles (ccwrap); 3: GNU build-id; 4: no strip; 5: wheelfarm.build.zigcc
-# 6: macOS targets
+SCRIPT_VERSION = "7"  # 2: profiles (ccwrap); 3: GNU build-id; 4: no strip; 5: wheelfarm.build.zigcc
+# 6: macOS targets; 7: macOS modules without their debug map
 
 
 @dataclass(frozen=True)
@@ -268,6 +268,13 @@ def translate(args: Sequence[str], mode: Mode,
     # (Mach-O has its LC_UUID, which zig always writes.)
     if shared and not macos and not any("--build-id" in a for a in out):
         out.append("-Wl,--build-id=sha1")
+    if shared and macos:
+        # A Mach-O module's debug map (N_OSO stabs) names the build's object files and
+        # their mtimes: useless without them, which no wheel ships, and different in
+        # every build. Stripped, two builds give the same bytes (LC_UUID included).
+        out.append("-Wl,-S")
+        notes.append(f"{PREFIX}: added -Wl,-S (the debug map points at this build's "
+                     "object files; without it the module is not reproducible)")
     driver = "c++" if mode == "c++" else "cc"
     if mode == "cc":
         source = _cxx_source(out)
