@@ -5,7 +5,7 @@ A macOS wheel's tag promises an architecture and the oldest macOS it runs on
 what the tag promises is read from each one with lief and checked, the way
 the ELF policy check reads symbol versions:
 
-* the architecture (``LC`` header cpu type) is the tag's (a fat binary must
+* the architecture (the Mach-O header's cpu type) is the tag's (a fat binary must
   hold the tag's slice);
 * the deployment target (``LC_BUILD_VERSION`` or ``LC_VERSION_MIN_MACOSX``
   ``minos``) is no newer than the tag's version, else the loader refuses it
@@ -33,7 +33,7 @@ from typing import Literal
 
 import lief
 
-from wheelfarm.build.wheelscan import MACHO_MAGICS
+from wheelfarm.build.wheelscan import ELF_MAGIC, MACHO_MAGICS
 from wheelfarm.errors import PolicyError, RepairError
 from wheelfarm.plan.targets import Target
 
@@ -47,7 +47,7 @@ SYSTEM_PREFIXES = ("/usr/lib/", "/System/Library/")
 _RELATIVE = ("@loader_path/", "@rpath/", "@executable_path/")
 # The Python API (and CPython's private _Py names) come from the interpreter that
 # loads the module; a module must not expect anything else from it.
-_PYTHON_SYMBOL = re.compile(r"^__?Py|^_PyExc_|^__Py")
+_PYTHON_SYMBOL = re.compile(r"^__?Py")
 # Load commands that make the module depend on a library at load time.
 _LOAD_COMMANDS = frozenset({"LOAD_DYLIB", "LOAD_WEAK_DYLIB", "REEXPORT_DYLIB",
                             "LAZY_LOAD_DYLIB", "LOAD_UPWARD_DYLIB"})
@@ -196,10 +196,15 @@ def check_wheel(wheel: Path, target: Target) -> list[MachOInfo]:
     a binary wheel, and a Linux ELF module inside one would pass unnoticed.
     """
     images = scan_wheel(wheel)
+    members, elves = [], []
     with zipfile.ZipFile(wheel) as zf:
-        members = [i.filename for i in zf.infolist() if not i.is_dir()]
-        elves = [i.filename for i in zf.infolist()
-                 if not i.is_dir() and zf.open(i).read(4) == b"\x7fELF"]
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            members.append(info.filename)
+            with zf.open(info) as fh:
+                if fh.read(4) == ELF_MAGIC:
+                    elves.append(info.filename)
     found = violations(images, target, members)
     found += [MachOViolation(m, "arch", "is an ELF (Linux) binary, not Mach-O") for m in elves]
     if found:
