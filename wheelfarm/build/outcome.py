@@ -94,6 +94,8 @@ class JobResult:
     outcome: Outcome
     tail: str = ""  # the end of the log, for a failure
     parity: ParityReport | None = None  # the comparison with upstream's wheel
+    # runnable.TESTED, or runnable.NOT_RUN where nothing here runs the target's binaries
+    test_status: str = ""
 
     @property
     def status(self) -> Status:

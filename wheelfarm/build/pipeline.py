@@ -28,6 +28,7 @@ from wheelfarm.build import (
     quality,
     repair,
     reproducible,
+    runnable,
     source,
 )
 from wheelfarm.build.archive import sha256_file
@@ -138,7 +139,8 @@ class Pipeline:
             outcome = Outcome(True, took, log=str(log_path), artifact=Artifact(
                 wheel.name, sha256_file(wheel), str(wheel)))
         return JobResult(job, replace(outcome, started_at=wall),
-                         tail="" if wheel else _tail(log_path), parity=state.parity)
+                         tail="" if wheel else _tail(log_path), parity=state.parity,
+                         test_status=state.test_status if wheel else "")
 
     def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float,
                where: str) -> JobResult:
@@ -148,9 +150,10 @@ class Pipeline:
             self.output.add(hit.wheel, hit.provenance, hit.debug)
             final = self.out_dir / hit.filename
         self._emit(job, "done")
+        status = provenance.test_status(hit.provenance) if hit.provenance is not None else ""
         return JobResult(job, Outcome(True, time.monotonic() - started, log=str(log_path),
                                       artifact=Artifact(hit.filename, hit.sha256, str(final)),
-                                      cached=True))
+                                      cached=True), test_status=status)
 
     def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
         def enter(step: str) -> None:
@@ -170,9 +173,16 @@ class Pipeline:
             if self.check_reproducible:
                 self._build_again(job, built, work / "again", fh, enter)
             enter("test")
-            for tag in job.test_pythons:
-                test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
-            if self.compare_upstream:  # once per job, never per reproducibility rebuild
+            not_run = runnable.not_run_reason(job.target)
+            if not_run is None:
+                for tag in job.test_pythons:
+                    test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
+                state.test_status = runnable.TESTED
+            else:
+                fh.write(f"{runnable.NOT_RUN}: {not_run}\n")
+                state.test_status = runnable.NOT_RUN
+            # once per job, never per reproducibility rebuild; upstream's wheel must run too
+            if self.compare_upstream and not_run is None:
                 enter("parity")
                 state.parity = parity.compare(place, job, built.wheel, work,
                                               self.config.index_url, self.config.cache_dir, fh)
@@ -190,7 +200,7 @@ class Pipeline:
                        "executor": executor.toolchain_id(job.target)},
             build_requirements=built.env.requirements, locked=built.env.locked,
             started=started, finished=datetime.now(UTC), profile=job.profile,
-            debug_files=built.debug,
+            debug_files=built.debug, test_status=state.test_status, test_note=not_run or "",
         )
         wheel = built.wheel
         sidecar = None
@@ -228,7 +238,7 @@ class Pipeline:
         built = build_wheel(place, job, src, work, benv.path, extra)
         repair.check_binary(built, src)
         enter("repair")
-        repaired = repair.repair(place, built, job.target, work / "repaired")
+        repaired = repair.repair(place, built, job.target, work / "repaired", log=fh)
         quality.check_wheel(repaired, job.profile, fh)
         debug = debuginfo.split_wheel(repaired, recipe.debug_symbols, work / "debug", log=fh)
         if self.normalize:
@@ -294,6 +304,7 @@ class Pipeline:
 class _State:
     step = "source"
     parity: ParityReport | None = None
+    test_status = ""
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,11 @@ def _runs_on(tag: Tag, python: tuple[int, int], target: Target) -> bool:
 
 
 def _platform_ok(platform: str, target: Target) -> bool:
+    if target.is_macos:
+        # A wheel for an older macOS runs wherever the target's does (same arch).
+        m = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", platform)
+        return (m is not None and m.group(3) == target.arch and target.macos is not None
+                and (int(m.group(1)), int(m.group(2))) <= target.macos)
     if platform == f"linux_{target.arch}":
         return target.kind == "linux"
     if m := _MANYLINUX.match(platform):

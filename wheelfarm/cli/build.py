@@ -20,6 +20,7 @@ from wheelfarm import api
 from wheelfarm.build import executors
 from wheelfarm.build.parity import WARN_RATIO
 from wheelfarm.build.pipeline import STEPS, JobResult
+from wheelfarm.build.runnable import NOT_RUN
 from wheelfarm.cli import ci_output
 from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
@@ -181,6 +182,8 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
     for r in results:
         mark = {"ok": "[green]ok[/]", "cached": "[cyan]cached[/]"}.get(
             r.status, f"[red]failed ({r.step})[/]")
+        if r.status != "failed" and r.test_status == NOT_RUN:
+            mark += f" [yellow]({NOT_RUN})[/]"  # never "tested": nothing here runs it
         table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
                       f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
     console.print(table)

@@ -24,6 +24,8 @@ from wheelfarm.plan.jobjson import document, job_json
 @click.option("--shards", type=click.IntRange(min=1),
               help="Group the jobs into N shards per runner class.")
 @click.option("--all", "include_all", is_flag=True, help="Include jobs that are cached.")
+@click.option("--native-runners", is_flag=True,
+              help="Put aarch64 jobs on ARM runners instead of cross-building on x86_64.")
 @click.option("--target", "targets", multiple=True, metavar="TARGET")
 @click.option("--python", "pythons", multiple=True, metavar="cpXY")
 @click.option("--executor", help="Override the executor chosen per target.")
@@ -33,7 +35,8 @@ from wheelfarm.plan.jobjson import document, job_json
               help="gitlab: end the child pipeline with a merge and a publish to URL.")
 @farm_option()
 def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_all: bool,
-                 targets: tuple[str, ...], pythons: tuple[str, ...], executor: str | None,
+                 native_runners: bool, targets: tuple[str, ...], pythons: tuple[str, ...],
+                 executor: str | None,
                  out: str, publish_to: str | None, farm_dir: Path) -> None:
     """Print the jobs still to build: JSON, a GitHub matrix, or a GitLab child pipeline.
 
@@ -62,7 +65,7 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
         _print(json.dumps(document(docs), indent=2))
         err.print(f"{len(planned.jobs) - len(cached)} of {len(planned.jobs)} jobs to build")
         return
-    entries = [g for g in matrix.groups(planned.jobs, shards=shards)
+    entries = [g for g in matrix.groups(planned.jobs, shards=shards, native=native_runners)
                if include_all or any(j.key not in cached for j in g.jobs)]
     if fmt == "github":
         text = json.dumps(matrix.github_matrix(entries))

@@ -11,9 +11,14 @@ from pathlib import Path
 import click
 
 from wheelfarm.build.pipeline import JobResult
+from wheelfarm.build.runnable import NOT_RUN
 from wheelfarm.plan.jobjson import document, job_json, when
 
 _STATE = {"ok": "succeeded", "cached": "cached", "failed": "failed"}
+
+
+def _not_run(r: JobResult) -> str:
+    return f" ({r.test_status})" if r.test_status == NOT_RUN and r.status != "failed" else ""
 
 
 def result_json(r: JobResult) -> dict[str, object]:
@@ -29,6 +34,8 @@ def result_json(r: JobResult) -> dict[str, object]:
                     _STATE[r.status], [attempt], artifact)
     if r.parity is not None:
         data["parity"] = r.parity.to_json()
+    # "tested", or "built and checked, not run" where nothing here runs the wheel
+    data["test"] = r.test_status or None
     return data
 
 
@@ -57,7 +64,8 @@ def github(results: Sequence[JobResult]) -> None:
         lines = ["| recipe | python | target | result | seconds | wheel |",
                  "|---|---|---|---|---|---|"]
         lines += [f"| {r.job.recipe.name} | {r.job.python} | {r.job.target.name} | "
-                  f"{_STATE[r.status]} | {r.seconds:.1f} | {r.wheel.name if r.wheel else ''} |"
+                  f"{_STATE[r.status]}{_not_run(r)} | {r.seconds:.1f} | "
+                  f"{r.wheel.name if r.wheel else ''} |"
                   for r in results]
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write("### wheelfarm build\n\n" + "\n".join(lines) + "\n")

@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.state.models import NewJob, target_os
 from wheelfarm.plan.graph import check_cycles
+from wheelfarm.plan.targets import worker_requirements
 
 if TYPE_CHECKING:  # not at run time: `submit --probe` should start quickly
     from wheelfarm.plan.config import FarmConfig
@@ -37,10 +38,12 @@ def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) ->
                 raise ConfigError(f"{path}: {exc.strerror}") from None
         spec = {"recipe_path": path, "recipe_text": texts[path], "recipe_digest": r.digest(),
                 "test_pythons": list(job.test_pythons), "profile": job.profile}
+        # Where it can run: a macOS job for zig on a Linux worker, for the host on a Mac.
+        where_os, where_arch = worker_requirements(job.target, job.executor)
         found.append(NewJob(
             key=job.key, kind="build", recipe=canonicalize_name(r.name),
             target=job.target.name, python=job.python, executor=job.executor,
-            arch=job.target.arch, os=target_os(job.target.name),
+            arch=where_arch, os=where_os,
             pythons=tuple(sorted({job.python, *job.test_pythons})), spec=spec,
             needs=r.needs, priority=priority,
             max_attempts=r.max_attempts or DEFAULT_MAX_ATTEMPTS,

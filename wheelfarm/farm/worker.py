@@ -35,7 +35,7 @@ from wheelfarm.farm.state import Capabilities, Lease
 from wheelfarm.farm.state.models import host_os
 from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import pythons
-from wheelfarm.plan.targets import host_arch
+from wheelfarm.plan.targets import worker_arch
 
 log = logging.getLogger(__name__)
 # Told of each attempt the loop ended: its job's new state, or None when handed back.
@@ -47,7 +47,8 @@ def default_capabilities(executor_names: Sequence[str], python_tags: Sequence[st
     from wheelfarm.build import executors
 
     found = python_tags or pythons.supported(pythons.discover(python_paths))
-    return Capabilities(os=host_os(), arch=host_arch(),
+    # A Mac advertises arm64/x86_64, the spelling of the macOS jobs it may take.
+    return Capabilities(os=host_os(), arch=worker_arch(),
                         executors=tuple(executor_names or executors.names()),
                         pythons=tuple(found), images=tuple(images))
 

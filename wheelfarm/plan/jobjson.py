@@ -6,7 +6,9 @@
   "artifact": {"filename", "sha256"} | null}]}
 ```
 ``build --json`` adds ``"parity"`` to a job that was compared with upstream's
-wheel (see :class:`wheelfarm.build.parity.ParityReport`).
+wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
+``"tested"``, ``"built and checked, not run"`` (nothing on the machine runs the
+target's binaries, e.g. macOS wheels built on Linux) or null (failed).
 Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs. Kept free
 of the database layer so that commands which only plan load quickly.
 """

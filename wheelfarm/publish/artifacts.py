@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.parser
 import functools
 import hashlib
+import json
 import re
 import zipfile
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ SIDECARS = (".asc", ".metadata", ".intoto.json")
 _LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
+_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_(\w+)$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+!-]*$")
 _BUILD_ID = re.compile(r"(?:[0-9a-f]{2}){8,64}")  # as wheelfarm.build.debuginfo: a path part
 
@@ -73,6 +75,9 @@ class IndexedWheel:
     yanked: str | None = None  # None: not yanked; "" or a reason: yanked (PEP 592)
     # (build-id, ref) of the debug files split off its modules: buildid/<id>/debuginfo
     debuginfo: tuple[tuple[str, FileRef], ...] = ()
+    # What its build said of its tests: "tested", "built and checked, not run"; None:
+    # not recorded (no provenance, or a wheel published before the farm recorded it)
+    test: str | None = None
 
     @property
     def project(self) -> NormalizedName:
@@ -94,8 +99,10 @@ class IndexedWheel:
 
     def to_json(self) -> dict[str, Any]:
         # Only when there are some: manifests of wheels without them keep their bytes.
-        debug = {"debuginfo": {b: ref.to_json() for b, ref in self.debuginfo}} \
+        debug: dict[str, Any] = {"debuginfo": {b: ref.to_json() for b, ref in self.debuginfo}} \
             if self.debuginfo else {}
+        if self.test is not None:
+            debug["test"] = self.test
         return {
             **debug,
             "filename": self.filename,
@@ -127,7 +134,20 @@ class IndexedWheel:
             sidecars=tuple(sorted((s, FileRef.from_json(r)) for s, r in sidecars.items())),
             yanked=_opt_str(data.get("yanked")),
             debuginfo=tuple(sorted((b, FileRef.from_json(r)) for b, r in debug.items())),
+            test=_opt_str(data.get("test")),
         )
+
+
+def test_status_of(provenance: bytes | None) -> str | None:
+    """The test status a wheel's provenance statement records (see
+    :mod:`wheelfarm.build.provenance`), or None."""
+    if provenance is None:
+        return None
+    try:
+        status = json.loads(provenance)["predicate"]["runDetails"]["testResult"]["status"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return status if isinstance(status, str) and status else None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -213,7 +233,9 @@ def distros(filename: str) -> dict[str, str]:
     """Where a wheel runs: ``{"glibc": "2.17", "RHEL": "7+", ...}``.
 
     Pure wheels run everywhere (``"any"``); a wheel with no manylinux tag
-    (``linux_*``, musllinux, macOS) makes no claim about these distributions.
+    (``linux_*``, musllinux) makes no claim about these distributions; a macOS
+    wheel names the oldest macOS and the architecture its tag promises
+    (``{"macos": "11.0", "arch": "arm64"}``).
     """
     # The platform tags are the last part of a (checked) wheel name; many wheels share them.
     return dict(_distros(filename.removesuffix(".whl").rpartition("-")[2]))
@@ -235,6 +257,15 @@ def _distros_of(platforms: set[str]) -> dict[str, str]:
         elif m := _LEGACY.match(platform):
             found.append((_LEGACY_GLIBC[m.group(1)], m.group(2)))
     if not found:
-        return {}
+        return _macos_of(platforms)
     glibc, arch = min(found)
     return {"glibc": f"{glibc[0]}.{glibc[1]}", "arch": arch, **distros_for_glibc(glibc)}
+
+
+def _macos_of(platforms: set[str]) -> dict[str, str]:
+    found = sorted(((int(m.group(1)), int(m.group(2))), m.group(3))
+                   for p in platforms if (m := _MACOS.match(p)))
+    if not found:
+        return {}
+    (major, minor), arch = found[0]
+    return {"macos": f"{major}.{minor}", "arch": arch}

@@ -46,7 +46,10 @@ def render_pages(project: str, artifacts: Sequence[IndexedWheel]) -> dict[str, b
             requires_python=a.requires_python, yanked=a.yanked,
             metadata_sha256=metadata.sha256 if metadata else None, size=a.size,
             upload_time=a.uploaded))
-    compat = {a.filename: distros(a.filename) for a in artifacts}
+    # Per wheel: where it runs, and whether its build ran its tests (never "tested"
+    # for a wheel nothing on the farm could run).
+    compat = {a.filename: {**distros(a.filename), **({"test": a.test} if a.test else {})}
+              for a in artifacts}
     return {
         "distros.json": _json({"project": project, "wheels": compat}),
         "index.html": render_project_html(project, entries, compat).encode(),

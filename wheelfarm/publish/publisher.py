@@ -26,7 +26,7 @@ from wheelfarm.build import debuginfo, provenance
 from wheelfarm.build.cache import Record as CacheRecord
 from wheelfarm.build.wheelcheck import check_sound
 from wheelfarm.errors import ConfigError, DamagedStore, ImmutableError, PublishError
-from wheelfarm.publish.artifacts import FileRef, IndexedWheel, Upload, read_upload
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel, Upload, read_upload, test_status_of
 from wheelfarm.publish.generations import Generations, Head, clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.signing import Signer
@@ -264,7 +264,7 @@ class Publisher:
             filename=u.filename, sha256=hashlib.sha256(u.data).hexdigest(), size=len(u.data),
             uploaded=_iso(self.now()), requires_python=u.requires_python,
             requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())),
-            debuginfo=tuple(sorted(debug.items())))
+            debuginfo=tuple(sorted(debug.items())), test=test_status_of(u.provenance))
 
     def _write_ours(self, key: str, data: bytes, acceptable: Callable[[bytes], bool]
                     ) -> FileRef:
