@@ -25,7 +25,7 @@ from wheelfarm.build.runnable import NOT_RUN
 from wheelfarm.plan.targets import parse_target
 
 from .helpers import RECIPES, python_for, wheelfarm
-from .test_publish_fixtures import Key, make_key
+from .publish_support import Key, make_key
 
 pytestmark = pytest.mark.integration
 

@@ -177,13 +177,13 @@ def test_the_index_says_where_a_macos_wheel_runs_and_that_it_was_not_run() -> No
     assert artifacts.test_status_of(json.dumps(statement).encode()) == runnable.NOT_RUN
     assert artifacts.test_status_of(b"{}") is None
     assert artifacts.test_status_of(None) is None
-    art = artifacts.Artifact(name, "a" * 64, 10, "2026-01-01T00:00:00Z", test=runnable.NOT_RUN)
-    assert artifacts.Artifact.from_json(art.to_json()) == art
+    art = artifacts.IndexedWheel(name, "a" * 64, 10, "2026-01-01T00:00:00Z", test=runnable.NOT_RUN)
+    assert artifacts.IndexedWheel.from_json(art.to_json()) == art
     pages = manifest.render_pages("m", [art])
     assert json.loads(pages["distros.json"])["wheels"][name] == {
         "macos": "11.0", "arch": "arm64", "test": runnable.NOT_RUN}
     page = pages["index.html"].decode()
     assert runnable.NOT_RUN in page and "<th>macos</th>" in page
     # A wheel without a recorded status keeps its manifest bytes.
-    plain = artifacts.Artifact(name, "a" * 64, 10, "2026-01-01T00:00:00Z")
+    plain = artifacts.IndexedWheel(name, "a" * 64, 10, "2026-01-01T00:00:00Z")
     assert "test" not in plain.to_json()
