@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -101,10 +100,9 @@ def plan(recipes: int = 1000) -> dict[str, float]:
         startup = median([sh([sys.executable, "-c", "import wheelfarm.cli"])
                            for _ in range(3)])
         _assert_nothing_to_build(folder, farm, os.environ)
-        s3 = _plan_on_s3(farm, folder, records)
         return {"jobs": float(len(records)), "cached_plan_s": median(cached),
                 "github_plan_s": median(github), "uncached_plan_s": empty,
-                "cold_plan_s": median(cold), "import_s": startup, **s3}
+                "cold_plan_s": median(cold), "import_s": startup}
     finally:
         clean(farm)
 
@@ -114,46 +112,6 @@ def _assert_nothing_to_build(folder: Path, farm: Path, env: Mapping[str, str]) -
         [*WHEELFARM, "plan", str(folder), "--farm", str(farm)], cwd=farm, env=dict(env),
         capture_output=True, text=True, check=True).stdout)["jobs"]
     assert listed == [], "every job should be cached"
-
-
-def _plan_on_s3(farm: Path, folder: Path, records: list[tuple[str, str, str]]
-                ) -> dict[str, float]:
-    """The same plan from another farm whose own cache is empty: every key is
-    found in the store (moto's S3 server on loopback), as a CI runner would.
-    The records arrive as 15 publishes of 1,000 wheels each (15 packs)."""
-    from moto.server import ThreadedMotoServer
-
-    from wheelfarm.build.cache import Record
-    from wheelfarm.publish.store import open_store
-    from wheelfarm.publish.storecache import StoreCache
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    saved = dict(os.environ)
-    try:
-        host, port = server.get_host_and_port()
-        os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                           "AWS_DEFAULT_REGION": "us-east-1",
-                           "AWS_ENDPOINT_URL": f"http://{host}:{port}"})
-        os.environ.pop("AWS_PROFILE", None)
-        store = open_store("s3://bench/pypi")
-        store.client.create_bucket(Bucket="bench")  # type: ignore[attr-defined]
-        for start in range(0, len(records), 1000):
-            StoreCache(store).add(Record(*r) for r in records[start:start + 1000])
-        packs = len(store.list(StoreCache.PACKS))
-        runner = farm / "runner"
-        runner.mkdir()
-        (runner / "wheelfarm.toml").write_text('[publish]\nurl = "s3://bench/pypi"\n',
-                                               encoding="utf-8")
-        _assert_nothing_to_build(folder, runner, os.environ)
-        times = [sh([*WHEELFARM, "plan", str(folder), "--farm", str(runner)], cwd=runner)
-                 for _ in range(3)]
-        return {"s3_plan_s": median(times), "s3_packs": float(packs)}
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        server.stop()
 
 
 def _fill_cache(farm: Path, folder: Path) -> list[tuple[str, str, str]]:
