@@ -1,0 +1,128 @@
+"""Where a target's wheels can run on this machine, for the job's test step.
+
+A wheel built for the host's platform is tested on the host. A cross-built
+wheel runs only where a place for its platform was prepared (aarch64 under
+qemu-user in an emulated Debian rootfs, musllinux on a CPython linked against
+musl; see :mod:`wheelfarm.build.emulation`). Where there is none (macOS here,
+or emulation not prepared) the job is still built, repaired and checked, and
+its test status says so: ``NOT_RUN``, with the reason and how to prepare the
+place, never "tested".
+
+The status strings are part of the reports (results table, ``--json``,
+provenance, the index's per-wheel data), so they are fixed here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from wheelfarm.plan.targets import Target, host_arch
+
+TESTED = "tested"
+NOT_RUN = "built and checked, not run"
+NO_TESTS = "no tests"  # the recipe has no imports and no commands
+TestStatus = Literal["tested", "built and checked, not run", "no tests"]
+
+# Where images/emulation/prepare.sh keeps the prepared places.
+EMULATION_CACHE_ENV = "WHEELFARM_EMULATION_CACHE"
+DEFAULT_EMULATION_CACHE = Path("/var/cache/wheelfarm/emulation")
+PREPARE_HINT = "run 'make emulation' as root (images/emulation/prepare.sh)"
+
+# The Debian release that offers each CPython in the emulated aarch64 rootfs.
+AARCH64_SUITES = {"cp39": "bullseye", "cp311": "bookworm"}
+# The CPython versions a musl interpreter is built for.
+MUSL_PYTHONS = ("cp311",)
+
+PlaceKind = Literal["host", "qemu", "musl"]
+
+
+@dataclass(frozen=True)
+class RunPlace:
+    """A place where a wheel can be installed and run: the host itself, an
+    emulated rootfs (``root``) or a musl CPython prefix (``root``)."""
+
+    kind: PlaceKind
+    python: str  # cp39
+    name: str = "host"  # "aarch64-bullseye", "musl-cp311": the place's name in prepare.sh
+    root: Path | None = None
+
+
+@dataclass(frozen=True)
+class NoPlace:
+    """Nowhere to run: ``reason`` says why, ``prepare`` how to make a place ("" = cannot)."""
+
+    reason: str
+    prepare: str = ""
+
+    @property
+    def message(self) -> str:
+        tail = f"; to run it: {self.prepare}" if self.prepare else ""
+        return f"{NOT_RUN}: {self.reason}{tail}"
+
+
+Where = RunPlace | NoPlace
+
+
+def emulation_cache() -> Path:
+    return Path(os.environ.get(EMULATION_CACHE_ENV) or DEFAULT_EMULATION_CACHE)
+
+
+def place_name(target: Target, python: str) -> str | None:
+    """The name of the prepared place for a cross target's Python, if one is defined."""
+    if target.kind == "musllinux":
+        return f"musl-{python}" if python in MUSL_PYTHONS and target.arch == "x86_64" else None
+    if target.arch == "aarch64" and python in AARCH64_SUITES:
+        return f"aarch64-{AARCH64_SUITES[python]}"
+    return None
+
+
+READY = ".wheelfarm-ready"
+
+
+def find_prepared(name: str, cache: Path | None = None) -> Path | None:
+    """The newest prepared directory for place ``name`` (``name-<recipe key>``)."""
+    base = cache or emulation_cache()
+    try:
+        found = [p for p in base.glob(f"{name}-*") if (p / READY).is_file()]
+    except OSError:
+        return None
+    return max(found, key=lambda p: (p / READY).stat().st_mtime, default=None)
+
+
+def is_host_target(target: Target) -> bool:
+    """Whether the host itself runs this target's wheels (Linux glibc, same arch)."""
+    return target.kind in ("manylinux", "manylinux-auto", "linux") and \
+        target.arch == host_arch() and os.uname().sysname == "Linux"
+
+
+def where_to_run(target: Target, python: str) -> Where:
+    """Where ``python``'s wheels for ``target`` can run here, or why nowhere."""
+    if is_host_target(target):
+        return RunPlace("host", python)
+    if target.kind == "macosx":
+        return NoPlace("no macOS machine here", "run the job on a Mac worker")
+    name = place_name(target, python)
+    if name is None:
+        offered = (", ".join(MUSL_PYTHONS) if target.kind == "musllinux"
+                   else ", ".join(AARCH64_SUITES))
+        return NoPlace(f"no test place for {python} on {target} (offered: {offered})")
+    root = find_prepared(name)
+    if root is None:
+        return NoPlace(f"{name} is not prepared", PREPARE_HINT)
+    kind: PlaceKind = "musl" if target.kind == "musllinux" else "qemu"
+    if kind == "qemu" and not qemu_binary(target.arch):
+        return NoPlace(f"qemu-{target.arch}-static is not installed", PREPARE_HINT)
+    return RunPlace(kind, python, name, root)
+
+
+def qemu_binary(arch: str) -> str | None:
+    """The qemu-user binary for ``arch`` on PATH, if any."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        for name in (f"qemu-{arch}-static", f"qemu-{arch}"):
+            path = Path(directory) / name
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+    return None
