@@ -33,9 +33,10 @@ from wheelfarm.build import (
 )
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.cache import ArtifactCache, Cached, StoreCache, store_cache
+from wheelfarm.build.emulation import run_tests
 from wheelfarm.build.executors import Executor, JobContext, Place
 from wheelfarm.build.parity import ParityReport
-from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env, test_wheel
+from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env
 from wheelfarm.errors import CommandError, NotReproducible, WheelfarmError
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan.config import CONFIG_NAME, FarmConfig
@@ -67,6 +68,10 @@ class JobResult:
     tail: str = ""  # the end of the log, for a failure
     started_at: float = 0.0  # wall clock (time.time()), for reports
     parity: ParityReport | None = None  # the comparison with upstream's wheel
+    # "tested", "built and checked, not run" or "no tests" (build.testplaces), and
+    # where it ran or why not.
+    test_status: str = ""
+    test_note: str = ""
 
 
 class Pipeline:
@@ -136,6 +141,7 @@ class Pipeline:
             job=job, status=status, seconds=time.monotonic() - started, log=log_path,
             wheel=wheel, step=None if wheel else state.step, message=message,
             tail="" if wheel else _tail(log_path), started_at=wall, parity=state.parity,
+            test_status=state.test_status, test_note=state.test_note,
         )
 
     def _cache_hit(self, job: Job) -> tuple[Cached | None, str]:
@@ -202,8 +208,10 @@ class Pipeline:
             if self.check_reproducible:
                 self._build_again(job, built, work / "again", fh, enter)
             enter("test")
-            for tag in job.test_pythons:
-                test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
+            outcome = run_tests(place, job.target, job.test_pythons, built.wheel,
+                                job.recipe.test, work, fh, source=built.src,
+                                index_url=self.config.index_url)
+            state.test_status, state.test_note = outcome.status, outcome.note
             if self.compare_upstream:  # once per job, never per reproducibility rebuild
                 enter("parity")
                 state.parity = parity.compare(place, job, built.wheel, work,
@@ -222,7 +230,7 @@ class Pipeline:
                        "executor": executor.toolchain_id(job.target)},
             build_requirements=built.env.requirements, locked=built.env.locked,
             started=started, finished=datetime.now(UTC), profile=job.profile,
-            debug_files=built.debug,
+            debug_files=built.debug, test_status=state.test_status, test_note=state.test_note,
         )
         wheel = built.wheel
         sidecar = None
@@ -333,6 +341,8 @@ class Pipeline:
 class _State:
     step = "source"
     parity: ParityReport | None = None
+    test_status = ""
+    test_note = ""
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class BuildFacts:
     finished: datetime
     profile: str = "release"  # the build profile (wheelfarm.build.ccwrap.PROFILES)
     debug_files: Sequence[DebugFile] = ()  # split off the wheel's modules (by build-id)
+    test_status: str = ""  # build.testplaces: "tested", "built and checked, not run", ...
+    test_note: str = ""  # where the tests ran, or why they did not
 
 
 def path_for(wheel: Path) -> Path:
@@ -80,6 +82,10 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
             {"name": f"buildid/{f.build_id}/debuginfo", "digest": {"sha256": f.sha256},
              "annotations": {"buildId": f.build_id, "module": f.module, "size": f.size}}
             for f in sorted(facts.debug_files, key=lambda f: f.module)]
+    if facts.test_status:
+        run_details.setdefault("byproducts", []).append(
+            {"name": "test", "annotations": {"status": facts.test_status,
+                                             "note": facts.test_note}})
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": wheel.name, "digest": {"sha256": sha256_file(wheel)}}],

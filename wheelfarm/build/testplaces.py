@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from wheelfarm.plan.targets import Target, host_arch
 
-TESTED = "tested"
-NOT_RUN = "built and checked, not run"
-NO_TESTS = "no tests"  # the recipe has no imports and no commands
+TESTED: Final = "tested"
+NOT_RUN: Final = "built and checked, not run"
+NO_TESTS: Final = "no tests"  # the recipe has no imports and no commands
 TestStatus = Literal["tested", "built and checked, not run", "no tests"]
 
 # Where images/emulation/prepare.sh keeps the prepared places.

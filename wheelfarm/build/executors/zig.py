@@ -65,8 +65,8 @@ def find_zig() -> Path | None:
     return None
 
 
-def rust_triple(arch: str) -> str:
-    return f"{arch}-unknown-linux-gnu"
+def rust_triple(arch: str, libc: str = "glibc") -> str:
+    return f"{arch}-unknown-linux-{'musl' if libc == 'musl' else 'gnu'}"
 
 
 def _write_atomic(path: Path, text: str, executable: bool = False) -> None:
@@ -90,13 +90,13 @@ def cross_env(target: Target, python: str | None) -> dict[str, str]:
     extension suffix are overridden, and cargo is told the target."""
     env = {
         "_PYTHON_HOST_PLATFORM": f"linux-{target.arch}",
-        "CARGO_BUILD_TARGET": rust_triple(target.arch),
+        "CARGO_BUILD_TARGET": rust_triple(target.arch, target.libc),
     }
     if python is not None:
+        # A musl CPython looks for ...-linux-musl.so, a glibc one for ...-linux-gnu.so.
         major, minor = pythons.parse_tag(python)
-        env["SETUPTOOLS_EXT_SUFFIX"] = (
-            f".cpython-{major}{minor}-{target.arch}-linux-gnu.so"
-        )
+        libc = "musl" if target.libc == "musl" else "gnu"
+        env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{major}{minor}-{target.arch}-linux-{libc}.so"
     return env
 
 
@@ -135,9 +135,12 @@ class ZigExecutor:
     # -- Executor protocol -------------------------------------------------
 
     def check(self, target: Target) -> None:
+        if target.kind == "musllinux" and target.arch in ARCHES:
+            self._zig()
+            return
         if target.kind != "manylinux" or target.glibc is None:
             raise ConfigError(
-                f"executor 'zig' builds manylinux_X_Y targets only; "
+                f"executor 'zig' builds manylinux_X_Y and musllinux_X_Y targets only; "
                 f"{target} is for the 'host' executor"
             )
         if target.arch not in ARCHES:
@@ -204,7 +207,7 @@ class ZigExecutor:
 
     @staticmethod
     def zig_target(target: Target) -> str:
-        assert target.glibc is not None
+        assert target.glibc is not None or target.kind == "musllinux"
         return zigcc.zig_target(target.arch, target.glibc)
 
     def toolchain_env(self, target: Target, layout: ZigLayout,
@@ -216,6 +219,7 @@ class ZigExecutor:
         """
         cc, cxx = str(layout.tool("cc")), str(layout.tool("c++"))
         cache = str(layout.zig_cache)
+        triple = rust_triple(target.arch, target.libc)
         env = {
             "CC": cc,
             "CXX": cxx,
@@ -225,12 +229,12 @@ class ZigExecutor:
             "LDCXXSHARED": f"{shlex.quote(cxx)} -shared",
             "AR": str(layout.tool("ar")),
             "RANLIB": str(layout.tool("ranlib")),
-            f"CARGO_TARGET_{rust_triple(target.arch).upper().replace('-', '_')}_LINKER":
+            f"CARGO_TARGET_{triple.upper().replace('-', '_')}_LINKER":
                 str(layout.tool("rust-linker")),
             "ZIG_GLOBAL_CACHE_DIR": cache,
             "ZIG_LOCAL_CACHE_DIR": cache,
         }
-        if target.arch != host_arch():
+        if target.arch != host_arch() or target.libc != "glibc":
             env.update(cross_env(target, python))
         return env
 
