@@ -25,6 +25,9 @@ FORMAT=1
 # (emulated) builds `python -m bench cross` compares zig with.
 AARCH64_PACKAGES="python3,python3-venv,python3-dev,gcc,g++,libc6-dev"
 MUSL_SOURCE="python3.11"
+# Every stdlib module is linked into the interpreter: the shared-module step
+# of Debian's source tree installs nothing when the compiler is musl-gcc.
+MUSL_MODULES="static"
 
 key() { printf '%s\n' "$FORMAT" "$@" | sha256sum | cut -c1-16; }
 
@@ -32,7 +35,7 @@ key() { printf '%s\n' "$FORMAT" "$@" | sha256sum | cut -c1-16; }
 where() {
     case "$1" in
         aarch64-*) echo "$CACHE/$1-$(key "${1#aarch64-}" "$AARCH64_PACKAGES" "$MIRROR")" ;;
-        musl-cp311) echo "$CACHE/$1-$(key "$MUSL_SOURCE")" ;;
+        musl-cp311) echo "$CACHE/$1-$(key "$MUSL_SOURCE" "$MUSL_MODULES")" ;;
         *) echo "unknown place $1" >&2; return 2 ;;
     esac
 }
@@ -65,6 +68,7 @@ make_aarch64() {  # suite dest
 make_musl() {  # dest
     local dest="$1" tmp src
     tmp="$(mktemp -d "$CACHE/.musl.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
     # Debian's own CPython source: apt-get source needs a deb-src entry.
     if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ && \
        ! grep -qs '^deb-src' /etc/apt/sources.list; then
@@ -90,7 +94,7 @@ CC
     chmod +x "$tmp/musl-cc"
     # musl-gcc compiles against musl's headers only: the modules that need
     # other libraries (ssl, zlib, ffi ...) are left out; tests do not need them.
-    (cd "$src" && ./configure -q CC="$tmp/musl-cc" --prefix="$tmp/python" --without-ensurepip \
+    (cd "$src" && MODULE_BUILDTYPE="$MUSL_MODULES" ./configure -q CC="$tmp/musl-cc" --prefix="$tmp/python" --without-ensurepip \
         --disable-test-modules && make -s -j"$(nproc)" && make -s install) >"$tmp/build.log" 2>&1 \
         || { tail -30 "$tmp/build.log"; return 1; }
     mv "$tmp/python" "$tmp.python"

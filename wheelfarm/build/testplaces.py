@@ -126,3 +126,32 @@ def qemu_binary(arch: str) -> str | None:
             if path.is_file() and os.access(path, os.X_OK):
                 return str(path)
     return None
+
+
+def preparing(name: str, cache: Path | None = None) -> bool:
+    """Whether prepare.sh is making place ``name`` right now (it holds the lock)."""
+    import fcntl
+
+    for lock in (cache or emulation_cache()).glob(f"{name}-*.lock"):
+        try:
+            with open(lock, "rb") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def wait_prepared(name: str, timeout: float, cache: Path | None = None) -> Path | None:
+    """The prepared place ``name``; while prepare.sh is still making it (CI starts
+    it in the background), wait up to ``timeout`` seconds. None if it is not there."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = find_prepared(name, cache)
+        if found is not None or not preparing(name, cache) or time.monotonic() > deadline:
+            return found
+        time.sleep(5)
