@@ -155,3 +155,31 @@ def wait_prepared(name: str, timeout: float, cache: Path | None = None) -> Path 
         if found is not None or not preparing(name, cache) or time.monotonic() > deadline:
             return found
         time.sleep(5)
+
+
+def recorded(statement: bytes | None) -> tuple[str, str] | None:
+    """(status, note) of the test step as a wheel's provenance statement records it
+    (build.provenance writes a "test" byproduct); None when it records none."""
+    import json
+
+    if not statement:
+        return None
+    try:
+        data = json.loads(statement)
+        items = data["predicate"]["runDetails"].get("byproducts", [])
+        for item in items:
+            if item.get("name") == "test":
+                notes = item.get("annotations", {})
+                return str(notes.get("status", "")), str(notes.get("note", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return None
+
+
+def recorded_for(wheel: Path) -> tuple[str, str] | None:
+    """The recorded test status of ``wheel`` from its provenance file beside it."""
+    path = wheel.with_name(wheel.name + ".intoto.json")
+    try:
+        return recorded(path.read_bytes())
+    except OSError:
+        return None

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wheelfarm.build import executors, planning
+from wheelfarm.build import executors, planning, testplaces
 from wheelfarm.build.parity import WARN_RATIO
 from wheelfarm.build.pipeline import STEPS, JobResult, Pipeline
 from wheelfarm.cli import ci_output
@@ -197,13 +197,15 @@ class _progress:
 
 def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> None:
     table = Table(title="wheelfarm build")
-    for col in ("recipe", "python", "target", "result", "seconds", "wheel"):
+    for col in ("recipe", "python", "target", "result", "test", "seconds", "wheel"):
         table.add_column(col, justify="right" if col == "seconds" else "left")
     for r in results:
         mark = {"ok": "[green]ok[/]", "cached": "[cyan]cached[/]"}.get(
             r.status, f"[red]failed ({r.step})[/]")
+        tested = testplaces.recorded_for(r.wheel) if r.wheel else None
         table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
-                      f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
+                      tested[0] if tested else "", f"{r.seconds:.1f}",
+                      r.wheel.name if r.wheel else "")
     console.print(table)
     for r in results:
         ratio = r.parity.ratio if r.parity else None
@@ -214,6 +216,10 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
             err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
             err.print(f"  log: {r.log}")
             err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
+    for r in results:
+        tested = testplaces.recorded_for(r.wheel) if r.wheel else None
+        if tested and tested[0] == testplaces.NOT_RUN:
+            err.print(f"{r.job.id}: {tested[1]}", markup=False)
     ok = sum(r.status != "failed" for r in results)
     cached = sum(r.status == "cached" for r in results)
     console.print(f"{ok} of {len(results)} jobs succeeded ({cached} from the cache); "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from wheelfarm.build import testplaces
 from wheelfarm.build.pipeline import JobResult
 from wheelfarm.plan.jobjson import document, job_json, when
 
@@ -29,6 +30,9 @@ def result_json(r: JobResult) -> dict[str, object]:
                     _STATE[r.status], [attempt], artifact)
     if r.parity is not None:
         data["parity"] = r.parity.to_json()
+    tested = testplaces.recorded_for(r.wheel) if r.wheel is not None else None
+    if tested is not None:  # "tested", or "built and checked, not run" and why
+        data["test"] = {"status": tested[0], "note": tested[1]}
     return data
 
 

@@ -73,6 +73,9 @@ class Artifact:
     yanked: str | None = None  # None: not yanked; "" or a reason: yanked (PEP 592)
     # (build-id, ref) of the debug files split off its modules: buildid/<id>/debuginfo
     debuginfo: tuple[tuple[str, FileRef], ...] = ()
+    # What its provenance says of the test step: "tested", "built and checked, not
+    # run" (a cross target with no place to run here), ...; None: not recorded.
+    test: str | None = None
 
     @property
     def project(self) -> NormalizedName:
@@ -94,8 +97,10 @@ class Artifact:
 
     def to_json(self) -> dict[str, Any]:
         # Only when there are some: manifests of wheels without them keep their bytes.
-        debug = {"debuginfo": {b: ref.to_json() for b, ref in self.debuginfo}} \
+        debug: dict[str, Any] = {"debuginfo": {b: ref.to_json() for b, ref in self.debuginfo}} \
             if self.debuginfo else {}
+        if self.test is not None:
+            debug["test"] = self.test
         return {
             **debug,
             "filename": self.filename,
@@ -127,6 +132,7 @@ class Artifact:
             sidecars=tuple(sorted((s, FileRef.from_json(r)) for s, r in sidecars.items())),
             yanked=_opt_str(data.get("yanked")),
             debuginfo=tuple(sorted((b, FileRef.from_json(r)) for b, r in debug.items())),
+            test=_opt_str(data.get("test")),
         )
 
 

@@ -120,7 +120,7 @@ def render_project_html(project: str, files: Sequence[IndexFile],
 
 
 def _distro_table(distros: Mapping[str, Mapping[str, str]]) -> list[str]:
-    columns = ["glibc", *DISTROS]
+    columns = ["glibc", *DISTROS, "test"]  # test: "tested" or "built and checked, not run"
     rows = ["<h2>Runs on</h2>", "<table>",
             "  <tr><th>file</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"]
     for filename in sorted(distros):

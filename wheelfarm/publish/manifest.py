@@ -46,7 +46,8 @@ def render_pages(project: str, artifacts: Sequence[Artifact]) -> dict[str, bytes
             requires_python=a.requires_python, yanked=a.yanked,
             metadata_sha256=metadata.sha256 if metadata else None, size=a.size,
             upload_time=a.uploaded))
-    compat = {a.filename: distros(a.filename) for a in artifacts}
+    compat = {a.filename: distros(a.filename) | ({"test": a.test} if a.test else {})
+              for a in artifacts}
     return {
         "distros.json": _json({"project": project, "wheels": compat}),
         "index.html": render_project_html(project, entries, compat).encode(),

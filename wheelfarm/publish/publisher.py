@@ -22,7 +22,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from wheelfarm.build import debuginfo, provenance
+from wheelfarm.build import debuginfo, provenance, testplaces
 from wheelfarm.build.cache import Record as CacheRecord
 from wheelfarm.build.cache import StoreCache
 from wheelfarm.build.wheelcheck import check_sound
@@ -271,7 +271,8 @@ class Publisher:
             filename=u.filename, sha256=hashlib.sha256(u.data).hexdigest(), size=len(u.data),
             uploaded=_iso(self.now()), requires_python=u.requires_python,
             requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())),
-            debuginfo=tuple(sorted(debug.items())))
+            debuginfo=tuple(sorted(debug.items())),
+            test=(testplaces.recorded(u.provenance) or (None, ""))[0])
 
     def _write_ours(self, key: str, data: bytes, acceptable: Callable[[bytes], bool]
                     ) -> FileRef:
