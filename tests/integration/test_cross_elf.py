@@ -177,3 +177,24 @@ def test_the_wheels_are_real_zip_files(cross_build: dict[str, Any]) -> None:
     for job in cross_build["jobs"]:
         with zipfile.ZipFile(cross_build["out"] / job["artifact"]["filename"]) as zf:
             assert zf.testzip() is None
+
+
+def test_rust_for_aarch64_fails_saying_the_std_is_missing(tmp_path: Path) -> None:
+    """rustup cannot fetch the aarch64 std here: the job says so, no fake wheel."""
+    rustc = shutil.which("rustc")
+    if rustc is None:
+        pytest.skip("no Rust toolchain")
+    import subprocess
+
+    sysroot = subprocess.run([rustc, "--print", "sysroot"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    if (Path(sysroot) / "lib" / "rustlib" / "aarch64-unknown-linux-gnu").is_dir():
+        pytest.skip("this machine has Rust's aarch64 std: the cross build would work")
+    result = wheelfarm("build", RECIPES / "rustsum.toml", "--target", "manylinux_2_17_aarch64",
+                       "--python", "cp311", "--out", tmp_path / "out", "--no-cache",
+                       cwd=tmp_path, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert ("Rust's standard library for aarch64-unknown-linux-gnu is not installed "
+            "(rustup target add aarch64-unknown-linux-gnu)") in output
+    assert not list((tmp_path / "out").glob("*.whl"))
