@@ -144,3 +144,19 @@ def test_the_recorded_status_is_read_from_provenance(tmp_path: Path) -> None:
     assert testplaces.recorded_for(wheel) == (testplaces.NOT_RUN, "why")
     assert testplaces.recorded(b"not json") is None
     assert testplaces.recorded_for(tmp_path / "none.whl") is None
+
+
+def test_a_remote_workers_musllinux_wheel_name_is_checked_against_the_job() -> None:
+    from wheelfarm.build.wheelcheck import Expected, WheelRefused, check_name
+
+    job = Expected("fastadd", "0.1.0", "cp311", "musllinux_1_2_x86_64")
+    check_name("fastadd-0.1.0-cp311-cp311-musllinux_1_2_x86_64.whl", job)
+    check_name("fastadd-0.1.0-cp311-cp311-musllinux_1_1_x86_64.whl", job)
+    for wrong in ("fastadd-0.1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+                  "fastadd-0.1.0-cp311-cp311-musllinux_1_2_aarch64.whl"):
+        with pytest.raises(WheelRefused):
+            check_name(wrong, job)
+    arm = Expected("fastadd", "0.1.0", "cp39", "manylinux_2_28_aarch64")
+    check_name("fastadd-0.1.0-cp39-cp39-manylinux_2_17_aarch64.whl", arm)
+    with pytest.raises(WheelRefused):
+        check_name("fastadd-0.1.0-cp39-cp39-musllinux_1_2_aarch64.whl", arm)
