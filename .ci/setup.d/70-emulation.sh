@@ -5,8 +5,11 @@
 # /var/cache/wheelfarm/emulation by recipe), while the suite runs: the tests
 # that need a place wait for its ".wheelfarm-ready" file (build/testplaces).
 # Sourced by .ci/run: CLEANUP comes from there.
+# The three places are made side by side (each is mostly one emulated or
+# compiling process); the tests that need them run last (tests/conftest.py).
 bash images/emulation/install.sh
-WHEELFARM_EMULATION_LOG="$(mktemp /tmp/wheelfarm-emulation.XXXXXX)"
-bash images/emulation/prepare.sh >"$WHEELFARM_EMULATION_LOG" 2>&1 &
-WHEELFARM_EMULATION_PID=$!
-CLEANUP+=("kill $WHEELFARM_EMULATION_PID 2>/dev/null; cat $WHEELFARM_EMULATION_LOG; rm -f $WHEELFARM_EMULATION_LOG")
+for place in aarch64-bullseye aarch64-bookworm musl-cp311; do
+    log="$(mktemp "/tmp/wheelfarm-emulation-$place.XXXXXX")"
+    bash images/emulation/prepare.sh "$place" >"$log" 2>&1 &
+    CLEANUP+=("kill $! 2>/dev/null; cat $log; rm -f $log")
+done

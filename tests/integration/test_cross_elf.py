@@ -27,7 +27,7 @@ from wheelfarm.plan.targets import parse_target
 from ..conftest import in_ci
 from .helpers import RECIPES, wheelfarm
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.emulation]
 
 PLACES = ("aarch64-bullseye", "aarch64-bookworm", "musl-cp311")
 TARGETS = ("manylinux_2_17_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64")
