@@ -123,7 +123,7 @@ for place in "${@:-aarch64-bullseye aarch64-bookworm musl-cp311}"; do
             flock 9
             [ -e "$dest/.wheelfarm-ready" ] && exit 0
             rm -rf "$dest"
-            "$0" --make "$name" "$dest"
+            bash "$0" --make "$name" "$dest"
         ) >"$dest.log" 2>&1 && echo "$name: made in $((SECONDS - start)) s ($dest)" \
             || { echo "$name: failed, see $dest.log" >&2; tail -5 "$dest.log" >&2; status=1; }
     done

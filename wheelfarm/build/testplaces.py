@@ -115,6 +115,10 @@ def where_to_run(target: Target, python: str) -> Where:
     kind: PlaceKind = "musl" if target.kind == "musllinux" else "qemu"
     if kind == "qemu" and not qemu_binary(target.arch):
         return NoPlace(f"qemu-{target.arch}-static is not installed", PREPARE_HINT)
+    loader = Path(f"/lib/ld-musl-{target.arch}.so.1")
+    if kind == "musl" and not loader.exists():
+        # The musl CPython is a dynamic executable: its loader comes from Debian's musl.
+        return NoPlace(f"musl's loader {loader} is not installed", PREPARE_HINT)
     return RunPlace(kind, python, name, root)
 
 
