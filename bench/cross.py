@@ -27,7 +27,7 @@ from typing import Any
 from .common import PROJECTS, ROOT, WHEELFARM, clean, median, python_for, scratch, sh
 
 FIXTURES = ("fastadd", "cppvec")
-RUNS = 3
+RUNS = int(os.environ.get("WHEELFARM_BENCH_RUNS", "3"))  # median of RUNS
 
 
 def _rootfs() -> Path:
@@ -146,6 +146,7 @@ def cross() -> dict[str, Any]:
                               "speedup": round(native[name] / zig[name], 1)}
                        for name in FIXTURES},
             "test_step": jobs,
+            "runs": RUNS,
             "python": sys.version.split()[0],
             "when_epoch": int(time.time()),
         }
@@ -164,7 +165,8 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
         "",
         "`python -m bench cross` (root, after `make emulation`). The C (`fastadd`) and",
         "C++ (`cppvec`) fixtures built into cp39 aarch64 wheels with `pip wheel --no-deps",
-        "--no-build-isolation`, median of 3, same run: by zig on this x86_64 machine",
+        f"--no-build-isolation`, median of {f.get('runs', 3)}, same run: by zig on this",
+        "x86_64 machine",
         "(warm zig cache) and by gcc inside the emulated arm64 bullseye rootfs (chroot,",
         "qemu-user via binfmt). Goal: zig ≥ 5x faster.",
         "",
@@ -177,7 +179,8 @@ def render(results: dict[str, dict[str, object]]) -> list[str]:
     lines += [
         "",
         "The test step's cost per job: one `wheelfarm build` job of `fastadd` (cp39,",
-        "`--no-cache`, median of 3) with the recipe's tests and without; aarch64 runs",
+        f"`--no-cache`, median of {f.get('runs', 3)}) with the recipe's tests and without;",
+        "aarch64 runs",
         "them in the bullseye rootfs under qemu, x86_64 on the host.",
         "",
         "| target | job with tests (s) | job without (s) | test step (s) |",
