@@ -105,6 +105,8 @@ def where_to_run(target: Target, python: str) -> Where:
     if target.kind == "macosx":
         return NoPlace("no macOS machine here", "run the job on a Mac worker")
     name = place_name(target, python)
+    if name is None and target.kind == "musllinux" and target.arch != "x86_64":
+        return NoPlace(f"no musl CPython for {target.arch} here (musl places: x86_64 only)")
     if name is None:
         offered = (", ".join(MUSL_PYTHONS) if target.kind == "musllinux"
                    else ", ".join(AARCH64_SUITES))
