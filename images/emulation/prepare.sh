@@ -21,9 +21,15 @@ CACHE="${WHEELFARM_EMULATION_CACHE:-/var/cache/wheelfarm/emulation}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # Part of every place's key: raise it when the way a place is made changes.
 FORMAT=1
-# python3-venv: `python -m venv`; gcc, g++ and python3-dev: the native
-# (emulated) builds `python -m bench cross` compares zig with.
-AARCH64_PACKAGES="python3,python3-venv,python3-dev,gcc,g++,libc6-dev"
+# python3-venv: `python -m venv`. bullseye also gets gcc, g++ and python3-dev
+# for the native (emulated) builds `python -m bench cross` compares zig with;
+# every package makes the emulated second stage slower.
+AARCH64_PACKAGES="python3,python3-venv"
+AARCH64_DEV_PACKAGES="python3-dev,gcc,g++,libc6-dev"
+packages() {  # suite
+    if [ "$1" = bullseye ]; then echo "$AARCH64_PACKAGES,$AARCH64_DEV_PACKAGES"
+    else echo "$AARCH64_PACKAGES"; fi
+}
 MUSL_SOURCE="python3.11"
 # Every stdlib module is linked into the interpreter: the shared-module step
 # of Debian's source tree installs nothing when the compiler is musl-gcc.
@@ -34,7 +40,7 @@ key() { printf '%s\n' "$FORMAT" "$@" | sha256sum | cut -c1-16; }
 # The directory a place lives in; printed by `prepare.sh --where NAME`.
 where() {
     case "$1" in
-        aarch64-*) echo "$CACHE/$1-$(key "${1#aarch64-}" "$AARCH64_PACKAGES" "$MIRROR")" ;;
+        aarch64-*) echo "$CACHE/$1-$(key "${1#aarch64-}" "$(packages "${1#aarch64-}")" "$MIRROR")" ;;
         musl-cp311) echo "$CACHE/$1-$(key "$MUSL_SOURCE" "$MUSL_MODULES")" ;;
         *) echo "unknown place $1" >&2; return 2 ;;
     esac
@@ -56,7 +62,7 @@ make_aarch64() {  # suite dest
     enable_binfmt
     tmp="$(mktemp -d "$CACHE/.aarch64-$suite.XXXXXX")"
     echo "debootstrap --foreign arm64 $suite"
-    debootstrap --arch=arm64 --foreign --variant=minbase --include="$AARCH64_PACKAGES" \
+    debootstrap --arch=arm64 --foreign --variant=minbase --include="$(packages "$suite")" \
         "$suite" "$tmp" "$MIRROR"
     echo "second stage under emulation"
     chroot "$tmp" /debootstrap/debootstrap --second-stage
