@@ -31,9 +31,10 @@ packages() {  # suite
     else echo "$AARCH64_PACKAGES"; fi
 }
 MUSL_SOURCE="python3.11"
-# Every stdlib module is linked into the interpreter: the shared-module step
-# of Debian's source tree installs nothing when the compiler is musl-gcc.
-MUSL_MODULES="static"
+# Every stdlib module is linked into the interpreter, listed by
+# Modules/Setup.local (a copy of the Setup.stdlib configure writes): left to
+# setup.py, Debian's tree builds none of them with musl-gcc.
+MUSL_MODULES="static Setup.local"
 
 key() { printf '%s\n' "$FORMAT" "$@" | sha256sum | cut -c1-16; }
 
@@ -74,7 +75,7 @@ make_aarch64() {  # suite dest
 make_musl() {  # dest
     local dest="$1" tmp src
     tmp="$(mktemp -d "$CACHE/.musl.XXXXXX")"
-    trap 'rm -rf "$tmp"' EXIT
+    trap "rm -rf '$tmp'" EXIT  # expanded now: $tmp is local
     # Debian's own CPython source: apt-get source needs a deb-src entry.
     if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ && \
        ! grep -qs '^deb-src' /etc/apt/sources.list; then
@@ -100,8 +101,9 @@ CC
     chmod +x "$tmp/musl-cc"
     # musl-gcc compiles against musl's headers only: the modules that need
     # other libraries (ssl, zlib, ffi ...) are left out; tests do not need them.
-    (cd "$src" && MODULE_BUILDTYPE="$MUSL_MODULES" ./configure -q CC="$tmp/musl-cc" --prefix="$tmp/python" --without-ensurepip \
-        --disable-test-modules && make -s -j"$(nproc)" && make -s install) >"$tmp/build.log" 2>&1 \
+    (cd "$src" && MODULE_BUILDTYPE=static ./configure -q CC="$tmp/musl-cc" --prefix="$tmp/python" \
+        --without-ensurepip --disable-test-modules && cp Modules/Setup.stdlib Modules/Setup.local && \
+        make -s -j"$(nproc)" && make -s install) >"$tmp/build.log" 2>&1 \
         || { tail -30 "$tmp/build.log"; return 1; }
     mv "$tmp/python" "$tmp.python"
     rm -rf "$tmp"
