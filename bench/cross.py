@@ -61,9 +61,12 @@ def _zig_builds(work: Path) -> dict[str, float]:
         for n in range(RUNS + 1):  # the first run warms the zig cache for this project
             src = work / f"zig-{name}-{n}"
             shutil.copytree(PROJECTS / name, src)
+            dest = work / f"zig-out-{name}-{n}"
             took = sh([venv / "bin" / "python", "-m", "pip", "wheel", "-q", "--no-deps",
-                       "--no-build-isolation", "-w", work / f"zig-out-{n}", src], env=env)
-            wheel = next((work / f"zig-out-{n}").glob(f"{name}-*.whl"))
+                       "--no-build-isolation", "-w", dest, src], env=env)
+            # The setuptools a cp39 gets may predate [project] tables: the wheel is
+            # then named UNKNOWN, its extension built all the same.
+            wheel = next(dest.glob("*.whl"))
             assert "aarch64" in wheel.name, wheel.name
             if n:
                 times.append(took)
@@ -91,8 +94,8 @@ def _native_builds(root: Path) -> dict[str, float]:
                 shutil.copytree(PROJECTS / name, host_side / f"{name}-{n}")
                 times.append(_chroot(root, (
                     f"cd {inside} && venv/bin/python -m pip wheel -q --no-deps "
-                    f"--no-build-isolation -w out-{n} {name}-{n}")))
-                wheel = next((host_side / f"out-{n}").glob(f"{name}-*.whl"))
+                    f"--no-build-isolation -w out-{name}-{n} {name}-{n}")))
+                wheel = next((host_side / f"out-{name}-{n}").glob("*.whl"))
                 assert "aarch64" in wheel.name, wheel.name
             out[name] = median(times)
         return out
