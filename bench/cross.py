@@ -75,7 +75,8 @@ def _zig_builds(work: Path) -> dict[str, float]:
 
 
 def _chroot(root: Path, script: str) -> float:
-    return sh(["chroot", root, "/bin/sh", "-c", script],
+    chroot = shutil.which("chroot", path="/usr/sbin:/sbin:/usr/bin:/bin") or "chroot"
+    return sh([chroot, root, "/bin/sh", "-c", script],
               env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"})
 
 

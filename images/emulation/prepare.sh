@@ -34,7 +34,7 @@ MUSL_SOURCE="python3.11"
 # Every stdlib module is linked into the interpreter, listed by
 # Modules/Setup.local (a copy of the Setup.stdlib configure writes): left to
 # setup.py, Debian's tree builds none of them with musl-gcc.
-MUSL_MODULES="static Setup.local"
+MUSL_MODULES="static Setup.local no-pkg-config"
 
 key() { printf '%s\n' "$FORMAT" "$@" | sha256sum | cut -c1-16; }
 
@@ -101,7 +101,10 @@ CC
     chmod +x "$tmp/musl-cc"
     # musl-gcc compiles against musl's headers only: the modules that need
     # other libraries (ssl, zlib, ffi ...) are left out; tests do not need them.
-    (cd "$src" && MODULE_BUILDTYPE=static ./configure -q CC="$tmp/musl-cc" --prefix="$tmp/python" \
+    # PKG_CONFIG=false: pkg-config would report the host's (glibc) zlib, libffi ...
+    # as usable; musl-gcc's own header checks find them missing, as they are.
+    (cd "$src" && MODULE_BUILDTYPE=static PKG_CONFIG=false ./configure -q CC="$tmp/musl-cc" \
+        --prefix="$tmp/python" \
         --without-ensurepip --disable-test-modules && cp Modules/Setup.stdlib Modules/Setup.local && \
         make -s -j"$(nproc)" && make -s install) >"$tmp/build.log" 2>&1 \
         || { tail -30 "$tmp/build.log"; return 1; }
