@@ -94,8 +94,8 @@ def _native_builds(root: Path) -> dict[str, float]:
             for n in range(RUNS):
                 shutil.copytree(PROJECTS / name, host_side / f"{name}-{n}")
                 times.append(_chroot(root, (
-                    f"cd {inside} && venv/bin/python -m pip wheel -q --no-deps "
-                    f"--no-build-isolation -w out-{name}-{n} {name}-{n}")))
+                    f"cd {inside} && venv/bin/python -m pip wheel -q --no-deps --no-index "
+                    f"--no-build-isolation -w out-{name}-{n} ./{name}-{n}")))
                 wheel = next((host_side / f"out-{name}-{n}").glob("*.whl"))
                 assert "aarch64" in wheel.name, wheel.name
             out[name] = median(times)
