@@ -86,8 +86,12 @@ def _native_builds(root: Path) -> dict[str, float]:
     shutil.rmtree(host_side, ignore_errors=True)
     host_side.mkdir(parents=True)
     try:
-        # The venv (pip and setuptools from Debian's bundled wheels) is made once.
-        _chroot(root, f"python3 -m venv {inside}/venv")
+        # The venv (pip and setuptools from Debian's bundled wheels) is made once;
+        # `wheel` (for bdist_wheel) is fetched on the host: no index inside.
+        sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--dest", host_side,
+            "wheel<0.46"])
+        _chroot(root, f"python3 -m venv {inside}/venv && {inside}/venv/bin/python -m pip "
+                      f"install -q --no-index {inside}/wheel-*.whl")
         out: dict[str, float] = {}
         for name in FIXTURES:
             times = []
