@@ -19,9 +19,12 @@ run: $(STAMP)
 	# Cross-built for aarch64 by zig; run under qemu where `make emulation` prepared it.
 	$(BIN)/wheelfarm build recipes/fastadd.toml --target manylinux_2_17_aarch64 \
 		--python cp39 --python cp311 --out wheelhouse
+	# The C fixture for Apple silicon, cross-built by zig: checked, never run here.
+	$(BIN)/wheelfarm build recipes/fastadd.toml --target macosx_11_0_arm64 --out wheelhouse
 
 test: $(STAMP)
 	$(BIN)/ruff check wheelfarm tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -ra
 
 lint: $(STAMP)

@@ -129,7 +129,7 @@ def _wait(predicate, timeout: float, every: float = 0.05) -> None:  # type: igno
 def throughput(kind: str, workers: int, http: bool, jobs: int = JOBS) -> float:
     """Jobs per second for ``workers`` processes, direct or over HTTP."""
     from wheelfarm.farm.controller import issue_token, wait_until_up
-    from wheelfarm.farm.state.submit import probe_jobs
+    from wheelfarm.farm.submit import probe_jobs
 
     farm = scratch(f"dispatch-{kind}")
     processes: list[subprocess.Popen[bytes]] = []
@@ -193,7 +193,7 @@ def first_claim(kind: str, cli: bool, jobs: int = 10_000) -> float:
     """Seconds from submitting ``jobs`` (library call or CLI) to the first lease,
     with one idle worker waiting."""
     from wheelfarm.farm.state.schema import events
-    from wheelfarm.farm.state.submit import probe_jobs
+    from wheelfarm.farm.submit import probe_jobs
 
     farm = scratch(f"submit-{kind}")
     processes: list[subprocess.Popen[bytes]] = []

@@ -123,8 +123,9 @@ def _plan_on_s3(farm: Path, folder: Path, records: list[tuple[str, str, str]]
     The records arrive as 15 publishes of 1,000 wheels each (15 packs)."""
     from moto.server import ThreadedMotoServer
 
-    from wheelfarm.build.cache import Record, StoreCache
+    from wheelfarm.build.cache import Record
     from wheelfarm.publish.store import open_store
+    from wheelfarm.publish.storecache import StoreCache
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

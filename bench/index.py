@@ -47,13 +47,13 @@ def package_list() -> Iterator[dict[str, Any]]:
 
 
 def _artifacts(lines: list[str]) -> dict[str, list[Any]]:
-    from wheelfarm.publish.artifacts import Artifact, FileRef
+    from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 
-    projects: dict[str, list[Artifact]] = {}
+    projects: dict[str, list[IndexedWheel]] = {}
     for line in lines:
         row = json.loads(line)
         name = row["filename"]
-        projects.setdefault(name.split("-", 1)[0], []).append(Artifact(
+        projects.setdefault(name.split("-", 1)[0], []).append(IndexedWheel(
             filename=name, sha256=row["hash"][7:], size=150_000, uploaded=datetime.fromtimestamp(
                 row["upload_timestamp"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             requires_python=row["requires_python"], requires_dist=tuple(row["requires_dist"]),

@@ -1,5 +1,9 @@
 """Shared fixtures. In CI (CI=true) a skipped test fails the run: a component
-that a test needs must be installed by .ci/run, never silently missing."""
+that a test needs must be installed by .ci/run, never silently missing.
+
+The fixtures here serve more than one of tests/unit, tests/integration and
+tests/security; those of the integration tests alone are in
+tests/integration/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.databases import state_database
+from tests.integration.publish_support import Key, built_fastadd, throwaway_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
@@ -37,3 +44,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that need the emulated test places run last: CI prepares those
     places in the background (.ci/setup.d/70-emulation.sh) while the rest runs."""
     items.sort(key=lambda item: item.get_closest_marker("emulation") is not None)
+@pytest.fixture
+def state_kind() -> str:
+    """The database ``state_url`` makes: SQLite, unless a module or conftest overrides
+    this fixture (with "postgresql", or parameters of both)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def state_url(state_kind: str, tmp_path: Path) -> Iterator[str]:
+    """An empty state database for one test."""
+    with state_database(state_kind, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keys() -> Iterator[tuple[Key, Key]]:
+    """(the farm's key, an unrelated key) in throwaway keyrings."""
+    with throwaway_keys() as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def fastadd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``wheelfarm build`` of the C fixture for cp312, once per test session."""
+    return built_fastadd(tmp_path_factory.getbasetemp() / "fastadd-built")

@@ -35,19 +35,22 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path, *, prefix: str = ".tmp-") -> Iterator[Path]:
+def atomic_path(dest: Path, *, prefix: str = ".tmp-", mode: int | None = None) -> Iterator[Path]:
     """A fresh path beside ``dest``; renamed over ``dest`` when the block succeeds.
 
     The temporary name is unique per call, so concurrent writers of one
     destination never share a temporary file; on failure it is removed and
     ``dest`` is left as it was. The caller creates the file (not ``mkstemp``,
     whose 0600 mode would survive the rename and hide the file from a web
-    server), so it gets the process's umask like any other file.
+    server), so it gets the process's umask like any other file, unless
+    ``mode`` is given.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f"{prefix}{dest.name}.{os.getpid()}.{secrets.token_hex(6)}"
     try:
         yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -55,24 +58,29 @@ def atomic_path(dest: Path, *, prefix: str = ".tmp-") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(dest: Path, mode: str = "w", *, prefix: str = ".tmp-") -> Iterator[IO[Any]]:
+def atomic_open(dest: Path, mode: str = "w", *, prefix: str = ".tmp-",
+                encoding: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``dest`` for writing; it replaces ``dest``
     only if the block finishes without an exception."""
-    with atomic_path(dest, prefix=prefix) as tmp, open(tmp, mode) as fh:
+    with atomic_path(dest, prefix=prefix) as tmp, \
+            open(tmp, mode, encoding=encoding) as fh:
         yield fh
 
 
-def write_bytes(dest: Path, data: bytes) -> None:
-    with atomic_path(dest) as tmp:
+def write_bytes(dest: Path, data: bytes, *, prefix: str = ".tmp-", mode: int | None = None
+                ) -> None:
+    with atomic_path(dest, prefix=prefix, mode=mode) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(dest: Path, text: str) -> None:
-    with atomic_path(dest) as tmp:
+def write_text(dest: Path, text: str, *, prefix: str = ".tmp-", mode: int | None = None
+               ) -> None:
+    with atomic_path(dest, prefix=prefix, mode=mode) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def copy_file(src: Path, dest: Path, *, prefix: str = ".tmp-") -> None:
+def copy_file(src: Path, dest: Path, *, prefix: str = ".tmp-", mode: int | None = None
+              ) -> None:
     """Copy ``src`` to ``dest`` atomically (a crash leaves no half-copied file)."""
-    with atomic_path(dest, prefix=prefix) as tmp:
+    with atomic_path(dest, prefix=prefix, mode=mode) as tmp:
         shutil.copyfile(src, tmp)

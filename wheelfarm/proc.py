@@ -15,9 +15,10 @@ from typing import IO
 from wheelfarm.errors import CommandError
 
 TAIL_LINES = 40
-# The commands run() is waiting for, so that kill_running() can find them: each
-# runs in a session of its own, out of reach of a signal sent to this process.
-_running: set[subprocess.Popen[str]] = set()
+# The commands run() is waiting for, with the thread waiting for each, so that
+# kill_running() can find them: each runs in a session of its own, out of reach
+# of a signal sent to this process.
+_running: dict[subprocess.Popen[str], int] = {}
 _running_guard = threading.Lock()
 
 
@@ -74,7 +75,7 @@ def run(
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     with _running_guard:
-        _running.add(proc)
+        _running[proc] = threading.get_ident()
     try:
         returncode: int | None = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -84,7 +85,7 @@ def run(
         raise
     finally:
         with _running_guard:
-            _running.discard(proc)
+            _running.pop(proc, None)
     if returncode is None:
         _kill_tree(proc)
     reader.join(timeout=5)
@@ -101,15 +102,17 @@ def run(
     return subprocess.CompletedProcess(argv, returncode, out, None)
 
 
-def kill_running() -> int:
-    """SIGKILL every command that :func:`run` is waiting for in this process, with
-    everything it started; each of those calls then fails as if its command had.
+def kill_running(thread: int | None = None) -> int:
+    """SIGKILL every command that :func:`run` is waiting for in this process (or,
+    given a thread's ident, in that thread), with everything it started; each of
+    those calls then fails as if its command had.
 
-    For an interrupted ``wheelfarm build``, whose jobs run in threads of this
-    process. Returns how many commands were killed.
+    For the jobs of ``wheelfarm build``, which run in threads of this process:
+    one that is stopped (its lease lost, its time up) or all of them (the
+    build is interrupted). Returns how many commands were killed.
     """
     with _running_guard:
-        found = list(_running)
+        found = [p for p, t in _running.items() if thread is None or t == thread]
     for proc in found:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from wheelfarm.build.executors import engine as engines
+from wheelfarm.plan.config import LOCAL_IMAGE
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
 RECIPES = ROOT / "recipes"
@@ -27,6 +30,12 @@ def wheelfarm(*args: str | os.PathLike[str], cwd: Path,
         cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})},
         capture_output=True, text=True, timeout=timeout, check=False,
     )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """The output of a command that must have succeeded (else its output is the failure)."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def python_for(tag: str) -> Path:
@@ -75,6 +84,20 @@ def require(tool: str) -> str:
     found = shutil.which(tool)
     if not found:
         pytest.skip(f"{tool} is not installed")
+    return found
+
+
+def container_engine() -> engines.Engine:
+    """The container engine, holding the local build image (`make image`); else the test
+    is skipped (which fails it in CI)."""
+    try:
+        found = engines.connect(None)
+    except engines.EngineUnavailable as exc:
+        pytest.skip(f"no container engine: {exc}")
+    try:
+        found.client.images.get(LOCAL_IMAGE)
+    except Exception:
+        pytest.skip(f"{LOCAL_IMAGE} is missing: run `make image`")
     return found
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from .helpers import python_for
 from .helpers import wheelfarm as _wheelfarm
-from .test_queue_support import wait_for
+from .queue_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 
 from wheelfarm.build.executors import engine as engines
-from wheelfarm.plan.config import LOCAL_IMAGE
 
-from .helpers import PROJECTS, RECIPES, tree_digest, wheelfarm
+from .helpers import PROJECTS, RECIPES, container_engine, tree_digest, wheelfarm
 
 pytestmark = pytest.mark.integration
 TARGET = "manylinux_2_31_x86_64"
@@ -32,14 +31,7 @@ TARGET = "manylinux_2_31_x86_64"
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    try:
-        found = engines.connect(None)
-    except engines.EngineUnavailable as exc:
-        pytest.skip(f"no container engine: {exc}")
-    try:
-        found.client.images.get(LOCAL_IMAGE)
-    except Exception:
-        pytest.skip(f"{LOCAL_IMAGE} is missing: run `make image`")
+    found = container_engine()
     volumes = {v.name for v in found.client.volumes.list()}
     yield found.client
     # Nothing a test started may outlive the module: no container, no volume.

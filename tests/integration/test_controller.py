@@ -17,24 +17,17 @@ from wheelfarm.build import debuginfo
 from wheelfarm.farm.controller import API, TOKEN_TTL, wait_until_up
 
 from .helpers import python_for, require
-from .test_queue_support import (
+from .queue_support import (
     cli,
     farm_dir,
     free_port,
     spawn,
-    state_database,
     status,
     stop,
     token_file,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with state_database(request.param, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture

@@ -79,12 +79,10 @@ def cross_build(places: dict[str, Path],
     yield {"out": out, "jobs": report["jobs"], "stdout": result.stdout}
 
 
-def _test_byproduct(out: Path, filename: str) -> dict[str, str]:
+def _test_result(out: Path, filename: str) -> dict[str, Any]:
     statement = json.loads((out / f"{filename}.intoto.json").read_text())
-    for item in statement["predicate"]["runDetails"].get("byproducts", []):
-        if item["name"] == "test":
-            return dict(item["annotations"])
-    raise AssertionError(f"no test status in the provenance of {filename}")
+    result: dict[str, Any] = statement["predicate"]["runDetails"]["testResult"]
+    return result
 
 
 def test_every_job_is_built_repaired_and_tagged_as_its_target(
@@ -107,7 +105,7 @@ def test_the_fixtures_tests_ran_in_the_emulated_and_musl_places(
         cross_build: dict[str, Any]) -> None:
     for job in cross_build["jobs"]:
         place = RUNS_IN[job["target"], job["python"]]
-        status = _test_byproduct(cross_build["out"], job["artifact"]["filename"])
+        status = _test_result(cross_build["out"], job["artifact"]["filename"])
         log = Path(job["attempts"][-1]["log"]).read_text()
         if place is None:
             assert status["status"] == testplaces.NOT_RUN, (job["target"], status)

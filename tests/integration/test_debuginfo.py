@@ -19,18 +19,12 @@ import pytest
 from wheelfarm.build.debuginfo import build_id_of, dwarf_sections
 from wheelfarm.build.executors.zig import find_zig
 
-from .helpers import PROJECTS, python_for, require, serving, wheelfarm
-from .test_publish_fixtures import Key
+from .helpers import PROJECTS, ok, python_for, require, serving, wheelfarm
+from .publish_support import Key
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys
 
 ZIG_TARGET = "manylinux_2_17_x86_64"
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def module_of(wheel: Path) -> bytes:

@@ -13,7 +13,6 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,12 @@ from wheelfarm.build.archive import sha256_file
 from wheelfarm.farm.state.db import open_engine
 from wheelfarm.farm.state.queue import Queue
 
-from .test_queue_support import (
+from .queue_support import (
     assert_each_succeeded_once,
     cli,
     farm_dir,
     free_port,
     spawn,
-    state_database,
     states,
     status,
     stop,
@@ -37,12 +35,6 @@ from .test_queue_support import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with state_database(request.param, tmp_path) as url:
-        yield url
 
 
 def watch(url: str) -> Queue:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from tests import wheels
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.publish.index import (
     render_project_html,
     render_project_json,
     wheel_file_entry,
-    write_simple_index,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,31 +32,12 @@ DIST = "wheelfarm_probe_pkg"
 PEP691 = "application/vnd.pypi.simple.v1+json"
 
 
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
-
-
 def make_wheel(out: Path, version: str, requires_python: str | None = None) -> Path:
     """A minimal pure wheel, written by hand so the test needs no build backend."""
-    info = f"{DIST}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {PROJECT}\nVersion: {version}\n"
-    if requires_python:
-        metadata += f"Requires-Python: {requires_python}\n"
-    files = {
-        f"{DIST}/__init__.py": f"VERSION = {version!r}\n".encode(),
-        f"{info}/METADATA": metadata.encode(),
-        f"{info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: wheelfarm-test\n"
-                          b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
-    }
-    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files.items())
-    record += f"{info}/RECORD,,\n"
-    path = out / f"{DIST}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-        zf.writestr(f"{info}/RECORD", record)
-    return path
+    module = {f"{DIST}/__init__.py": f"VERSION = {version!r}\n".encode()}
+    return wheels.make_wheel(
+        out, PROJECT, version, dist=DIST, members=module,
+        metadata=f"Requires-Python: {requires_python}\n" if requires_python else "")
 
 
 def write_metadata_sidecar(wheel: Path) -> None:
@@ -101,7 +81,7 @@ def test_pip_installs_from_file_index(tmp_path: Path, venv: Path) -> None:
     out.mkdir()
     write_metadata_sidecar(make_wheel(out, "1.0", requires_python=">=3.7"))
     make_wheel(out, "2.0", requires_python=">=4")  # must be skipped via data-requires-python
-    assert write_simple_index(out) == [PROJECT]
+    assert Wheelhouse(out).reindex() == [PROJECT]
     page = (out / "simple" / PROJECT / "index.html").read_text()
     assert 'data-requires-python="&gt;=4"' in page
     assert "data-core-metadata" in page
@@ -115,7 +95,7 @@ def test_pip_installs_with_find_links(tmp_path: Path, venv: Path) -> None:
     out = tmp_path / "wheelhouse"
     out.mkdir()
     make_wheel(out, "1.0")
-    write_simple_index(out)
+    Wheelhouse(out).reindex()
     check(pip_install(venv, "--no-index", "--find-links", str(out), f"{PROJECT}==1.0"))
     assert installed_version(venv) == "1.0"
 
@@ -167,7 +147,7 @@ def test_pip_over_http_honours_yanked(http_root: tuple[Path, str, list[str]], ve
     root, url, served = http_root
     good = make_wheel(root, "1.0")
     bad = make_wheel(root, "1.5")
-    write_simple_index(root)
+    Wheelhouse(root).reindex()
     # Yank 1.5 the way the publisher will: same entries, re-rendered with a reason.
     entries = [wheel_file_entry(good)[1], wheel_file_entry(bad)[1]]
     yanked = [entries[0], replace(entries[1], yanked="broken")]

@@ -26,7 +26,7 @@ from elftools.elf.elffile import ELFFile
 
 from wheelfarm.build import debuginfo, quality
 
-from .helpers import PROJECTS, require, wheelfarm
+from .helpers import PROJECTS, container_engine, require, wheelfarm
 
 pytestmark = pytest.mark.integration
 
@@ -71,17 +71,7 @@ def _needs(executor: str) -> None:
     elif executor == "host":
         require("gcc")
     else:
-        from wheelfarm.build.executors import engine as engines
-        from wheelfarm.plan.config import LOCAL_IMAGE
-
-        try:
-            found = engines.connect(None)
-        except engines.EngineUnavailable as exc:
-            pytest.skip(f"no container engine: {exc}")
-        try:
-            found.client.images.get(LOCAL_IMAGE)
-        except Exception:
-            pytest.skip(f"{LOCAL_IMAGE} is missing: run `make image`")
+        container_engine()
 
 
 @pytest.fixture(scope="module", params=list(SETUPS))

@@ -14,29 +14,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheels import pure_wheel
 from wheelfarm.publish.generations import clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.publisher import Publisher
 from wheelfarm.publish.signing import Signer
-from wheelfarm.publish.store import CRASH_ENV
 
-from .test_publish_fixtures import Index, pure_wheel, read_like_pip
+from .helpers import ok
+from .publish_support import Index, read_like_pip
+from .storehooks import CRASH_ENV, CRASHED
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index
 
-CRASHED = 75  # the exit status of the crash hook (os._exit: no cleanup, like SIGKILL)
 # The publisher in a process of its own, without the CLI's start-up cost (the CLI runs the
-# same Publisher.publish; test_publish_stores drives it).
+# same Publisher.publish; test_publish_stores drives it), on a store that crashes on cue.
+ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ("import sys; from pathlib import Path; "
+          "from tests.integration.storehooks import install; install(); "
           "from wheelfarm.publish.publisher import Publisher; "
           "from wheelfarm.publish.signing import Signer; "
           "from wheelfarm.publish.store import open_store; "
           "Publisher(open_store(sys.argv[1]), Signer(sys.argv[2])).publish([Path(sys.argv[3])])")
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def live_generation(index: Index) -> int:
@@ -92,7 +90,8 @@ def test_a_publish_killed_at_every_step_leaves_a_consistent_index(
 
         result = subprocess.run(
             [sys.executable, "-c", DRIVER, index.url, index.key.fingerprint, new[0].parent],
-            env={**os.environ, **index.env, CRASH_ENV: str(step)}, capture_output=True,
+            env={**os.environ, **index.env, CRASH_ENV: str(step), "PYTHONPATH": str(ROOT)},
+            capture_output=True,
             text=True, timeout=600, check=False)
         if result.returncode == 0:
             break  # every write of the publish has had its crash

@@ -11,27 +11,29 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheels import pure_wheel
 from wheelfarm.publish.generations import clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.publisher import history
-from wheelfarm.publish.store import HOLD_ENV
 
-from .test_publish_fixtures import Index, pure_wheel, read_like_pip
+from .helpers import ok
+from .publish_support import Index, read_like_pip
+from .storehooks import HOLD_ENV
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+ROOT = Path(__file__).resolve().parents[2]
+# `wheelfarm publish` on a store that holds at the commit point when told to.
+CLI = ("import sys; from tests.integration.storehooks import install; install(); "
+       "from wheelfarm.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def start(index: Index, wheels: Path, env: dict[str, str] | None = None
           ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "wheelfarm", "publish", str(wheels), "--to", index.url],
-        cwd=index.work, env={**os.environ, **index.env, **(env or {})},
+        [sys.executable, "-c", CLI, "publish", str(wheels), "--to", index.url],
+        cwd=index.work, env={**os.environ, **index.env, **(env or {}), "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -12,18 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheels import pure_wheel
 from wheelfarm.publish.manifest import Release, parse_sums
 
-from .helpers import require
-from .test_publish_fixtures import Index, Key, packager_gpg, pure_wheel, read_like_pip
+from .helpers import ok, require
+from .publish_support import Index, Key, packager_gpg, read_like_pip
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index, fastadd_dir
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def pages(index: Index) -> dict[str, bytes]:
@@ -238,7 +233,7 @@ def test_wheel_metadata_is_served_for_pep_658(index: Index, tmp_path: Path) -> N
 def test_a_missing_bucket_is_bad_input(tmp_path: Path, keys: tuple[Key, Key],
                                        moto_endpoint: str) -> None:
     from .helpers import wheelfarm
-    from .test_publish_fixtures import aws_env
+    from .publish_support import aws_env
 
     wheels = pure_wheel(tmp_path / "w", "wf-probe", "1.0").parent
     env = {"GNUPGHOME": str(keys[0].home), "WHEELFARM_SIGN_KEY": keys[0].fingerprint,

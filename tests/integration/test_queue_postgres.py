@@ -10,15 +10,12 @@ import pytest
 from tests.unit.test_queue import *  # noqa: F403 - the same tests, another database
 from tests.unit.test_queue import Clock, Queue, open_engine
 
-from .test_queue_support import fresh_database
-
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def state_url() -> Iterator[str]:  # replaces the unit tests' SQLite file
-    with fresh_database() as url:
-        yield url
+def state_kind() -> str:  # the state_url fixture makes PostgreSQL databases alone here
+    return "postgresql"
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ link the same source against glibc 2.17 stubs.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import wheels
 from wheelfarm import proc
 from wheelfarm.build import repair as rp
 from wheelfarm.build import wheelscan
@@ -55,24 +54,12 @@ def _zig() -> str:
 
 def make_wheel(directory: Path, dist: str, files: Mapping[str, Path | bytes],
                tag: str = "cp311-cp311-linux_x86_64", record: bool = True) -> Path:
-    """A wheel as a build backend writes it, RECORD with hashes included."""
-    info = f"{dist}-1.0.dist-info"
+    """A wheel as a build backend writes it, RECORD with hashes included (but for its
+    shared objects, without ``record``)."""
     data = {name: (src.read_bytes() if isinstance(src, Path) else src)
             for name, src in files.items()}
-    data[f"{info}/WHEEL"] = (f"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: false\n"
-                             f"Tag: {tag}\n").encode()
-    data[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n".encode()
-    lines = []
-    for name, blob in data.items():
-        if record or not name.endswith(".so"):
-            digest = base64.urlsafe_b64encode(hashlib.sha256(blob).digest()).rstrip(b"=")
-            lines.append(f"{name},sha256={digest.decode()},{len(blob)}\n")
-    data[f"{info}/RECORD"] = ("".join(lines) + f"{info}/RECORD,,\n").encode()
-    path = directory / f"{dist}-1.0-{tag}.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, blob in data.items():
-            zf.writestr(name, blob)
-    return path
+    return wheels.make_wheel(directory, dist, "1.0", tag, members=data, purelib=False,
+                             unrecorded=() if record else [n for n in data if n.endswith(".so")])
 
 
 class HostPlace:

@@ -1,5 +1,6 @@
 """A wheel built by the farm, published, served by `wheelfarm serve`, and installed and
-downloaded by real pip over HTTP (PEP 691 JSON), then verified over HTTP."""
+downloaded by real pip (and installed by uv) over HTTP (PEP 691 JSON), then verified
+over HTTP."""
 
 from __future__ import annotations
 
@@ -13,19 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import isolated_pip_env, python_for, serving, wheelfarm
-from .test_publish_fixtures import Key, packager_gpg, pure_wheel
+from tests.wheels import pure_wheel
+
+from .helpers import isolated_pip_env, ok, python_for, serving, wheelfarm
+from .publish_support import Key, packager_gpg
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir
 
 PIP_ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; "
               "q=0.1, text/html; q=0.01")
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +56,31 @@ def test_pip_installs_the_farm_wheel_over_http(served: tuple[Path, str, dict[str
     check = subprocess.run([python, "-c", "import fastadd; print(fastadd.add(2, 3))"],
                            cwd=tmp_path, capture_output=True, text=True)
     assert check.stdout.strip() == "5", check.stderr
-    uv = shutil.which("uv")  # not on these machines today; exercised wherever it is
-    if uv is not None:
-        ok(subprocess.run([uv, "pip", "install", "--no-cache", "--python", str(python),
-                           "--index-url", f"{base}/simple/", "--reinstall", "fastadd"],
-                          env={**isolated_pip_env(), "UV_NO_CONFIG": "1"},
-                          capture_output=True, text=True))
+
+
+def find_uv() -> str:
+    """uv from this venv (the dev extras install it), else from PATH; skipped where
+    missing, which fails the run in CI."""
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if found is None:
+        pytest.skip("uv is not installed (`make test` installs it with the dev extras)")
+    return found
+
+
+def test_uv_installs_the_farm_wheel_over_http(served: tuple[Path, str, dict[str, str]],
+                                              tmp_path: Path) -> None:
+    _root, base, _env = served
+    uv = find_uv()
+    venv = tmp_path / "venv"
+    subprocess.run([python_for("cp312"), "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    ok(subprocess.run([uv, "pip", "install", "--no-cache", "--python", str(python),
+                       "--index-url", f"{base}/simple/", "fastadd"],
+                      env={**isolated_pip_env(), "UV_NO_CONFIG": "1"},
+                      capture_output=True, text=True, timeout=600))
+    check = subprocess.run([python, "-c", "import fastadd; print(fastadd.add(2, 3))"],
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert check.stdout.strip() == "5", check.stderr
 
 
 def test_pip_download_gets_exactly_the_published_bytes(

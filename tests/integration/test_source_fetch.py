@@ -20,7 +20,7 @@ import pytest
 
 from wheelfarm.build.source import SourceSpec, fetch, sha256_file
 from wheelfarm.errors import SourceError
-from wheelfarm.publish.index import write_simple_index
+from wheelfarm.farm.wheelhouse import Wheelhouse
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +154,7 @@ def test_concurrent_fetches_share_the_cache(server: Server, tmp_path: Path) -> N
 def test_pypi_from_local_index(server: Server, tmp_path: Path, api: str) -> None:
     # Underscore and case in the file name: sdist names are normalized loosely (PEP 625).
     sd = write_sdist(server.root, dist="Fast_Add", version="0.1.0")
-    write_simple_index(server.root)
+    Wheelhouse(server.root).reindex()
     if api == "html":
         (server.root / "simple/fast-add/index.json").unlink()
     spec = SourceSpec("pypi", "", sha256=sha256_file(sd), name="fast.add", version="0.1")
@@ -168,7 +168,7 @@ def test_pypi_from_local_index(server: Server, tmp_path: Path, api: str) -> None
 
 def test_pypi_version_missing(server: Server, tmp_path: Path) -> None:
     write_sdist(server.root)
-    write_simple_index(server.root)
+    Wheelhouse(server.root).reindex()
     index = f"{server.url}/simple/"
     with pytest.raises(SourceError, match=rf"no sdist for fastadd==9\.9 on {index}"):
         fetch(SourceSpec("pypi", "", sha256="0" * 64, name="fastadd", version="9.9"),

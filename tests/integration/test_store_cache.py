@@ -11,38 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build import provenance
-from wheelfarm.build.cache import ArtifactCache, Record, StoreCache
+from wheelfarm.build.cache import ArtifactCache, Record
 from wheelfarm.publish.signing import FarmKey
+from wheelfarm.publish.storecache import StoreCache
 
 from .helpers import PROJECTS, wheelfarm
-from .test_publish_fixtures import Index
+from .publish_support import (
+    FASTADD_ARGS,
+    Index,
+    build_fastadd_in,
+    farm_using,
+    publish_fastadd,
+)
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, index, fastadd_dir
-
-ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
-
-
-def _published(index: Index, fastadd_dir: Path) -> tuple[Path, str, str]:
-    """Publish the fastadd build; its wheel, job key and sha256."""
-    wheel = next(fastadd_dir.glob("*.whl"))
-    named = provenance.job_key(provenance.path_for(wheel).read_bytes())
-    assert named is not None
-    result = index.publish(fastadd_dir)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return wheel, *named
-
-
-def _farm(index: Index, tmp_path: Path) -> Path:
-    farm = tmp_path / "other-farm"
-    farm.mkdir()
-    (farm / "wheelfarm.toml").write_text(f'[publish]\nurl = "{index.url}"\n', encoding="utf-8")
-    return farm
 
 
 def test_publish_records_job_keys_in_a_pack(index: Index, fastadd_dir: Path) -> None:
-    wheel, key, sha = _published(index, fastadd_dir)
+    wheel, key, sha = publish_fastadd(index, fastadd_dir)
     record = Record(key, sha, wheel.name)
     (pack,) = index.store.list(StoreCache.PACKS)
     assert json.loads(index.store.get(pack) or b"")["records"] == [[key, sha, wheel.name]]
@@ -60,30 +46,26 @@ def test_publish_records_job_keys_in_a_pack(index: Index, fastadd_dir: Path) -> 
 
 def test_plan_and_build_reuse_the_published_wheel(index: Index, fastadd_dir: Path,
                                                   tmp_path: Path) -> None:
-    wheel, key, sha = _published(index, fastadd_dir)
-    farm = _farm(index, tmp_path)
-    plan = index.cli("plan", PROJECTS / "fastadd", *ARGS, "--farm", farm)
+    wheel, key, sha = publish_fastadd(index, fastadd_dir)
+    farm = farm_using(index, tmp_path / "other-farm")
+    plan = index.cli("plan", PROJECTS / "fastadd", *FASTADD_ARGS, "--farm", farm)
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["jobs"] == []
     assert "0 of 1 jobs to build" in plan.stderr
-    listed = json.loads(index.cli("plan", PROJECTS / "fastadd", *ARGS, "--all",
+    listed = json.loads(index.cli("plan", PROJECTS / "fastadd", *FASTADD_ARGS, "--all",
                                   "--farm", farm).stdout)["jobs"]
     assert [(j["key"], j["state"], j["artifact"]) for j in listed] == [
         (key, "cached", {"filename": wheel.name, "sha256": sha})]
 
     out = tmp_path / "out"
-    report = tmp_path / "report.json"
-    built = index.cli("build", PROJECTS / "fastadd", *ARGS, "--farm", farm, "--out", out,
-                      "--json", report)
-    assert built.returncode == 0, built.stdout + built.stderr
-    (job,) = json.loads(report.read_text())["jobs"]
+    job = build_fastadd_in(index, farm, out)
     assert job["state"] == "cached"
     assert (out / wheel.name).read_bytes() == wheel.read_bytes()
     assert (out / (wheel.name + ".intoto.json")).is_file()
     (log,) = (farm / ".wheelfarm" / "logs").rglob("*.log")
     assert f"cache hit in the store {index.store.url}" in log.read_text()
     # Now in the farm's own cache: the next build does not ask the store.
-    again = index.cli("build", PROJECTS / "fastadd", *ARGS, "--farm", farm, "--out",
+    again = index.cli("build", PROJECTS / "fastadd", *FASTADD_ARGS, "--farm", farm, "--out",
                       tmp_path / "out2")
     assert again.returncode == 0, again.stderr
     logs = sorted((farm / ".wheelfarm" / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
@@ -93,9 +75,9 @@ def test_plan_and_build_reuse_the_published_wheel(index: Index, fastadd_dir: Pat
 def test_a_record_whose_bytes_differ_is_not_a_hit(index: Index, fastadd_dir: Path,
                                                   tmp_path: Path) -> None:
     """Records are not signed: a hit must match the sha256 of the published file."""
-    wheel, key, _sha = _published(index, fastadd_dir)
+    wheel, key, _sha = publish_fastadd(index, fastadd_dir)
     forged = Record(key, "0" * 64, wheel.name)
-    farm = _farm(index, tmp_path)
+    farm = farm_using(index, tmp_path / "other-farm")
     local = ArtifactCache(farm / ".wheelfarm")
     assert StoreCache(index.store).fetch(forged, local) is None
     assert local.lookup(key) is None
@@ -105,7 +87,7 @@ def test_an_unreadable_store_plans_everything_with_a_warning(tmp_path: Path) -> 
     farm = tmp_path / "farm"
     farm.mkdir()
     (farm / "wheelfarm.toml").write_text('[publish]\nurl = "s3://"\n', encoding="utf-8")
-    plan = wheelfarm("plan", PROJECTS / "fastadd", *ARGS, "--farm", farm, cwd=farm)
+    plan = wheelfarm("plan", PROJECTS / "fastadd", *FASTADD_ARGS, "--farm", farm, cwd=farm)
     assert plan.returncode == 0, plan.stderr
     assert len(json.loads(plan.stdout)["jobs"]) == 1
     assert "warning: the store is not used as a cache" in plan.stderr

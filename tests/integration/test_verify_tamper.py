@@ -11,24 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheels import pure_wheel
 from wheelfarm.publish.generations import clearsigned_text
 
-from .helpers import wheelfarm
-from .test_publish_fixtures import Key, packager_gpg, pure_wheel
+from .helpers import ok, wheelfarm
+from .publish_support import Key, packager_gpg
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys
 
 WHEEL = "files/wf_probe-2.0-py3-none-any.whl"
 
 
 def publish_env(key: Key) -> dict[str, str]:
     return {"GNUPGHOME": str(key.home), "WHEELFARM_SIGN_KEY": key.fingerprint}
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

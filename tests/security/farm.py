@@ -3,9 +3,7 @@ needs to speak to it: tokens, claims, hand-made wheels."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,8 @@ import httpx
 
 from wheelfarm.farm.controller import API, wait_until_up
 
-from ..integration.test_queue_support import cli, farm_dir, free_port, spawn, stop
+from .. import wheels
+from ..integration.queue_support import cli, farm_dir, free_port, spawn, stop
 
 CAPS = {"os": "linux", "arch": "x86_64", "executors": ["host", "zig", "container"],
         "pythons": ["cp312"], "images": [], "kinds": ["build", "probe"]}
@@ -82,37 +81,16 @@ def recipe(directory: Path, name: str, version: str = "1.0") -> Path:
     return path
 
 
-def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(
-        b"=").decode()
-
-
 def make_wheel(out: Path, name: str, version: str = "1.0",
                tag: str = "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64", *,
                extra: Mapping[str, bytes] | None = None, lie: bool = False,
                record: bool = True) -> Path:
     """A wheel written by hand; ``lie`` makes its RECORD state a wrong hash,
     ``extra`` adds members (names as given, even hostile ones)."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py": b"X = 1\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\n"
-                         f"Tag: {tag}\n".encode(),
-    }
-    files.update(extra or {})
-    lines = "".join(f"{n},{record_hash(d)},{len(d)}\n" for n, d in files.items())
-    if lie:
-        lines = lines.replace(record_hash(b"X = 1\n"), record_hash(b"something else"))
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{dist}-{version}-{tag}.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for n, d in files.items():
-            zf.writestr(n, d)
-        if record:
-            zf.writestr(f"{info}/RECORD", lines + f"{info}/RECORD,,\n")
-    return path
+    module = f"{name.replace('-', '_')}/__init__.py"
+    return wheels.make_wheel(out, name, version, tag, members={module: b"X = 1\n", **(extra or {})},
+                             purelib=False, record=record,
+                             claims={module: b"something else"} if lie else None)
 
 
 def sha256(path: Path) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from wheelfarm.build.debuginfo import build_id_of
 
-from ..integration.test_queue_support import status
+from ..integration.queue_support import status
 from .farm import Farm, make_wheel, recipe, sha256, start_farm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -11,7 +11,7 @@ import pytest
 
 from wheelfarm.farm.controller import API
 
-from ..integration.test_queue_support import cli, status
+from ..integration.queue_support import cli, status
 from .farm import CAPS, Farm, start_farm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -14,7 +14,7 @@ import pytest
 
 from wheelfarm.farm.controller import API
 
-from ..integration.test_queue_support import cli, spawn, status, stop, token_file
+from ..integration.queue_support import cli, spawn, status, stop, token_file
 from .farm import Farm, make_wheel, recipe, sha256, start_farm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

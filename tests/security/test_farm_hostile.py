@@ -19,11 +19,10 @@ import pytest
 from wheelfarm.farm.controller import wait_until_up
 
 from ..integration.helpers import python_for, require, wheelfarm
-from ..integration.test_publish_fixtures import Key
-from ..integration.test_queue_support import cli, farm_dir, free_port, status, stop
+from ..integration.publish_support import Key
+from ..integration.queue_support import cli, farm_dir, free_port, status, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys
 
 # The env dump runs in before-build (job log) and in setup.py (into the wheel
 # itself), and tries every way a build could reach its worker's secrets.

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import wheelfarm
-from tests.integration.test_publish_fixtures import Key, pure_wheel
+from tests.integration.publish_support import Key
+from tests.wheels import pure_wheel
 from wheelfarm.publish.generations import clearsigned_text
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys
 
 
 def test_a_generation_signed_by_another_keyring_key_is_not_a_base(

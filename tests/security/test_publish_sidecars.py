@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import wheelfarm
-from tests.integration.test_publish_fixtures import Key, pure_wheel
+from tests.integration.publish_support import Key
+from tests.wheels import pure_wheel
 from wheelfarm.publish.generations import Generations
 from wheelfarm.publish.store import open_store
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys
 
 
 def test_planted_sidecars_are_not_listed(tmp_path: Path, keys: tuple[Key, Key]) -> None:

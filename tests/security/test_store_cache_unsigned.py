@@ -12,14 +12,18 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import PROJECTS
-from tests.integration.test_publish_fixtures import Index, Key
-from wheelfarm.build import provenance
-from wheelfarm.build.cache import Record, StoreCache
+from tests.integration.publish_support import (
+    FASTADD_ARGS,
+    Index,
+    Key,
+    build_fastadd_in,
+    farm_using,
+    publish_fastadd,
+)
+from wheelfarm.build.cache import Record
+from wheelfarm.publish.storecache import StoreCache
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys, fastadd_dir
-
-ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
 
 
 @pytest.fixture
@@ -42,12 +46,7 @@ def _backdoor(wheel: Path, dest: Path) -> bytes:
 def test_a_swapped_wheel_with_a_forged_pack_is_not_reused(fs_index: Index, fastadd_dir: Path,
                                                           tmp_path: Path) -> None:
     index = fs_index
-    wheel = next(fastadd_dir.glob("*.whl"))
-    named = provenance.job_key(provenance.path_for(wheel).read_bytes())
-    assert named is not None
-    key, _sha = named
-    published = index.publish(fastadd_dir)
-    assert published.returncode == 0, published.stdout + published.stderr
+    wheel, key, _sha = publish_fastadd(index, fastadd_dir)
 
     # The attacker: write access to the store, no signing key.
     assert index.root is not None
@@ -65,21 +64,15 @@ def test_a_swapped_wheel_with_a_forged_pack_is_not_reused(fs_index: Index, fasta
         index.store.delete(pack)
     StoreCache(index.store).add([Record(key, evil_sha, wheel.name)])
 
-    farm = tmp_path / "other-farm"
-    farm.mkdir()
-    (farm / "wheelfarm.toml").write_text(f'[publish]\nurl = "{index.url}"\n', encoding="utf-8")
-    listed = index.cli("plan", PROJECTS / "fastadd", *ARGS, "--all", "--farm", farm)
+    farm = farm_using(index, tmp_path / "other-farm")
+    listed = index.cli("plan", PROJECTS / "fastadd", *FASTADD_ARGS, "--all", "--farm", farm)
     assert listed.returncode == 0, listed.stderr
     # The signed generation still names the genuine wheel for this key; never the swap.
     (job,) = json.loads(listed.stdout)["jobs"]
     assert job["state"] != "cached" or job["artifact"]["sha256"] != evil_sha
 
     out = tmp_path / "out"
-    report = tmp_path / "report.json"
-    built = index.cli("build", PROJECTS / "fastadd", *ARGS, "--farm", farm, "--out", out,
-                      "--json", report)
-    assert built.returncode == 0, built.stdout + built.stderr
-    (job,) = json.loads(report.read_text())["jobs"]
+    job = build_fastadd_in(index, farm, out)
     assert job["state"] != "cached"
     assert (out / wheel.name).read_bytes() != evil
     assert not (farm / ".wheelfarm" / "artifacts" / "blobs" / evil_sha).exists()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import wheelfarm
-from tests.integration.test_publish_fixtures import Key, pure_wheel
+from tests.integration.publish_support import Key
+from tests.wheels import pure_wheel
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.test_publish_fixtures"]  # keys
 
 
 @pytest.mark.parametrize("target", ["InRelease-odd", "generations/x/InRelease", "/etc/hostname"])

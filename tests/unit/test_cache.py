@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from wheelfarm.build import provenance
-from wheelfarm.build.cache import COMPACT_AT, ArtifactCache, Record, StoreCache
-from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.build.cache import ArtifactCache, Record
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 from wheelfarm.publish.manifest import Release, build_project, bundle
 from wheelfarm.publish.store.fs import FsStore
+from wheelfarm.publish.storecache import COMPACT_AT, StoreCache
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 
@@ -219,8 +220,9 @@ def statement_for(job_key: str, sha256: str) -> bytes:
 def signed_view(store: FsStore, data: bytes, statement: bytes) -> Callable[[bytes, str], str]:
     """A live generation listing WHEEL; the returned opener stands in for gpg (which a
     unit test does not run) and accepts exactly the InRelease written here."""
-    artifact = Artifact(WHEEL, hashlib.sha256(data).hexdigest(), len(data), "2026-01-01T00:00:00Z",
-                        sidecars=((".intoto.json", FileRef.of(statement)),))
+    artifact = IndexedWheel(WHEEL, hashlib.sha256(data).hexdigest(), len(data),
+                            "2026-01-01T00:00:00Z",
+                            sidecars=((".intoto.json", FileRef.of(statement)),))
     _manifest, body, _pages = build_project("demo", [artifact])
     store.put(f"{bundle('demo', FileRef.of(body).sha256)}/manifest.json", body)
     now = datetime(2026, 1, 1, tzinfo=UTC)

@@ -3,11 +3,11 @@ offline downloads, image discovery and the write check. No engine needed."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.wheels import make_wheel
 from wheelfarm.build.executors import engine, offline
 from wheelfarm.build.executors.container import ContainerExecutor, parse_discovery
 from wheelfarm.build.executors.container_place import ALLOWED_WRITES, check_writes
@@ -161,11 +161,8 @@ def test_download_key_depends_on_the_set_not_its_order() -> None:
 
 
 def test_a_wheels_dependencies_are_read_from_its_metadata(tmp_path: Path) -> None:
-    wheel = tmp_path / "demo-1.0-cp39-cp39-linux_x86_64.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr("demo-1.0.dist-info/METADATA",
-                    "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
-                    "Requires-Dist: cffi>=1.15\nRequires-Dist: tomli; python_version < '3.11'\n")
+    wheel = make_wheel(tmp_path, "demo", "1.0", "cp39-cp39-linux_x86_64", metadata=(
+        "Requires-Dist: cffi>=1.15\nRequires-Dist: tomli; python_version < '3.11'\n"))
     assert offline.requires_dist(wheel) == ["cffi>=1.15", "tomli; python_version < '3.11'"]
     local, named = offline.split_local([str(wheel), "pytest"])
     assert local == [wheel] and named == ["pytest"]
@@ -241,12 +238,7 @@ def test_writes_outside_the_work_dir_are_named() -> None:
 
 
 def _wheel(directory: Path, name: str, *requires: str) -> Path:
-    path = directory / f"{name}-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{name}-1.0.dist-info/METADATA",
-                    f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
-                    + "".join(f"Requires-Dist: {r}\n" for r in requires))
-    return path
+    return make_wheel(directory, name, metadata="".join(f"Requires-Dist: {r}\n" for r in requires))
 
 
 def test_markers_are_judged_for_the_containers_python(tmp_path: Path) -> None:

@@ -138,8 +138,8 @@ def test_the_place_platforms_pip_may_install() -> None:
 
 def test_the_recorded_status_is_read_from_provenance(tmp_path: Path) -> None:
     wheel = tmp_path / "a-1.0-cp311-cp311-musllinux_1_2_aarch64.whl"
-    statement = {"predicate": {"runDetails": {"byproducts": [
-        {"name": "test", "annotations": {"status": testplaces.NOT_RUN, "note": "why"}}]}}}
+    statement = {"predicate": {"runDetails": {"testResult": {
+        "status": testplaces.NOT_RUN, "pythons": [], "note": "why"}}}}
     (tmp_path / (wheel.name + ".intoto.json")).write_text(json.dumps(statement))
     assert testplaces.recorded_for(wheel) == (testplaces.NOT_RUN, "why")
     assert testplaces.recorded(b"not json") is None

@@ -17,7 +17,7 @@ from wheelfarm.build import debuginfo, provenance
 from wheelfarm.build.debuginfo import DebugFile
 from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import recipe
-from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 from wheelfarm.publish.serve import make_app
 
 SHA1_ID = "620e94492d872b7ed3d02879c4c939879dd2291a"
@@ -103,15 +103,15 @@ def test_differing_files(tmp_path: Path) -> None:
 
 def test_artifact_lists_its_debug_files_in_the_manifest() -> None:
     ref = FileRef.of(b"dwarf")
-    art = Artifact(WHEEL, "0" * 64, 5, "2026-01-01T00:00:00Z", debuginfo=((SHA1_ID, ref),))
+    art = IndexedWheel(WHEEL, "0" * 64, 5, "2026-01-01T00:00:00Z", debuginfo=((SHA1_ID, ref),))
     assert (f"buildid/{SHA1_ID}/debuginfo", ref) in art.files()
-    assert Artifact.from_json(json.loads(json.dumps(art.to_json()))) == art
+    assert IndexedWheel.from_json(json.loads(json.dumps(art.to_json()))) == art
     # Wheels without debug files keep the manifest bytes they had.
-    assert "debuginfo" not in Artifact(WHEEL, "0" * 64, 5, "x").to_json()
+    assert "debuginfo" not in IndexedWheel(WHEEL, "0" * 64, 5, "x").to_json()
     bad = art.to_json()
     bad["debuginfo"] = {"../../InRelease": ref.to_json()}
     with pytest.raises(ValueError, match="malformed debuginfo"):
-        Artifact.from_json(bad)
+        IndexedWheel.from_json(bad)
 
 
 def test_provenance_names_debug_files_and_refuses_paths() -> None:

@@ -11,6 +11,7 @@ import pytest
 from wheelfarm.build import debuginfo
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm import debugupload
+from wheelfarm.farm.wheelhouse import Debug, Wheelhouse
 
 MODULE, OTHER = Path("/bin/true"), Path("/bin/false")
 
@@ -60,6 +61,13 @@ def test_only_a_module_of_the_wheel_with_its_own_build_id_passes(tmp_path: Path)
         debugupload.check_upload(broken, _id(MODULE), lease, house)
 
 
+def publish(wheel: Path, lease: Path, house: Path) -> int:
+    """What the controller does with an accepted wheel; how many debug files it lists."""
+    files = debugupload.checked(wheel, wheel.name, lease)
+    Wheelhouse(house, index=False).add(wheel, debug=Debug(files, once=True))
+    return len(debuginfo.read_listing(house / wheel.name))
+
+
 def test_publish_writes_the_listing_from_the_wheel_and_keeps_build_ids_write_once(
         tmp_path: Path) -> None:
     lease, house = _lease_dir(tmp_path), tmp_path / "house"
@@ -67,12 +75,12 @@ def test_publish_writes_the_listing_from_the_wheel_and_keeps_build_ids_write_onc
     (lease / "debug").mkdir()
     (lease / "debug" / f"{_id(MODULE)}.debug").write_bytes(MODULE.read_bytes())
     (lease / "debug" / f"{_id(OTHER)}.debug").write_bytes(OTHER.read_bytes())  # not the wheel's
-    assert debugupload.publish(wheel, wheel.name, lease, house) == 1
+    assert publish(wheel, lease, house) == 1
     assert sorted(p.name for p in (house / "debug").iterdir()) == sorted([
         f"{_id(MODULE)}.debug", f"{wheel.name}.json"])
     rows = json.loads((house / "debug" / f"{wheel.name}.json").read_text())["debug"]
     assert [(r["buildId"], r["module"]) for r in rows] == [(_id(MODULE), "atk/_speed.so")]
     (house / "debug" / f"{_id(MODULE)}.debug").write_bytes(b"earlier\n")
-    assert debugupload.publish(wheel, wheel.name, lease, house) == 0
+    assert publish(wheel, lease, house) == 0
     assert (house / "debug" / f"{_id(MODULE)}.debug").read_bytes() == b"earlier\n"
     assert not (house / "debug" / f"{wheel.name}.json").exists()

@@ -6,12 +6,12 @@ import hashlib
 import io
 import json
 import tarfile
-import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from tests import wheels
 from wheelfarm.errors import ConfigError
 from wheelfarm.publish.index import (
     IndexFile,
@@ -21,7 +21,6 @@ from wheelfarm.publish.index import (
     render_root_json,
     sdist_file_entry,
     wheel_file_entry,
-    write_simple_index,
 )
 
 SHA = "ab" * 32
@@ -30,17 +29,9 @@ META_SHA = "cd" * 32
 
 def make_wheel(out: Path, name: str, version: str, *, dist: str | None = None,
                requires_python: str | None = None, meta_name: str | None = None) -> Path:
-    dist = dist or name.replace("-", "_")
-    path = out / f"{dist}-{version}-py3-none-any.whl"
-    headers = f"Metadata-Version: 2.1\nName: {meta_name or name}\nVersion: {version}\n"
-    if requires_python:
-        headers += f"Requires-Python: {requires_python}\n"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{dist}/__init__.py", "")
-        zf.writestr(f"{dist}-{version}.dist-info/METADATA", headers + "\nlong description\n")
-        zf.writestr(f"{dist}-{version}.dist-info/WHEEL", "Wheel-Version: 1.0\n")
-        zf.writestr(f"{dist}-{version}.dist-info/RECORD", "")
-    return path
+    headers = f"Requires-Python: {requires_python}\n" if requires_python else ""
+    return wheels.make_wheel(out, meta_name or name, version, dist=dist or name.replace("-", "_"),
+                             metadata=headers + "\nlong description\n")
 
 
 def make_sdist(out: Path, dist: str, version: str, requires_python: str) -> Path:
@@ -194,56 +185,3 @@ def test_sdist_file_entry(tmp_path: Path) -> None:
     sd = make_sdist(tmp_path, "Foo_Bar", "2.0", ">=3.10")
     name, entry = sdist_file_entry(sd)
     assert (name, entry.requires_python, entry.filename) == ("foo-bar", ">=3.10", sd.name)
-
-
-# -- writing a tree -----------------------------------------------------------------------------
-
-def test_write_simple_index(tmp_path: Path) -> None:
-    make_wheel(tmp_path, "Foo_Bar", "1.0", dist="Foo_Bar", requires_python=">=3.9")
-    make_wheel(tmp_path, "baz", "0.1")
-    make_sdist(tmp_path, "Foo_Bar", "1.0", ">=3.9")
-    (tmp_path / "build-logs.tar.gz").write_bytes(b"")  # not an sdist name: skipped
-    assert write_simple_index(tmp_path) == ["baz", "foo-bar"]
-    simple = tmp_path / "simple"
-    root = (simple / "index.html").read_text()
-    assert [a["href"] for a in parse(root).anchors] == ["baz/", "foo-bar/"]
-    project = parse((simple / "foo-bar/index.html").read_text())
-    assert [a["href"].split("#")[0] for a in project.anchors if a["href"]] == [
-        "../../Foo_Bar-1.0-py3-none-any.whl", "../../Foo_Bar-1.0.tar.gz"]
-    # The relative URLs must point at the real files.
-    for a in project.anchors:
-        assert a["href"]
-        assert (simple / "foo-bar" / a["href"].split("#")[0]).resolve().is_file()
-    data = json.loads((simple / "foo-bar/index.json").read_text())
-    assert data["versions"] == ["1.0"]
-    assert json.loads((simple / "index.json").read_text())["projects"] == [
-        {"name": "baz"}, {"name": "foo-bar"}]
-    assert not [p for p in simple.rglob(".*")], "no temp files left behind"
-    assert (simple / "index.html").stat().st_mode & 0o777 == 0o644
-
-
-def test_write_is_byte_identical_and_removes_stale(tmp_path: Path) -> None:
-    make_wheel(tmp_path, "keep", "1.0")
-    gone = make_wheel(tmp_path, "gone", "1.0")
-    write_simple_index(tmp_path)
-    first = {p: p.read_bytes() for p in (tmp_path / "simple").rglob("*") if p.is_file()}
-    write_simple_index(tmp_path)
-    second = {p: p.read_bytes() for p in (tmp_path / "simple").rglob("*") if p.is_file()}
-    assert first == second
-
-    (tmp_path / "simple/gone/notes.txt").write_text("not ours")
-    gone.unlink()
-    assert write_simple_index(tmp_path) == ["keep"]
-    assert not (tmp_path / "simple/gone/index.html").exists()
-    assert not (tmp_path / "simple/gone/index.json").exists()
-    assert (tmp_path / "simple/gone/notes.txt").exists(), "foreign files are left alone"
-    assert "gone" not in (tmp_path / "simple/index.html").read_text()
-
-    (tmp_path / "simple/gone/notes.txt").unlink()
-    write_simple_index(tmp_path)
-    assert not (tmp_path / "simple/gone").exists()
-
-
-def test_empty_wheelhouse(tmp_path: Path) -> None:
-    assert write_simple_index(tmp_path) == []
-    assert parse((tmp_path / "simple/index.html").read_text()).anchors == []

@@ -13,12 +13,14 @@ from wheelfarm.build.executors.host import HostExecutor
 from wheelfarm.build.pipeline import Pipeline
 from wheelfarm.cli import main
 from wheelfarm.errors import ConfigError
-from wheelfarm.farm.localrun import LocalRun, with_needs
+from wheelfarm.farm.localrun import LocalRun
 from wheelfarm.farm.state import report
 from wheelfarm.farm.state.db import open_engine
 from wheelfarm.farm.state.queue import Queue
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import recipe
+from wheelfarm.plan.graph import with_needs
 from wheelfarm.plan.jobs import Job
 from wheelfarm.plan.targets import parse_target
 
@@ -46,7 +48,7 @@ def farm(tmp_path: Path) -> Path:
 
 def _pipeline(farm: Path) -> Pipeline:
     config = farm_config.load(farm)
-    return Pipeline(config, {"host": HostExecutor()}, farm / "out")
+    return Pipeline(config, {"host": HostExecutor()}, Wheelhouse(farm / "out", index=False))
 
 
 def test_needed_jobs_are_added_in_plan_order(farm: Path) -> None:

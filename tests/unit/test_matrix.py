@@ -32,7 +32,9 @@ def make_jobs(n: int, *, arm_every: int = 3, start: int = 0) -> list[Job]:
         target = ARM if arm_every and i % arm_every == 0 else X86
         python = PYTHONS[i % 5]
         key = hashlib.sha256(str(i).encode()).hexdigest()
-        jobs.append(Job(recipe, target, python, "zig", (python,), key))
+        # aarch64 by the host executor: built on an ARM machine, so an ARM runner.
+        executor = "host" if target is ARM else "zig"
+        jobs.append(Job(recipe, target, python, executor, (python,), key))
     return jobs
 
 
@@ -223,3 +225,52 @@ def test_gitlab_pipeline_one_job_per_entry() -> None:
             f'wheelfarm build recipes/ --python=cp312 "my recipes" --job {entry.id} '
             f"--out dist/{entry.id}"]
         assert job["artifacts"]["paths"] == [f"dist/{entry.id}/"]
+
+
+# -- macOS and cross runners --------------------------------------------------------------
+
+MAC_ARM = parse_target("macosx_11_0_arm64")
+MAC_X86 = parse_target("macosx_10_13_x86_64")
+
+
+def _job(target_name: str, executor: str, i: int = 0, key: str | None = None) -> Job:
+    recipe = Recipe(path=Path(f"/recipes/m{i}.toml"), name=f"m{i}", version="1.0",
+                    source=SourceSpec(kind="path", location="/src"))
+    return Job(recipe, parse_target(target_name), "cp312", executor, ("cp312",),
+               key or hashlib.sha256(f"{target_name}{i}{executor}".encode()).hexdigest())
+
+
+def test_macos_jobs_go_to_current_macos_runners() -> None:
+    jobs = [_job("macosx_11_0_arm64", "zig"), _job("macosx_10_13_x86_64", "zig")]
+    entries = matrix.groups(jobs)
+    assert [g.runner_class for g in entries] == ["macos-arm64", "macos-x86_64"]
+    # macos-13, the last Intel image, was retired in December 2025.
+    assert [g.runs_on for g in entries] == ["macos-15", "macos-15-intel"]
+    assert "macos-13" not in matrix.RUNNERS.values()
+
+
+def test_zig_aarch64_jobs_cross_build_unless_native_runners_are_asked_for() -> None:
+    job = _job("manylinux_2_17_aarch64", "zig")
+    (cross,) = matrix.groups([job])
+    assert (cross.runner_class, cross.runs_on) == ("cross-aarch64", "ubuntu-latest")
+    (native,) = matrix.groups([job], native=True)
+    assert (native.runner_class, native.runs_on) == ("linux-aarch64", "ubuntu-24.04-arm")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_select_finds_buckets_of_cross_native_and_macos_classes(native: bool) -> None:
+    jobs = [_job(t, "zig", i) for i in range(30)
+            for t in ("manylinux_2_17_aarch64", "macosx_11_0_arm64", "manylinux_2_17_x86_64")]
+    entries = matrix.groups(jobs, shards=3, native=native)
+    assert {g.runner_class for g in entries} == {
+        "linux-aarch64" if native else "cross-aarch64", "macos-arm64", "linux-x86_64"}
+    for entry in entries:
+        assert matrix.select(jobs, entry.id) == list(entry.jobs)
+
+
+def test_a_macos_bucket_does_not_depend_on_the_planning_machines_key() -> None:
+    # Planned on Linux (zig) or on the Mac that builds it (host): other keys, same bucket.
+    on_linux = [_job("macosx_11_0_arm64", "zig", i) for i in range(50)]
+    on_mac = [_job("macosx_11_0_arm64", "host", i) for i in range(50)]
+    assert [j.key for j in on_linux] != [j.key for j in on_mac]
+    assert [matrix.bucket(j, 7) for j in on_linux] == [matrix.bucket(j, 7) for j in on_mac]

@@ -1,4 +1,4 @@
-"""Merging the wheelhouses of matrix jobs (cli/ci.py: merge_candidate, merge)."""
+"""Merging the wheelhouses of matrix jobs (farm/merge.py, and `wheelfarm merge`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from wheelfarm.build import debuginfo
-from wheelfarm.cli.ci import MergeConflict, merge, merge_candidate
+from wheelfarm.cli.ci import merge
+from wheelfarm.errors import MergeConflict
+from wheelfarm.farm.merge import merge_candidate
 
 WHEEL = "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 

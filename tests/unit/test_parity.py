@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.wheels import make_wheel
 from wheelfarm.build import parity
 from wheelfarm.build.parity import ModuleSizes, ParityReport
 from wheelfarm.build.paritybench import BenchTiming
 from wheelfarm.errors import ParityError, RecipeError, SourceError
+from wheelfarm.farm.wheelhouse import Wheelhouse
 from wheelfarm.plan import recipe
 from wheelfarm.publish import index
 
@@ -20,14 +21,8 @@ SO = "cpython-312-x86_64-linux-gnu.so"
 
 
 def _wheel(directory: Path, filename: str, members: dict[str, bytes]) -> Path:
-    name, version = filename.split("-")[:2]
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-    path = directory / filename
-    with zipfile.ZipFile(path, "w") as zf:
-        for member, data in members.items():
-            zf.writestr(member, data)
-        zf.writestr(f"{name}-{version}.dist-info/METADATA", meta)
-    return path
+    name, version, tag = filename.removesuffix(".whl").split("-", 2)
+    return make_wheel(directory, name, version, tag, members=members)
 
 
 def test_extension_modules_are_named_by_import_path_without_grafted_libraries(
@@ -96,7 +91,7 @@ def _index_with(tmp_path: Path, wheel: Path) -> str:
     out = tmp_path / "index"
     out.mkdir()
     (out / wheel.name).write_bytes(wheel.read_bytes())
-    index.write_simple_index(out)
+    Wheelhouse(out).reindex()
     return (out / "simple").as_uri() + "/"
 
 
@@ -129,7 +124,7 @@ def test_a_download_that_does_not_match_the_index_hash_is_refused(tmp_path: Path
 def test_without_an_upstream_wheel_the_log_says_so(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    index.write_simple_index(empty)
+    Wheelhouse(empty).reindex()
     farm = _wheel(tmp_path, "pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl", {})
     log = io.StringIO()
     got = parity.find_upstream((empty / "simple").as_uri(), "pkg", "1.0", "cp312", farm,

@@ -87,6 +87,7 @@ def test_statement_shape(wheel: Path) -> None:
         "builder": {"id": f"urn:wheelfarm:{__version__}"},
         "metadata": {"invocationId": KEY, "startedOn": "2024-03-01T12:30:05Z",
                      "finishedOn": "2024-03-01T12:31:00Z"},
+        "testResult": {"status": "tested", "pythons": ["cp312", "cp313"]},
     }
     json.dumps(doc)  # serializable as it stands
 
@@ -122,3 +123,13 @@ def test_path_for_is_a_sidecar(tmp_path: Path) -> None:
     wheel = tmp_path / "out" / WHEEL
     assert provenance.path_for(wheel) == tmp_path / "out" / (WHEEL + ".intoto.json")
     assert provenance.SUFFIX == ".intoto.json"
+
+
+def test_a_wheel_nothing_here_can_run_is_never_called_tested(wheel: Path,
+                                                            tmp_path: Path) -> None:
+    facts = make_facts(target="macosx_11_0_arm64", test_status="built and checked, not run",
+                       test_note="a macOS binary cannot run on linux")
+    path = provenance.write(wheel, facts, tmp_path / "p.json")
+    result = provenance.read(path)["predicate"]["runDetails"]["testResult"]
+    assert result == {"status": "built and checked, not run", "pythons": [],
+                      "note": "a macOS binary cannot run on linux"}

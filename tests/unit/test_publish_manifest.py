@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
+from tests.wheels import make_wheel
 from wheelfarm.errors import ConfigError
-from wheelfarm.publish.artifacts import Artifact, FileRef, check_filename, distros, read_upload
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel, check_filename, distros, read_upload
 from wheelfarm.publish.generations import clearsigned_text, root_pages
 from wheelfarm.publish.manifest import (
     Release,
@@ -35,13 +34,13 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def artifact(filename: str, **kw: object) -> Artifact:
+def artifact(filename: str, **kw: object) -> IndexedWheel:
     base = dict(filename=filename, sha256=sha(filename), size=len(filename),
                 uploaded="2025-01-02T03:04:05Z",
                 sidecars=((".asc", FileRef(sha("asc" + filename), 1)),
                           (".metadata", FileRef(sha("meta" + filename), 2))))
     base.update(kw)
-    return Artifact(**base)  # type: ignore[arg-type]
+    return IndexedWheel(**base)  # type: ignore[arg-type]
 
 
 # -- names --------------------------------------------------------------------------------------
@@ -71,19 +70,11 @@ def test_normalized_names_pass() -> None:
 
 
 def write_wheel(path: Path, name: str, version: str, extra: str = "") -> Path:
-    """A wheel with METADATA, WHEEL and a true RECORD (publish checks RECORD)."""
-    info = f"{path.name.split('-')[0]}-{version}.dist-info"
-    files = {f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                                 f"{extra}\n".encode(),
-             f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = "".join(
-        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()}"
-        f",{len(d)}\n" for n, d in files.items()) + f"{info}/RECORD,,\n"
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, d in files.items():
-            zf.writestr(n, d)
-        zf.writestr(f"{info}/RECORD", record)
-    return path
+    """A wheel with METADATA, WHEEL and a true RECORD (publish checks RECORD), at ``path``
+    even where its name disagrees with the METADATA."""
+    made = make_wheel(path.parent, name, version, dist=path.name.split("-")[0], members={},
+                      metadata=f"{extra}\n")
+    return made.rename(path)
 
 
 def test_read_upload_takes_metadata_and_provenance(tmp_path: Path) -> None:

@@ -7,19 +7,17 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, FailureKind, LeaseLost
 from wheelfarm.farm.state import (
     Artifact,
     Capabilities,
     JobState,
     Lease,
-    LeaseLost,
     NewJob,
     Outcome,
     intake,
@@ -42,11 +40,6 @@ class Clock:
 
 
 @pytest.fixture
-def state_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'state.db'}"
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
@@ -62,7 +55,7 @@ def job(key: str, *, recipe: str = "demo", python: str = "cp312", target: str = 
         executor: str = "host", arch: str = "x86_64", needs: tuple[str, ...] = (),
         priority: int = 0, max_attempts: int = 3, limit: int = 0,
         pythons: tuple[str, ...] | None = None) -> NewJob:
-    return NewJob(key=key, kind="build", recipe=recipe, target=target, python=python,
+    return NewJob(key=key, kind=FailureKind.BUILD, recipe=recipe, target=target, python=python,
                   executor=executor, arch=arch, pythons=pythons or (python,),
                   spec={"recipe_text": "x"}, needs=needs, priority=priority,
                   max_attempts=max_attempts, target_limit=limit)
@@ -168,7 +161,7 @@ def test_transient_failures_retry_with_backoff_until_max_attempts(
     queue.submit([job("k1", max_attempts=2)])
     [lease] = queue.claim("w1", LINUX)
     queue.start(lease)
-    timeout = Outcome(ok=False, duration=3.0, kind="timeout", reason="timed out after 3s")
+    timeout = Outcome(ok=False, duration=3.0, kind=FailureKind.TIMEOUT, reason="timed out after 3s")
     assert queue.finish(lease, timeout) == JobState.PENDING
     clock.now += 5
     [lease] = queue.claim("w1", LINUX)
@@ -184,7 +177,8 @@ def test_a_build_failure_is_final_at_once(queue: Queue) -> None:
     queue.submit([job("k1")])
     [lease] = queue.claim("w1", LINUX)
     queue.start(lease)
-    broken = Outcome(ok=False, duration=1.0, kind="build", reason="build failed: error: x")
+    broken = Outcome(ok=False, duration=1.0, kind=FailureKind.BUILD,
+                     reason="build failed: error: x")
     assert queue.finish(lease, broken) == JobState.FAILED
 
 
@@ -253,7 +247,7 @@ def test_a_failed_dependency_fails_its_dependents(queue: Queue) -> None:
                   job("top", recipe="top", needs=("mid",))])
     [lease] = queue.claim("w", LINUX)
     queue.start(lease)
-    queue.finish(lease, Outcome(ok=False, duration=1, kind="test", reason="test failed"))
+    queue.finish(lease, Outcome(ok=False, duration=1, kind=FailureKind.TEST, reason="test failed"))
     assert state_of(queue, "mid") == JobState.FAILED
     assert state_of(queue, "top") == JobState.FAILED
     assert "needs base" in queue.find("mid").reason
@@ -265,7 +259,7 @@ def test_a_dependent_submitted_after_its_dependency_failed_fails_at_once(
     queue.submit([job("base", recipe="base")])
     [lease] = queue.claim("w", LINUX)
     queue.start(lease)
-    queue.finish(lease, Outcome(ok=False, duration=1, kind="test", reason="test failed"))
+    queue.finish(lease, Outcome(ok=False, duration=1, kind=FailureKind.TEST, reason="test failed"))
     queue.submit([job("mid", recipe="mid", needs=("base",)),
                   job("top", recipe="top", needs=("mid",))])
     assert state_of(queue, "mid") == JobState.FAILED
@@ -356,7 +350,7 @@ def test_batched_reports_accept_each_held_lease_and_refuse_the_rest(
     leases = queue.claim("w", LINUX, limit=4)
     queue.cancel("k3")
     assert queue.start_many(leases) == [leases[3]]
-    broken = Outcome(ok=False, duration=1, kind="timeout", reason="timed out")
+    broken = Outcome(ok=False, duration=1, kind=FailureKind.TIMEOUT, reason="timed out")
     states = queue.finish_many([(leases[0], ok("1" * 64)), (leases[1], broken),
                                 (leases[2], ok("2" * 64)), (leases[3], ok("3" * 64))])
     assert states == [JobState.SUCCEEDED, JobState.PENDING, JobState.SUCCEEDED, None]
@@ -475,7 +469,7 @@ def test_a_batch_names_a_job_twice(queue: Queue, clock: Clock) -> None:
     assert queue.start_many(current) == []
     [k1, k2] = current
     assert stale.job_id == k1.job_id
-    broken = Outcome(ok=False, duration=1, kind="timeout", reason="timed out")
+    broken = Outcome(ok=False, duration=1, kind=FailureKind.TIMEOUT, reason="timed out")
     states = queue.finish_many([(stale, ok("a" * 64)), (k1, ok("b" * 64)), (k1, ok("c" * 64)),
                                 (k2, ok("d" * 64)), (k2, broken)])
     assert states == [None, JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.SUCCEEDED,
@@ -531,7 +525,7 @@ def test_a_lease_is_bound_to_the_worker_that_claimed_it(queue: Queue) -> None:
     with pytest.raises(LeaseLost):
         queue.finish(stolen, ok())
     with pytest.raises(LeaseLost):
-        queue.finish(stolen, Outcome(ok=False, duration=1.0, kind="build", reason="x"))
+        queue.finish(stolen, Outcome(ok=False, duration=1.0, kind=FailureKind.BUILD, reason="x"))
     with pytest.raises(LeaseLost):
         queue.release(stolen, "no")
     assert queue.finish(mine, ok()) == JobState.SUCCEEDED

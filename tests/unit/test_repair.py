@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import zipfile
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from tests import wheels
 from wheelfarm.build import policy as pol
 from wheelfarm.build import repair as rp
 from wheelfarm.build import wheelscan
@@ -36,20 +36,10 @@ def make_wheel(
     members: Mapping[str, bytes] | None = None,
     purelib: bool = False,
 ) -> Path:
-    dist = "-".join(name.split("-")[:2])
-    tag = "-".join(name.removesuffix(".whl").split("-")[-3:])
-    path = directory / name
-    files = dict(members or {})
-    files[f"{dist}.dist-info/WHEEL"] = (
-        f"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: {str(purelib).lower()}\n"
-        f"Tag: {tag}\n"
-    ).encode()
-    files[f"{dist}.dist-info/METADATA"] = b"Metadata-Version: 2.1\nName: fastadd\nVersion: 1.0\n"
-    files[f"{dist}.dist-info/RECORD"] = "".join(f"{m},,\n" for m in files).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for member, data in files.items():
-            zf.writestr(member, data)
-    return path
+    """The wheel file ``name``, holding ``members`` besides its dist-info."""
+    dist, version, tag = name.removesuffix(".whl").split("-", 2)
+    return wheels.make_wheel(directory, dist, version, tag, members=dict(members or {}),
+                             purelib=purelib)
 
 
 def elf(

@@ -6,9 +6,7 @@ property is checked against what went in, not against the module's output.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import json
 import os
@@ -22,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import wheels
 from wheelfarm.build import ccwrap, reproducible
 from wheelfarm.build.ccwrap import PREFIX_MAPS_VAR
 from wheelfarm.build.reproducible import ZIP_EPOCH, differing_members, normalize_wheel
@@ -138,11 +137,6 @@ def _write(directory: Path, blob: bytes, name: str = "demo-1.0-cp312-cp312-linux
     return path
 
 
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
-
-
 def _zip_seconds(epoch: int) -> tuple[int, ...]:
     """The date_time a zip holds for ``epoch`` (clamped to 1980; DOS times
     have two-second resolution)."""
@@ -212,7 +206,7 @@ def test_record_matches_the_bytes(tmp_path_factory: pytest.TempPathFactory,
         if name == wheel.record:
             assert by_name[name] == ["", ""]
         else:
-            assert by_name[name] == [_record_hash(data_), str(len(data_))], name
+            assert by_name[name] == [wheels.record_hash(data_), str(len(data_))], name
 
 
 @PROPS
@@ -258,7 +252,7 @@ def test_record_quotes_a_name_with_a_comma(tmp_path: Path) -> None:
     normalize_wheel(path, ZIP_EPOCH)
     with zipfile.ZipFile(path) as zf:
         rows = list(csv.reader(io.StringIO(zf.read("demo-1.0.dist-info/RECORD").decode())))
-    assert ["demo/a,b.py", _record_hash(b"print(1)\n"), "9"] in rows
+    assert ["demo/a,b.py", wheels.record_hash(b"print(1)\n"), "9"] in rows
 
 
 def test_epoch_before_1980_is_clamped_and_odd_seconds_round_down(tmp_path: Path) -> None:

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from wheelfarm.errors import ConfigError, RecipeError
+from wheelfarm.errors import ConfigError, FailureKind, RecipeError
 from wheelfarm.farm.state import Capabilities, Lease, Outcome, lifecycle, report, schema
 from wheelfarm.farm.state.db import normalize_url, open_engine
 from wheelfarm.farm.state.lifecycle import ALLOWED, JobState
 from wheelfarm.farm.state.models import Artifact
-from wheelfarm.farm.state.submit import check_cycles
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan import recipe as recipe_mod
+from wheelfarm.plan.graph import check_cycles
 
 
 def test_only_the_documented_moves_are_legal() -> None:
@@ -28,19 +28,35 @@ def test_only_the_documented_moves_are_legal() -> None:
 
 
 def test_retry_rule_backs_off_and_stops() -> None:
-    first = lifecycle.decide(1, 3, "timeout", "timed out", backoff=10)
-    second = lifecycle.decide(2, 3, "lease-expired", "lost", backoff=10)
-    last = lifecycle.decide(3, 3, "timeout", "timed out", backoff=10)
+    first = lifecycle.decide(1, 3, FailureKind.TIMEOUT, "timed out", backoff=10)
+    second = lifecycle.decide(2, 3, FailureKind.LEASE_EXPIRED, "lost", backoff=10)
+    last = lifecycle.decide(3, 3, FailureKind.TIMEOUT, "timed out", backoff=10)
     assert (first.retry, first.delay) == (True, 10)
     assert (second.retry, second.delay) == (True, 20)
     assert not last.retry and last.reason == "timed out (attempt 3 of 3)"
-    assert lifecycle.decide(20, 99, "timeout", "t", backoff=100).delay == lifecycle.MAX_BACKOFF
+    late = lifecycle.decide(20, 99, FailureKind.TIMEOUT, "t", backoff=100)
+    assert late.delay == lifecycle.MAX_BACKOFF
 
 
-@pytest.mark.parametrize("kind", ["build", "repair", "test", "normalize"])
+FINAL_KINDS = ["build", "repair", "normalize", "test", "parity", "reproduce", "needs"]
+
+
+@pytest.mark.parametrize("kind", FINAL_KINDS)
 def test_failures_of_the_build_itself_are_final(kind: str) -> None:
-    decision = lifecycle.decide(1, 5, kind, "broken", backoff=1)
+    decision = lifecycle.decide(1, 5, FailureKind(kind), "broken", backoff=1)
     assert not decision.retry and decision.reason == "broken"
+
+
+@pytest.mark.parametrize("kind", sorted(set(FailureKind) - {FailureKind(k) for k in FINAL_KINDS}))
+def test_failures_that_say_nothing_about_the_job_are_retried(kind: FailureKind) -> None:
+    decision = lifecycle.decide(1, 5, kind, "flaky", backoff=1)
+    assert decision.retry and decision.delay == 1 and kind.transient
+
+
+def test_a_kind_this_version_does_not_know_is_final() -> None:
+    assert FailureKind.parse("from-the-future") is None
+    assert not lifecycle.decide(1, 5, None, "odd", backoff=1).retry
+    assert FailureKind.parse("worker-error") is FailureKind.WORKER
 
 
 def _recipe(tmp_path: Path, name: str, needs: list[str]) -> recipe_mod.Recipe:
@@ -115,6 +131,14 @@ def test_values_survive_the_wire() -> None:
     assert not replace(started, spec={"seconds": 1}).instant and not lease.instant
     outcome = Outcome(ok=True, duration=1.0, artifact=Artifact("f.whl", "a" * 64, "/x"))
     assert Outcome.from_dict(outcome.to_dict()) == outcome
+    failed = Outcome(False, 2.5, FailureKind.TIMEOUT, "timed out", "/a.log", cached=False,
+                     started_at=7.0)
+    assert Outcome.from_dict(failed.to_dict()) == replace(failed, started_at=0.0)
+    assert failed.to_dict()["kind"] == "timeout"  # the value the database and the API hold
+    assert Outcome.from_json(failed.to_json()) == failed  # result.json keeps it all
+    # result.json as a job process of the version before wrote it (format 1).
+    old = '{"ok": false, "kind": "source", "reason": "gone", "pipeline_log": "/p.log"}'
+    assert Outcome.from_json(old) == Outcome(False, 0.0, FailureKind.SOURCE, "gone")
     caps = Capabilities(os="linux", arch="x86_64", pythons=("cp39",), images=("img",))
     assert Capabilities.from_dict(caps.to_dict()) == caps
     assert caps.runs(["cp39"], "img") and not caps.runs(["cp39", "cp312"], None)
@@ -192,3 +216,13 @@ def test_an_unreadable_database_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("this is not a database" * 100)
     with pytest.raises(ConfigError, match="state database"):
         open_engine(f"sqlite:///{bad}")
+
+
+def test_a_workers_outcome_names_a_known_failure_kind() -> None:
+    from wheelfarm.farm.apiinput import as_outcome
+
+    got = as_outcome({"ok": False, "duration": 1, "kind": "timeout", "reason": "slow"})
+    assert got.kind is FailureKind.TIMEOUT and got.reason == "slow"
+    assert as_outcome({"ok": True, "duration": 1}).kind is None
+    with pytest.raises(ConfigError, match="outcome: kind: 'made-up' is none of source, "):
+        as_outcome({"ok": False, "duration": 1, "kind": "made-up"})

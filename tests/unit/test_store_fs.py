@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.errors import ConfigError
-from wheelfarm.publish.store import StoreError, View, check_key, open_store
+from wheelfarm.errors import ConfigError, StoreError
+from wheelfarm.publish.store import View, check_key, open_store
 from wheelfarm.publish.store.fs import FsStore
 from wheelfarm.publish.store.s3 import S3Store
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build.wheelcheck import Expected, WheelRefused, check_name, check_sound
+from wheelfarm.build.wheelcheck import Expected, check_name, check_sound
+from wheelfarm.errors import WheelRefused
 
 from ..security.farm import make_wheel
 
@@ -63,3 +64,20 @@ def test_unsound_wheels_are_refused(tmp_path: Path, how: str) -> None:
             zf.writestr(info, "/etc/passwd")
     with pytest.raises(WheelRefused):
         check_sound(wheel)
+
+
+MAC_JOB = Expected("My.Project", "1.0", "cp312", "macosx_11_0_arm64")
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("my_project-1.0-cp312-cp312-macosx_11_0_arm64.whl", True),
+    ("my_project-1.0-cp312-cp312-macosx_12_0_arm64.whl", False),  # needs a newer macOS
+    ("my_project-1.0-cp312-cp312-macosx_11_0_x86_64.whl", False),
+    ("my_project-1.0-cp312-cp312-manylinux_2_17_aarch64.whl", False),
+])
+def test_a_macos_jobs_wheel_must_carry_its_tag(name: str, ok: bool) -> None:
+    if ok:
+        check_name(name, MAC_JOB)
+    else:
+        with pytest.raises(WheelRefused):
+            check_name(name, MAC_JOB)

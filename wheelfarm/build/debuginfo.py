@@ -24,7 +24,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -37,7 +36,7 @@ from typing import IO
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
-from wheelfarm import proc
+from wheelfarm import fsutil, proc
 from wheelfarm.errors import BuildError, ConfigError
 from wheelfarm.plan.profiles import DebugSymbols
 
@@ -207,14 +206,10 @@ def _rewrite(wheel: Path, infos: Sequence[zipfile.ZipInfo], members: dict[str, b
                 row = [row[0], "sha256=" + digest.decode(), str(len(body))]
             writer.writerow(row)
         data[record] = out.getvalue().encode()
-    tmp = wheel.with_name(wheel.name + ".stripping")
-    try:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for info in infos:
-                zf.writestr(info, data[info.filename], compress_type=zipfile.ZIP_DEFLATED)
-        os.replace(tmp, wheel)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with fsutil.atomic_path(wheel, prefix=".stripping-") as tmp, \
+            zipfile.ZipFile(tmp, "w") as zf:
+        for info in infos:
+            zf.writestr(info, data[info.filename], compress_type=zipfile.ZIP_DEFLATED)
 
 
 # -- moving debug files with their wheel -------------------------------------------------------
@@ -276,12 +271,4 @@ def place(files: Sequence[DebugFile], wheel_name: str, out_dir: Path) -> None:
 
 
 def _atomic_write(final: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=final.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fsutil.write_bytes(final, data, prefix=".incoming-", mode=0o644)

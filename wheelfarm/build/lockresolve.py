@@ -1,4 +1,5 @@
-"""Making a lock: resolving a recipe's build requirements and pinning each by hash.
+"""Making a lock (``wheelfarm lock``): resolving each recipe's build requirements
+on this machine's Pythons and pinning each by hash.
 
 The lock file's model (reading, writing, digests for job keys) is planning's,
 in :mod:`wheelfarm.plan.lockfile`; resolving needs a build place and pip.
@@ -7,18 +8,25 @@ in :mod:`wheelfarm.plan.lockfile`; resolving needs a build place and pip.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from packaging.utils import canonicalize_name
 
-from wheelfarm.build import buildenv, source, steps
-from wheelfarm.build.executors import Place
+from wheelfarm.build import buildenv, executors, source, steps
+from wheelfarm.build.executors import Executor, JobContext, Place
 from wheelfarm.build.executors.host import ISOLATED_PIP
 from wheelfarm.errors import ConfigError
+from wheelfarm.plan import jobs, lockfile, recipe
+from wheelfarm.plan.config import FarmConfig
 from wheelfarm.plan.lockfile import Lock, LockedPython, Pinned, path_for
+from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.recipe import Recipe
+from wheelfarm.plan.targets import parse_target
 
 
 def resolve(place: Place, env: Path, requirements: Sequence[str], work: Path,
@@ -69,3 +77,55 @@ def lock_recipe(recipe: Recipe, place: Place, tags: Sequence[str], cache_dir: Pa
                                     packages=pinned)
         log.write(f"locked {recipe.name} for {tag}: {len(pinned)} packages\n")
     return Lock(path=path_for(recipe), index_url=index_url, pythons=pythons)
+
+
+@dataclass(frozen=True)
+class LockJob:
+    """One recipe to lock, for the Pythons in ``tags`` (the first is the one resolving)."""
+
+    recipe: Recipe
+    tags: list[str]
+    log: Path
+    config: FarmConfig
+    host: Executor
+
+
+def lock_jobs(config: FarmConfig, paths: Sequence[Path],
+              pythons: Sequence[str] = ()) -> Iterator[LockJob]:
+    """The recipes of ``paths`` to lock, one at a time: a recipe whose Pythons are
+    missing on this machine is a ConfigError when its turn comes."""
+    selection = jobs.Selection.parse((), pythons, None)
+    host = executors.get("host", pythons_config=dict(config.python_paths))
+    available = host.available_pythons()
+    log_dir = _mkdir(config.state_dir / "logs")
+    for r in recipe.discover(list(paths)):
+        tags = jobs.pythons_for(r, config, selection, available)
+        if r.abi3 and r.abi3 not in tags:
+            tags.append(r.abi3)
+        missing = [t for t in tags if t not in available]
+        if missing:
+            raise ConfigError(f"{r.path}: {', '.join(missing)} not found on this machine")
+        tags.sort(key=parse_tag)
+        yield LockJob(r, tags, log_dir / f"lock-{r.name}.log", config, host)
+
+
+def lock(job: LockJob) -> Lock:
+    """Resolve and pin the job's build requirements and write its lock file."""
+    config = job.config
+    work = Path(tempfile.mkdtemp(prefix=f"lock-{job.recipe.name}-",
+                                 dir=_mkdir(config.state_dir / "work")))
+    try:
+        with job.log.open("w", encoding="utf-8") as fh:
+            ctx = JobContext(parse_target("native"), job.tags[0], work, config.cache_dir, fh)
+            with job.host.open(ctx) as place:
+                result = lock_recipe(job.recipe, place, job.tags, config.cache_dir,
+                                              work, config.index_url, fh)
+        lockfile.write(result)
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

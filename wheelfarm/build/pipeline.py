@@ -1,24 +1,23 @@
 """The one pipeline: source -> toolchain -> build -> repair/check -> test -> output.
 
 Written once for every executor; an executor only supplies the place where
-the commands run. One job's failure never touches another job or the output
-directory: a wheel reaches ``out_dir`` only after it passed every step, and
-it gets there by an atomic rename.
+the commands run. One job's failure never touches another job or the output:
+a wheel reaches the :class:`Output` (a wheelhouse) only after it passed every
+step, and the output adds it atomically.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, Protocol
 
 from wheelfarm import proc
 from wheelfarm.build import (
@@ -30,59 +29,54 @@ from wheelfarm.build import (
     repair,
     reproducible,
     source,
+    testplaces,
 )
 from wheelfarm.build.archive import sha256_file
-from wheelfarm.build.cache import ArtifactCache, Cached, StoreCache, store_cache
+from wheelfarm.build.cache import ArtifactCache, Cached, Caches, OpenRemote
 from wheelfarm.build.emulation import run_tests
 from wheelfarm.build.executors import Executor, JobContext, Place
+from wheelfarm.build.outcome import Artifact, Outcome, Status
+from wheelfarm.build.outcome import JobResult as JobResult  # where the CLI has found it
 from wheelfarm.build.parity import ParityReport
 from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env
-from wheelfarm.errors import CommandError, NotReproducible, WheelfarmError
+from wheelfarm.errors import (
+    CommandError,
+    FailureKind,
+    JobError,
+    NotReproducible,
+    WheelfarmError,
+)
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan.config import CONFIG_NAME, FarmConfig
 from wheelfarm.plan.jobs import Job
 
 STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity", "output")
 # With --check-reproducible the first five run twice, then "reproduce" compares.
-Status = Literal["ok", "cached", "failed"]
 OnStep = Callable[[Job, str], None]
 
-# Run by the build environment's interpreter: asks the backend for its
-# dynamic build requirements (PEP 517 get_requires_for_build_wheel).
-_GET_REQUIRES = (
-    "import build, json, sys\n"
-    "reqs = build.ProjectBuilder(sys.argv[1]).get_requires_for_build('wheel')\n"
-    "print('WHEELFARM-REQUIRES:' + json.dumps(sorted(reqs)))\n"
-)
+class Output(Protocol):
+    """Where finished wheels go: a wheelhouse (``wheelfarm.farm.wheelhouse``)."""
 
+    root: Path
 
-@dataclass(frozen=True)
-class JobResult:
-    job: Job
-    status: Status
-    seconds: float
-    log: Path
-    wheel: Path | None = None
-    step: str | None = None  # the failing step
-    message: str = ""
-    tail: str = ""  # the end of the log, for a failure
-    started_at: float = 0.0  # wall clock (time.time()), for reports
-    parity: ParityReport | None = None  # the comparison with upstream's wheel
-    # "tested", "built and checked, not run" or "no tests" (build.testplaces), and
-    # where it ran or why not.
-    test_status: str = ""
-    test_note: str = ""
+    def add(self, wheel: Path, statement: Path | None = None,
+            debug: Sequence[debuginfo.DebugFile] = ()) -> Literal["new", "same", "replaced"]:
+        """Add ``wheel`` with its provenance statement and debug files, atomically
+        and debug files first; whether it is new, the same bytes, or replaced one."""
+        ...
 
 
 class Pipeline:
-    def __init__(self, config: FarmConfig, executors: Mapping[str, Executor], out_dir: Path,
+    def __init__(self, config: FarmConfig, executors: Mapping[str, Executor], output: Output,
                  *, on_step: OnStep | None = None, keep_work: bool = False,
                  normalize: bool = True, locked: bool = False,
                  check_reproducible: bool = False, use_cache: bool = True,
-                 compare_upstream: bool = True) -> None:
+                 compare_upstream: bool = True, remote: OpenRemote | None = None) -> None:
+        """``remote`` opens the second cache (the published store) on the first miss."""
         self.config = config
         self.executors = executors
-        self.out_dir = out_dir
+        self.output = output
+        self.out_dir = output.root
         self.on_step = on_step
         self.keep_work = keep_work
         self.normalize = normalize
@@ -92,13 +86,11 @@ class Pipeline:
         # A reproducibility check must build; a hit would prove nothing.
         self.use_cache = use_cache and not check_reproducible
         self.cache = ArtifactCache(config.state_dir)
-        self._store_cache: StoreCache | Literal[False] | None = False  # False: not opened yet
-        self._store_problem = ""
+        self.caches = Caches(self.cache, remote)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
         self._fetch_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._out_lock = threading.Lock()
 
     def _mkdir(self, name: str) -> Path:
         path = self.config.state_dir / name
@@ -109,13 +101,15 @@ class Pipeline:
         started = time.monotonic()
         wall = time.time()
         log_path = self.log_dir / f"{job.id}.log"
-        hit, note = self._cache_hit(job) if self.use_cache else (None, "")
+        hit, note = self.caches.hit(job.key) if self.use_cache else (None, "")
         if hit is not None:
-            return replace(self._reuse(job, hit, log_path, started, note), started_at=wall)
+            reused = self._reuse(job, hit, log_path, started, note)
+            return replace(reused, outcome=replace(reused.outcome, started_at=wall))
         work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._mkdir("work")))
         state = _State()
         wheel: Path | None = None
         message = ""
+        kind: FailureKind | None = None  # None: the failing step's
         # Appended: a job the queue retries keeps its earlier attempts' logs.
         with log_path.open("a", encoding="utf-8") as fh:
             fh.write(f"# job {job.id}\n# key {job.key}\n# executor {job.executor}\n")
@@ -125,6 +119,7 @@ class Pipeline:
                 wheel = self._execute(job, work, fh, state)
             except WheelfarmError as exc:
                 message = str(exc)
+                kind = exc.kind if isinstance(exc, JobError) else None
                 fh.write(f"! {state.step} failed: {exc}\n")
             except Exception as exc:  # a bug in one job must not take the others down
                 message = f"internal error: {exc!r} (see the log)"
@@ -137,58 +132,31 @@ class Pipeline:
         if status == "ok" or not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
         self._emit(job, "done")
-        return JobResult(
-            job=job, status=status, seconds=time.monotonic() - started, log=log_path,
-            wheel=wheel, step=None if wheel else state.step, message=message,
-            tail="" if wheel else _tail(log_path), started_at=wall, parity=state.parity,
-            test_status=state.test_status, test_note=state.test_note,
-        )
-
-    def _cache_hit(self, job: Job) -> tuple[Cached | None, str]:
-        """The farm's own record of the key, else the configured store's; and a line
-        for the job's log. A store that fails is noted there and the job builds."""
-        hit = self.cache.lookup(job.key)
-        if hit is not None:
-            return hit, "cache hit in the farm's artifact cache"
-        with self._locks_guard:
-            if self._store_cache is False:
-                try:
-                    self._store_cache = store_cache(self.config)
-                except WheelfarmError as exc:
-                    self._store_cache = None
-                    self._store_problem = f"the store is not used as a cache: {exc}"
-        remote = self._store_cache
-        if remote is None:
-            return None, self._store_problem
-        try:
-            record = remote.known([job.key]).get(job.key)
-            if record is None:
-                return None, f"not in the store's cache ({remote.store.url})"
-            hit = remote.fetch(record, self.cache)
-        except WheelfarmError as exc:
-            return None, f"the store's cache could not be read, building: {exc}"
-        if hit is None:
-            return None, (f"the store's record of this key names {record.filename} "
-                          f"sha256 {record.sha256}, which the store does not hold; building")
-        return hit, f"cache hit in the store {remote.store.url}"
+        took = time.monotonic() - started
+        if wheel is None:
+            outcome = Outcome.failed(FailureKind(state.step) if kind is None else kind, message,
+                                     took, str(log_path))
+        else:
+            outcome = Outcome(True, took, log=str(log_path), artifact=Artifact(
+                wheel.name, sha256_file(wheel), str(wheel)))
+        return JobResult(job, replace(outcome, started_at=wall),
+                         tail="" if wheel else _tail(log_path), parity=state.parity,
+                         test_status=state.test_status if wheel else "",
+                         test_note=state.test_note if wheel else "")
 
     def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float,
                where: str) -> JobResult:
         with log_path.open("w", encoding="utf-8") as fh:
             fh.write(f"# job {job.id}\n# key {job.key}\n{where}: {hit.filename} "
                      f"sha256 {hit.sha256}\n")
-            sidecar = hit.provenance
-            with self._out_lock:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                debuginfo.place(hit.debug, hit.filename, self.out_dir)
-                if sidecar is not None:
-                    _place_atomically(sidecar, self.out_dir / sidecar.name)
-                final = self.out_dir / hit.filename
-                if not final.exists() or sha256_file(final) != hit.sha256:
-                    _place_atomically(hit.wheel, final)
+            self.output.add(hit.wheel, hit.provenance, hit.debug)
+            final = self.out_dir / hit.filename
         self._emit(job, "done")
-        return JobResult(job=job, status="cached", seconds=time.monotonic() - started,
-                         log=log_path, wheel=final)
+        # A cached wheel keeps the test status it was built with (its provenance's).
+        status, note = testplaces.recorded_for(final) or ("", "")
+        return JobResult(job, Outcome(True, time.monotonic() - started, log=str(log_path),
+                                      artifact=Artifact(hit.filename, hit.sha256, str(final)),
+                                      cached=True), test_status=status, test_note=note)
 
     def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
         def enter(step: str) -> None:
@@ -208,11 +176,12 @@ class Pipeline:
             if self.check_reproducible:
                 self._build_again(job, built, work / "again", fh, enter)
             enter("test")
-            outcome = run_tests(place, job.target, job.test_pythons, built.wheel,
-                                job.recipe.test, work, fh, source=built.src,
-                                index_url=self.config.index_url)
-            state.test_status, state.test_note = outcome.status, outcome.note
-            if self.compare_upstream:  # once per job, never per reproducibility rebuild
+            tests = run_tests(place, job.target, job.test_pythons, built.wheel,
+                              job.recipe.test, work, fh, source=built.src,
+                              index_url=self.config.index_url)
+            state.test_status, state.test_note = tests.status, tests.note
+            # once per job, never per reproducibility rebuild; upstream's wheel must run too
+            if self.compare_upstream and testplaces.is_host_target(job.target):
                 enter("parity")
                 state.parity = parity.compare(place, job, built.wheel, work,
                                               self.config.index_url, self.config.cache_dir, fh)
@@ -268,7 +237,7 @@ class Pipeline:
         built = build_wheel(place, job, src, work, benv.path, extra)
         repair.check_binary(built, src)
         enter("repair")
-        repaired = repair.repair(place, built, job.target, work / "repaired")
+        repaired = repair.repair(place, built, job.target, work / "repaired", log=fh)
         quality.check_wheel(repaired, job.profile, fh)
         debug = debuginfo.split_wheel(repaired, recipe.debug_symbols, work / "debug", log=fh)
         if self.normalize:
@@ -316,20 +285,13 @@ class Pipeline:
 
     def _deliver(self, wheel: Path, sidecar: Path | None, fh: IO[str],
                  debug: tuple[debuginfo.DebugFile, ...] = ()) -> Path:
-        """Move the wheel and its provenance into the output, debug files and
-        provenance first, so the output never holds a wheel without them."""
+        """Add the wheel, its provenance and debug files to the output."""
         final = self.out_dir / wheel.name
-        with self._out_lock:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            debuginfo.place(debug, wheel.name, self.out_dir)
-            if final.exists() and sha256_file(final) == sha256_file(wheel):
-                fh.write(f"{final.name} already in {self.out_dir} with the same bytes\n")
-            else:
-                if final.exists():
-                    fh.write(f"replacing {final.name}: this build gave different bytes\n")
-                if sidecar is not None:
-                    _place_atomically(sidecar, self.out_dir / sidecar.name)
-                _place_atomically(wheel, final)
+        added = self.output.add(wheel, sidecar, debug)
+        if added == "same":
+            fh.write(f"{final.name} already in {self.out_dir} with the same bytes\n")
+        elif added == "replaced":
+            fh.write(f"replacing {final.name}: this build gave different bytes\n")
         fh.write(f"wrote {final}\n")
         return final
 
@@ -360,20 +322,6 @@ def _diffoscope(a: Path, b: Path, fh: IO[str]) -> None:
         fh.write("(install diffoscope for a full report of the differences)\n")
         return
     proc.run(["diffoscope", "--text", "-", str(a), str(b)], log=fh, check=False, timeout=600)
-
-
-def _place_atomically(src: Path, final: Path) -> None:
-    # The temporary name carries no .whl suffix: an index written meanwhile
-    # must never list a half-copied wheel.
-    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=final.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _git_time(src: Path, fh: IO[str]) -> int | None:

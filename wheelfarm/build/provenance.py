@@ -55,10 +55,12 @@ class BuildFacts:
     locked: bool
     started: datetime
     finished: datetime
-    profile: str = "release"  # the build profile (wheelfarm.build.ccwrap.PROFILES)
+    profile: str = "release"  # the build profile (wheelfarm.plan.profiles.PROFILES)
     debug_files: Sequence[DebugFile] = ()  # split off the wheel's modules (by build-id)
-    test_status: str = ""  # build.testplaces: "tested", "built and checked, not run", ...
-    test_note: str = ""  # where the tests ran, or why they did not
+    # build.testplaces: "tested", "built and checked, not run" or "no tests", and
+    # where the tests ran or why they did not
+    test_status: str = "tested"
+    test_note: str = ""
 
 
 def path_for(wheel: Path) -> Path:
@@ -77,15 +79,16 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
             "finishedOn": stamp(facts.finished),
         },
     }
+    # Read back by wheelfarm.build.testplaces.recorded (reports, the index).
+    run_details["testResult"] = {"status": facts.test_status,
+                                 "pythons": list(facts.test_pythons) if facts.test_status
+                                 == "tested" else [],
+                                 **({"note": facts.test_note} if facts.test_note else {})}
     if facts.debug_files:
         run_details["byproducts"] = [
             {"name": f"buildid/{f.build_id}/debuginfo", "digest": {"sha256": f.sha256},
              "annotations": {"buildId": f.build_id, "module": f.module, "size": f.size}}
             for f in sorted(facts.debug_files, key=lambda f: f.module)]
-    if facts.test_status:
-        run_details.setdefault("byproducts", []).append(
-            {"name": "test", "annotations": {"status": facts.test_status,
-                                             "note": facts.test_note}})
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": wheel.name, "digest": {"sha256": sha256_file(wheel)}}],

@@ -7,8 +7,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import IO
 
-from wheelfarm.build import wheelscan
+from wheelfarm.build import macrepair, wheelscan
 from wheelfarm.build.executors import Place
 from wheelfarm.build.policy import (
     Violation,
@@ -30,15 +31,20 @@ __all__ = ["Violation", "check_binary", "check_policy", "policy_violations", "re
 
 # -- repair -------------------------------------------------------------------------------
 
-def repair(place: Place, wheel: Path, target: Target, dest: Path) -> Path:
+def repair(place: Place, wheel: Path, target: Target, dest: Path,
+           log: IO[str] | None = None) -> Path:
     """Repair ``wheel`` for ``target`` into ``dest`` and return the repaired wheel.
 
     ``linux`` targets: copied unchanged. ``manylinux``: symbols that vendoring
     cannot fix are reported by name before auditwheel runs; after
     ``auditwheel repair`` the result (vendored libraries too) is checked
     against the target and every manylinux tag auditwheel gave it, and
-    removed again if it fails. ``manylinux-auto``: ``--plat auto``.
+    removed again if it fails. ``manylinux-auto``: ``--plat auto``. macOS:
+    delocate where it runs, the target's tag, the Mach-O check
+    (:mod:`wheelfarm.build.macrepair`).
     """
+    if target.is_macos:
+        return macrepair.repair_macos(place, wheel, target, dest, log)
     dest.mkdir(parents=True, exist_ok=True)
     if not target.repairs:
         out = dest / wheel.name

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from wheelfarm import fsutil
 from wheelfarm.build.ccwrap import PREFIX_MAPS_VAR
 
 # The earliest time a zip file can hold (DOS dates start in 1980).
@@ -135,19 +136,15 @@ def normalize_wheel(wheel: Path, epoch: int) -> None:
     writer.writerows([n, _record_hash(files[n][0]), len(files[n][0])] for n in names)
     writer.writerow([record_name, "", ""])
     record = rows.getvalue().encode()
-    tmp = wheel.with_name(wheel.name + ".normalizing")
-    try:
-        with zipfile.ZipFile(tmp, "w") as out:
-            for name in [*names, record_name]:
-                data, executable = files[name] if name != record_name else (record, False)
-                info = zipfile.ZipInfo(name, date_time=stamp)
-                info.create_system = 3  # unix, so the mode bits below are honoured
-                info.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
-                info.compress_type = COMPRESSION
-                out.writestr(info, data, compress_type=COMPRESSION, compresslevel=COMPRESSLEVEL)
-        os.replace(tmp, wheel)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with fsutil.atomic_path(wheel, prefix=".normalizing-") as tmp, \
+            zipfile.ZipFile(tmp, "w") as out:
+        for name in [*names, record_name]:
+            data, executable = files[name] if name != record_name else (record, False)
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.create_system = 3  # unix, so the mode bits below are honoured
+            info.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
+            info.compress_type = COMPRESSION
+            out.writestr(info, data, compress_type=COMPRESSION, compresslevel=COMPRESSLEVEL)
 
 
 def differing_members(a: Path, b: Path) -> list[str]:

@@ -3,10 +3,10 @@
 A wheel built for the host's platform is tested on the host. A cross-built
 wheel runs only where a place for its platform was prepared (aarch64 under
 qemu-user in an emulated Debian rootfs, musllinux on a CPython linked against
-musl; see :mod:`wheelfarm.build.emulation`). Where there is none (macOS here,
-or emulation not prepared) the job is still built, repaired and checked, and
-its test status says so: ``NOT_RUN``, with the reason and how to prepare the
-place, never "tested".
+musl; see :mod:`wheelfarm.build.emulation`); a macOS wheel only on a Mac of
+its arch. Where there is none (macOS on Linux, or emulation not prepared) the
+job is still built, repaired and checked, and its test status says so:
+``NOT_RUN``, with the reason and how to prepare the place, never "tested".
 
 The status strings are part of the reports (results table, ``--json``,
 provenance, the index's per-wheel data), so they are fixed here.
@@ -15,6 +15,7 @@ provenance, the index's per-wheel data), so they are fixed here.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -92,18 +93,45 @@ def find_prepared(name: str, cache: Path | None = None) -> Path | None:
     return max(found, key=lambda p: (p / READY).stat().st_mtime, default=None)
 
 
+def host_mismatch(target: Target, platform: str | None = None,
+                  machine: str | None = None) -> str | None:
+    """Why this machine itself cannot run ``target``'s wheels, or None when it can.
+
+    ``platform``/``machine`` default to this process's (``sys.platform``,
+    :func:`host_arch`); tests pass others.
+    """
+    platform = sys.platform if platform is None else platform
+    machine = host_arch() if machine is None else machine
+    if target.is_macos:
+        if platform != "darwin":
+            return f"a macOS binary cannot run on {platform}"
+        mac_arch = "arm64" if machine == "aarch64" else machine
+        if mac_arch != target.arch:
+            # Rosetta could run x86_64 on arm64, but testing there would prove little
+            # about the Intel Macs the wheel is for; a worker of that arch tests it.
+            return f"a {target.arch} wheel is not tested on this {mac_arch} Mac"
+        return None
+    if platform != "linux":
+        return f"a Linux binary cannot run on {platform}"
+    if target.libc == "musl":
+        return "a musl binary needs a musl CPython"
+    if target.arch != machine:
+        return f"an {target.arch} binary cannot run on this {machine} machine"
+    return None
+
+
 def is_host_target(target: Target) -> bool:
-    """Whether the host itself runs this target's wheels (Linux glibc, same arch)."""
-    return target.kind in ("manylinux", "manylinux-auto", "linux") and \
-        target.arch == host_arch() and os.uname().sysname == "Linux"
+    """Whether the host itself runs this target's wheels."""
+    return host_mismatch(target) is None
 
 
 def where_to_run(target: Target, python: str) -> Where:
     """Where ``python``'s wheels for ``target`` can run here, or why nowhere."""
     if is_host_target(target):
         return RunPlace("host", python)
-    if target.kind == "macosx":
-        return NoPlace("no macOS machine here", "run the job on a Mac worker")
+    if target.is_macos:
+        return NoPlace(host_mismatch(target) or "not this Mac",
+                       f"run the job on a {target.arch} Mac worker")
     name = place_name(target, python)
     if name is None and target.kind == "musllinux" and target.arch != "x86_64":
         return NoPlace(f"no musl CPython for {target.arch} here (musl places: x86_64 only)")
@@ -165,21 +193,17 @@ def wait_prepared(name: str, timeout: float, cache: Path | None = None) -> Path 
 
 def recorded(statement: bytes | None) -> tuple[str, str] | None:
     """(status, note) of the test step as a wheel's provenance statement records it
-    (build.provenance writes a "test" byproduct); None when it records none."""
+    (``runDetails.testResult``, see :mod:`wheelfarm.build.provenance`); None when
+    it records none (no statement, or one from before the farm recorded it)."""
     import json
 
     if not statement:
         return None
     try:
-        data = json.loads(statement)
-        items = data["predicate"]["runDetails"].get("byproducts", [])
-        for item in items:
-            if item.get("name") == "test":
-                notes = item.get("annotations", {})
-                return str(notes.get("status", "")), str(notes.get("note", ""))
+        result = json.loads(statement)["predicate"]["runDetails"]["testResult"]
+        return str(result["status"]), str(result.get("note", ""))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return None
 
 
 def recorded_for(wheel: Path) -> tuple[str, str] | None:

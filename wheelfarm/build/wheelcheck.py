@@ -31,7 +31,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import WheelfarmError, WheelRefused
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import Target, parse_target
 
@@ -41,11 +41,6 @@ _HASHES = ("sha256", "sha384", "sha512")  # PEP 376/427: nothing weaker than sha
 _MUSLLINUX = re.compile(r"^musllinux_(\d+)_(\d+)_(\w+)$")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-class WheelRefused(ConfigError):
-    """A file is not a sound wheel, or not the job's own: bad input (exit 2 for
-    ``publish``, a 4xx answer for the controller)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +107,11 @@ def _runs_on(tag: Tag, python: tuple[int, int], target: Target) -> bool:
 
 
 def _platform_ok(platform: str, target: Target) -> bool:
+    if target.is_macos:
+        # A wheel for an older macOS runs wherever the target's does (same arch).
+        m = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", platform)
+        return (m is not None and m.group(3) == target.arch and target.macos is not None
+                and (int(m.group(1)), int(m.group(2))) <= target.macos)
     if platform == f"linux_{target.arch}":
         return target.kind == "linux"
     if m := _MUSLLINUX.match(platform):

@@ -21,9 +21,9 @@ from wheelfarm.errors import BuildError, RepairError
 
 ELF_MAGIC = b"\x7fELF"
 # Mach-O thin (both byte orders, 32/64-bit) and fat binaries: macOS extension modules.
-_MACHO_MAGICS = {bytes.fromhex(h) for h in ("feedface", "feedfacf", "cefaedfe", "cffaedfe",
+MACHO_MAGICS = {bytes.fromhex(h) for h in ("feedface", "feedfacf", "cefaedfe", "cffaedfe",
                                              "cafebabe")}
-_BINARY_MAGICS = _MACHO_MAGICS | {ELF_MAGIC}
+_BINARY_MAGICS = MACHO_MAGICS | {ELF_MAGIC}
 ARCH_OF_MACHINE = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64", "EM_386": "i686",
                   "EM_ARM": "armv7l", "EM_PPC64": "ppc64", "EM_S390": "s390x",
                   "EM_RISCV": "riscv64"}

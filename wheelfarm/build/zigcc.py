@@ -1,4 +1,4 @@
-"""zig as the C/C++ compiler and as rustc's linker, for manylinux builds.
+"""zig as the C/C++ compiler and as rustc's linker, for manylinux and macOS builds.
 
 Build backends call the compiler with the flags the *host* Python was built
 with (Debian's, pyenv's, Fedora's) and rustc calls its linker as if it were
@@ -30,7 +30,9 @@ PREFIX = "wheelfarm-zigcc"
 
 # Bumped whenever the generated scripts or the rules change, so a farm's cached
 # wrapper directory is rewritten (it is part of the prepare() marker).
-SCRIPT_VERSION = "6"  # 2: profiles; 3: GNU build-id; 4: no strip; 5: build.zigcc; 6: musl
+SCRIPT_VERSION = "8"  # 2: profiles (ccwrap); 3: GNU build-id; 4: no strip; 5: wheelfarm.build.zigcc
+# 6: macOS targets (on another branch: musl); 7: macOS modules without their debug map;
+# 8: macOS and musl together
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,35 @@ def _link_musl(cmd: list[str], output: str, libc: str) -> int:
               file=sys.stderr)
         return subprocess.call([patchelf, "--replace-needed", "libc.so", libc, output])
     return 0
+def zig_macos_target(arch: str, macos: tuple[int, int]) -> str:
+    """The zig target for a macOS wheel tag's arch and version, e.g. ``aarch64-macos.11.0``."""
+    return f"{'aarch64' if arch == 'arm64' else arch}-macos.{macos[0]}.{macos[1]}"
+
+
+def is_macos(target: str) -> bool:
+    return "-macos" in target
+
+
+def _for_macos(args: list[str], notes: list[str]) -> list[str]:
+    """A Linux-style link line made into a macOS extension module's.
+
+    An extension module leaves the Python API undefined: on Linux the loader
+    resolves it from the interpreter, on macOS only ``-undefined
+    dynamic_lookup`` allows that. ``-bundle`` (what CPython on macOS asks
+    for) crashes zig's linker; a dylib loads the same way.
+    """
+    out = []
+    for arg in args:
+        if arg == "-bundle":
+            notes.append(f"{PREFIX}: -bundle -> -shared (zig's Mach-O linker crashes on "
+                         "-bundle; Python loads a dylib the same way)")
+            arg = "-shared"
+        out.append(arg)
+    if "-shared" in out and "dynamic_lookup" not in " ".join(out):
+        out += ["-undefined", "dynamic_lookup"]
+        notes.append(f"{PREFIX}: added -undefined dynamic_lookup (a macOS extension module "
+                     "takes the Python API from the interpreter that loads it)")
+    return out
 
 
 @dataclass
@@ -220,7 +251,8 @@ def _note(shown: str, new: list[str], rule: Rule, linker: bool = False) -> str:
     return f"{PREFIX}: {shown} -> {result} ({rule.reason})"
 
 
-def translate(args: Sequence[str], mode: Mode) -> tuple[str, list[str], list[str]]:
+def translate(args: Sequence[str], mode: Mode,
+              macos: bool = False) -> tuple[str, list[str], list[str]]:
     """Rewrite a gcc-style argument list for zig.
 
     Returns ``(driver, args, notes)``: ``driver`` is ``"cc"`` or ``"c++"`` (a
@@ -228,8 +260,10 @@ def translate(args: Sequence[str], mode: Mode) -> tuple[str, list[str], list[str
     before 72 compiles C++ files with ``CC`` and ``zig cc`` has no libc++
     headers), and ``notes`` has one line per decision.
     """
-    shared = "-shared" in args
     notes: list[str] = []
+    if macos:
+        args = _for_macos(list(args), notes)
+    shared = "-shared" in args
     items: list[str | _Linker] = []
     i = 0
     while i < len(args):
@@ -285,8 +319,16 @@ def translate(args: Sequence[str], mode: Mode) -> tuple[str, list[str], list[str
             out.append(item)
 
     # zig links without a GNU build-id, which debuginfod and the split debug files key on.
-    if shared and not any("--build-id" in a for a in out):
+    # (Mach-O has its LC_UUID, which zig always writes.)
+    if shared and not macos and not any("--build-id" in a for a in out):
         out.append("-Wl,--build-id=sha1")
+    if shared and macos:
+        # A Mach-O module's debug map (N_OSO stabs) names the build's object files and
+        # their mtimes: useless without them, which no wheel ships, and different in
+        # every build. Stripped, two builds give the same bytes (LC_UUID included).
+        out.append("-Wl,-S")
+        notes.append(f"{PREFIX}: added -Wl,-S (the debug map points at this build's "
+                     "object files; without it the module is not reproducible)")
     driver = "c++" if mode == "c++" else "cc"
     if mode == "cc":
         source = _cxx_source(out)
@@ -323,7 +365,7 @@ def command(zig: str, target: str, mode: Mode, args: Sequence[str], profile: str
     zig's Debug mode, with UBSan, and the ``-O`` of a link line decides the
     mode of the libc++ and runtimes zig links in.
     """
-    driver, rest, notes = translate(args, mode)
+    driver, rest, notes = translate(args, mode, macos=is_macos(target))
     added = [*ccwrap.profile_flags(rest, profile, record_switches=False),
              *ccwrap.prefix_map_flags(environ if environ is not None else {})]
     return [zig, driver, "-target", target, *added, *rest], notes

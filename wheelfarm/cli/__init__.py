@@ -14,7 +14,7 @@ import click
 
 from wheelfarm import __version__
 from wheelfarm.cli.ui import err
-from wheelfarm.errors import WheelfarmError
+from wheelfarm.errors import Reported, WheelfarmError
 
 # module -> the commands it defines. Modules load only when one of their
 # commands runs: a CI step that plans should not pay for importing the
@@ -51,10 +51,16 @@ def cli() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 a job failed, 2 bad input)."""
+    """Entry point; returns the exit code (0 ok, 1 a job failed, 2 bad input, 128 + N
+    signal N stopped the run). The one handler of the error tree: the error's
+    class decides the code, and the one line shown."""
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="wheelfarm",
                  standalone_mode=False)
+    except Reported as exc:
+        if str(exc):  # the command showed the details; what is left is the last line
+            err.print(str(exc), markup=False)
+        return exc.exit_code
     except WheelfarmError as exc:
         err.print(f"error: {exc}", markup=False)
         return exc.exit_code

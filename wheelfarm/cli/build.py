@@ -9,25 +9,26 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wheelfarm.build import executors, planning, testplaces
+from wheelfarm import api
+from wheelfarm.build import executors, testplaces
 from wheelfarm.build.parity import WARN_RATIO
-from wheelfarm.build.pipeline import STEPS, JobResult, Pipeline
+from wheelfarm.build.pipeline import STEPS, JobResult
 from wheelfarm.cli import ci_output
+from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
-from wheelfarm.errors import ConfigError
-from wheelfarm.farm.localrun import LocalRun, with_needs
-from wheelfarm.farm.state.submit import check_cycles
-from wheelfarm.plan import config as farm_config
+from wheelfarm.errors import Interrupted, JobsFailed
 from wheelfarm.plan import jobs as plan
-from wheelfarm.plan import lockfile as lock
-from wheelfarm.plan import matrix, recipe
 from wheelfarm.plan.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from wheelfarm.farm.localrun import LocalRun
 
 
 @click.command()
@@ -41,8 +42,7 @@ from wheelfarm.plan.profiles import PROFILES
 @click.option("--executor", type=click.Choice(executors.names()),
               help="Override the executor chosen per target.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel jobs [default: cores].")
-@click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("."), help="Farm directory (wheelfarm.toml, .wheelfarm/).")
+@farm_option()
 @click.option("--keep-work", is_flag=True,
               help="Keep the work directory of failed jobs and the run's queue database.")
 @click.option("--locked", is_flag=True,
@@ -78,43 +78,31 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     run (a needed job that --job or --shard left out is added). SIGTERM lets
     the running jobs end; Ctrl-C (or a second SIGTERM) stops them.
     """
-    config = farm_config.load(farm_dir.resolve())
-    selection = plan.Selection.parse(targets, pythons, executor, locked, profile)
-    recipes = recipe.discover(list(paths))
-    check_cycles(recipes)
-    planned = planning.plan_recipes(recipes, config, selection)
-    job_list = planned.jobs
-    if entry is not None:
-        job_list = matrix.select(job_list, entry)
-    if shard is not None:
-        job_list = matrix.shard(job_list, shard)
-    if not planned.jobs:
-        raise ConfigError("nothing to build")
-    job_list, added = with_needs(job_list, planned.jobs)
-    for job in added:
+    planned = api.plan_build(api.BuildRequest(
+        paths, out_dir=out_dir, farm_dir=farm_dir, targets=targets, pythons=pythons,
+        executor=executor, jobs=jobs, keep_work=keep_work, locked=locked,
+        check_reproducible=check_reproducible, use_cache=not no_cache, entry=entry,
+        shard=shard, profile=profile, compare_upstream=not no_compare_upstream,
+        normalize=not no_normalize))
+    for job in planned.added:
         err.print(f"building {job.id} too: a selected job needs it", markup=False)
-    _warn_unlocked(recipes, locked)
-    parallel = jobs or config.jobs
-    with _progress(job_list) as on_step:
-        pipeline = Pipeline(config, planned.executors, out_dir.resolve(), on_step=on_step,
-                            keep_work=keep_work, normalize=not no_normalize, locked=locked,
-                            check_reproducible=check_reproducible, use_cache=not no_cache,
-                            compare_upstream=not no_compare_upstream)
-        run = LocalRun(pipeline, job_list, parallel, keep=keep_work)
-        with _signals(run):
-            results = run.run()
+    if planned.unlocked:
+        err.print(f"warning: no lock file for {', '.join(planned.unlocked)}; build requirements "
+                  "are resolved afresh (run 'wheelfarm lock' to pin them)")
+    with _progress(planned.jobs) as on_step:
+        report = api.build(planned, on_step=on_step, supervise=_signals)
+    results = report.results
     if os.environ.get("GITHUB_ACTIONS") == "true":
         ci_output.github(results)
     _report(results, out_dir, err if json_report == "-" else out)
     if json_report:
         ci_output.write_json(results, json_report)
-    if keep_work:
-        err.print(f"the run's queue: {run.database}", markup=False)
-    if run.signal is not None:
-        err.print(f"interrupted ({signal.Signals(run.signal).name})")
-        raise SystemExit(128 + run.signal)
-    if any(r.status == "failed" for r in results):
-        raise SystemExit(1)
+    if report.database is not None:
+        err.print(f"the run's queue: {report.database}", markup=False)
+    if report.signal is not None:
+        raise Interrupted(report.signal)
+    if report.failed:
+        raise JobsFailed()
 
 
 @contextmanager
@@ -141,15 +129,6 @@ def _signals(run: LocalRun) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-def _warn_unlocked(recipes: Sequence[recipe.Recipe], locked: bool) -> None:
-    if locked:
-        return
-    missing = [r.name for r in recipes if not lock.path_for(r).exists()]
-    if missing:
-        err.print(f"warning: no lock file for {', '.join(missing)}; build requirements are "
-                  "resolved afresh (run 'wheelfarm lock' to pin them)")
 
 
 class _progress:
@@ -202,9 +181,11 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
     for r in results:
         mark = {"ok": "[green]ok[/]", "cached": "[cyan]cached[/]"}.get(
             r.status, f"[red]failed ({r.step})[/]")
-        tested = testplaces.recorded_for(r.wheel) if r.wheel else None
+        test = r.test_status
+        if test == testplaces.NOT_RUN:
+            test = f"[yellow]{test}[/]"  # never "tested": nothing here runs it
         table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
-                      tested[0] if tested else "", f"{r.seconds:.1f}",
+                      test, f"{r.seconds:.1f}",
                       r.wheel.name if r.wheel else "")
     console.print(table)
     for r in results:
@@ -216,10 +197,9 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
             err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
             err.print(f"  log: {r.log}")
             err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
-    for r in results:
-        tested = testplaces.recorded_for(r.wheel) if r.wheel else None
-        if tested and tested[0] == testplaces.NOT_RUN:
-            err.print(f"{r.job.id}: {tested[1]}", markup=False)
+    for r in results:  # why a wheel was not run, and how to run it
+        if r.status != "failed" and r.test_status == testplaces.NOT_RUN:
+            err.print(f"{r.job.id}: {r.test_note}", markup=False)
     ok = sum(r.status != "failed" for r in results)
     cached = sum(r.status == "cached" for r in results)
     console.print(f"{ok} of {len(results)} jobs succeeded ({cached} from the cache); "

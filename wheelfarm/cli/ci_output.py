@@ -10,11 +10,15 @@ from pathlib import Path
 
 import click
 
-from wheelfarm.build import testplaces
 from wheelfarm.build.pipeline import JobResult
+from wheelfarm.build.testplaces import NOT_RUN
 from wheelfarm.plan.jobjson import document, job_json, when
 
 _STATE = {"ok": "succeeded", "cached": "cached", "failed": "failed"}
+
+
+def _not_run(r: JobResult) -> str:
+    return f" ({r.test_status})" if r.test_status == NOT_RUN and r.status != "failed" else ""
 
 
 def result_json(r: JobResult) -> dict[str, object]:
@@ -30,9 +34,10 @@ def result_json(r: JobResult) -> dict[str, object]:
                     _STATE[r.status], [attempt], artifact)
     if r.parity is not None:
         data["parity"] = r.parity.to_json()
-    tested = testplaces.recorded_for(r.wheel) if r.wheel is not None else None
-    if tested is not None:  # "tested", or "built and checked, not run" and why
-        data["test"] = {"status": tested[0], "note": tested[1]}
+    # "tested", "built and checked, not run" (nothing here runs the wheel) or "no
+    # tests", with where the tests ran or why not; null for a failure
+    data["test"] = ({"status": r.test_status, "note": r.test_note} if r.test_status
+                    else None)
     return data
 
 
@@ -61,7 +66,8 @@ def github(results: Sequence[JobResult]) -> None:
         lines = ["| recipe | python | target | result | seconds | wheel |",
                  "|---|---|---|---|---|---|"]
         lines += [f"| {r.job.recipe.name} | {r.job.python} | {r.job.target.name} | "
-                  f"{_STATE[r.status]} | {r.seconds:.1f} | {r.wheel.name if r.wheel else ''} |"
+                  f"{_STATE[r.status]}{_not_run(r)} | {r.seconds:.1f} | "
+                  f"{r.wheel.name if r.wheel else ''} |"
                   for r in results]
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write("### wheelfarm build\n\n" + "\n".join(lines) + "\n")

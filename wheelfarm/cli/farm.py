@@ -6,45 +6,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import click
 from rich.table import Table
 
+from wheelfarm import api
 from wheelfarm.build import executors
+from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.apiinput import MAX_BODY, MAX_UPLOAD
-from wheelfarm.farm.state import open_queue
-from wheelfarm.farm.state.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
-from wheelfarm.plan import config as farm_config
-from wheelfarm.plan.pythons import parse_tag
-from wheelfarm.plan.targets import parse_target
+from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS
 
 TOKEN_ENV = "WHEELFARM_TOKEN"
-
-if TYPE_CHECKING:
-    from wheelfarm.farm.state.queue import Queue
-
-T = TypeVar("T")
-
-farm_option = click.option(
-    "--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
-    help="Farm directory (wheelfarm.toml, .wheelfarm/).")
-
-
-def _queue(farm_dir: Path) -> tuple[farm_config.FarmConfig, Queue]:
-    config = farm_config.load(farm_dir.resolve())
-    return config, open_queue(config)
-
-
-def _parsed(flag: str, parse: Callable[[str], T], value: str) -> T:
-    try:
-        return parse(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{flag} {value}: {exc}") from None
 
 
 def _logging() -> None:
@@ -74,7 +50,7 @@ def _logging() -> None:
               help="Probe timeout, seconds.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=DEFAULT_MAX_ATTEMPTS,
               help="Probe attempts before it fails.")
-@farm_option
+@farm_option()
 def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str, ...],
            executor: str | None, priority: int, probe: int | None, seconds: float,
            timeout: float, max_attempts: int, farm_dir: Path) -> None:
@@ -83,47 +59,28 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
     PATHS are recipe files, folders of recipes or project directories, as for
     `wheelfarm build`. A job whose key is already queued is not added again.
     """
-    config, queue = _queue(farm_dir)
-    for tag in pythons:
-        _parsed("--python", parse_tag, tag)
-    chosen = tuple(_parsed("--target", parse_target, t) for t in targets)
-    if probe:
-        if paths:
-            raise ConfigError("give recipes or --probe N, not both")
-        new = probe_jobs(probe, seconds=seconds, timeout=timeout, max_attempts=max_attempts,
-                         priority=priority, python=pythons[0] if pythons else "",
-                         target=chosen[0].name if chosen else "",
-                         arch=chosen[0].arch if chosen else "", executor=executor or "")
-    else:
-        if not paths:
-            raise ConfigError("nothing to submit: give recipes, or --probe N")
-        # here: probes need neither (and start sooner)
-        from wheelfarm.build import planning
-        from wheelfarm.plan import jobs as plan
-        from wheelfarm.plan import recipe
-
-        selection = plan.Selection(targets=chosen, pythons=pythons, executor=executor)
-        recipes = recipe.discover(list(paths))
-        new = build_jobs(planning.plan_recipes(recipes, config, selection).jobs, config,
-                         priority=priority)
-    added, known = queue.submit(new)
-    out.print(f"submitted {added} job(s)" + (f"; {known} already queued" if known else ""))
+    probes = api.Probes(probe, seconds=seconds, timeout=timeout,
+                        max_attempts=max_attempts) if probe else None
+    done = api.submit(paths, targets=targets, pythons=pythons, executor=executor,
+                      priority=priority, probes=probes, farm_dir=farm_dir)
+    out.print(f"submitted {done.added} job(s)"
+              + (f"; {done.known} already queued" if done.known else ""))
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON (schema 1).")
 @click.option("--events", "with_events", is_flag=True, help="Also show the event log.")
-@farm_option
+@farm_option()
 def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
     """Every job, its state and attempts, oldest first."""
     from wheelfarm.farm.state import report
 
-    _config, queue = _queue(farm_dir)
-    jobs = report.queue_jobs(queue)
+    found = api.status(events=with_events, farm_dir=farm_dir)
+    jobs = found.jobs
     if as_json:
         doc: dict[str, Any] = report.document(jobs)
         if with_events:
-            doc["events"] = report.job_events(queue)
+            doc["events"] = found.events
         click.echo(json.dumps(doc, indent=2))
         return
     table = Table(title="wheelfarm status")
@@ -139,54 +96,36 @@ def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
     out.print(table)
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
     if with_events:
-        for e in report.job_events(queue):
+        for e in found.events:
             out.print(f"{e['at']} {e['kind']} job={e['job']} n={e['n']} worker={e['worker']} "
                       f"{json.dumps(e['detail']) if e['detail'] else ''}", markup=False)
 
 
 @click.command()
 @click.argument("job")
-@farm_option
+@farm_option()
 def retry(job: str, farm_dir: Path) -> None:
     """Queue a failed or cancelled JOB (a key or a unique prefix) again."""
-    _config, queue = _queue(farm_dir)
-    row = queue.retry(job)
+    row = api.retry(job, farm_dir=farm_dir)
     out.print(f"job {row.key[:12]} ({row.recipe} {row.python} {row.target}) is pending again")
 
 
 @click.command()
 @click.argument("job")
-@farm_option
+@farm_option()
 def cancel(job: str, farm_dir: Path) -> None:
     """Cancel JOB; a worker running it stops at its next heartbeat."""
-    _config, queue = _queue(farm_dir)
-    row = queue.cancel(job)
+    row = api.cancel(job, farm_dir=farm_dir)
     out.print(f"job {row.key[:12]} ({row.recipe} {row.python} {row.target}) cancelled")
 
 
 @click.command()
 @click.argument("job")
 @click.option("--attempt", type=int, help="Which attempt (default: the last).")
-@farm_option
+@farm_option()
 def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
     """Print the log of JOB's last attempt (or of --attempt N)."""
-    from wheelfarm.farm.state import report
-
-    _config, queue = _queue(farm_dir)
-    row = queue.find(job)
-    tries = report.queue_jobs(queue, [row.key])[0]["attempts"]
-    if not tries:
-        raise ConfigError(f"job {row.key[:12]} has not run yet")
-    chosen = [t for t in tries if attempt is None or t["n"] == attempt]
-    if not chosen:
-        raise ConfigError(f"job {row.key[:12]} has no attempt {attempt} (it has 1-{len(tries)})")
-    where = chosen[-1]["log"]
-    if not where:
-        raise ConfigError(f"attempt {chosen[-1]['n']} of job {row.key[:12]} recorded no log")
-    try:
-        click.echo(Path(where).read_text(encoding="utf-8", errors="replace"), nl=False)
-    except OSError:
-        raise ConfigError(f"the log {where} is not on this machine") from None
+    click.echo(api.job_log(job, attempt=attempt, farm_dir=farm_dir), nl=False)
 
 
 @click.command()
@@ -213,34 +152,21 @@ def logs(job: str, attempt: int | None, farm_dir: Path) -> None:
               help="After SIGTERM, hand the running job back after this many seconds.")
 @click.option("--out", "wheelhouse", type=click.Path(path_type=Path),
               help="Where accepted wheels go [default: FARM/wheelhouse].")
-@farm_option
+@farm_option()
 def worker(controller_url: str | None, token_file: Path | None, token: str | None, drain: bool,
            name: str,
            executor_names: tuple[str, ...], python_tags: tuple[str, ...], images: tuple[str, ...],
            batch: int, poll: float, grace: float | None, wheelhouse: Path | None,
            farm_dir: Path) -> None:
     """Claim jobs and run them, from the farm's database or a controller."""
-    from wheelfarm.farm.direct import DirectBroker
-    from wheelfarm.farm.worker import Worker, WorkerOptions, default_capabilities
+    from wheelfarm.farm.worker import WorkerOptions
 
     _logging()
     token = _worker_token(token_file, token)
-    farm = farm_dir.resolve()
-    config = farm_config.load(farm)
-    for tag in python_tags:
-        _parsed("--python", parse_tag, tag)
-    broker: Any
-    if controller_url:
-        from wheelfarm.farm.remote import HttpBroker
-
-        broker = HttpBroker(controller_url, token or "")
-        house = wheelhouse  # a remote worker's wheels go to the controller
-    else:
-        broker = DirectBroker(open_queue(config))
-        house = wheelhouse or farm / "wheelhouse"
-    caps = default_capabilities(executor_names, python_tags, images, dict(config.python_paths))
-    w = Worker(broker, caps, farm, house.resolve() if house else None,
-               WorkerOptions(name=name, drain=drain, batch=batch, poll=poll, grace=grace))
+    w = api.worker(WorkerOptions(name=name, drain=drain, batch=batch, poll=poll, grace=grace),
+                   controller_url=controller_url, token=token, executors=executor_names,
+                   pythons=python_tags, images=images, wheelhouse=wheelhouse,
+                   farm_dir=farm_dir)
     w.install_signal_handlers()
     done = w.run()
     err.print(f"worker {w.name}: {done} job(s) reported")
@@ -272,28 +198,23 @@ def _worker_token(token_file: Path | None, token: str | None) -> str | None:
               metavar="BYTES", help="Largest JSON request a worker may send.")
 @click.option("--max-upload", type=click.IntRange(min=1024), default=MAX_UPLOAD,
               show_default=True, metavar="BYTES", help="Largest log or wheel a worker may upload.")
-@farm_option
+@farm_option()
 def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max_upload: int,
                farm_dir: Path) -> None:
     """Serve the HTTP API for remote workers (claim, heartbeat, upload, report)."""
-    from wheelfarm.farm.controller import Controller, serve
+    from wheelfarm.farm.controller import serve
 
     _logging()
-    _config, queue = _queue(farm_dir)
-    farm = farm_dir.resolve()
-    serve(Controller(queue, farm, (wheelhouse or farm / "wheelhouse").resolve(),
-                     max_body=max_body, max_upload=max_upload), host, port)
+    serve(api.controller(wheelhouse=wheelhouse, farm_dir=farm_dir, max_body=max_body,
+                         max_upload=max_upload), host, port)
 
 
 @click.command()
 @click.argument("name")
-@farm_option
+@farm_option()
 def token(name: str, farm_dir: Path) -> None:
     """Issue a new token for worker NAME (the old one stops working) and print it."""
-    from wheelfarm.farm.controller import issue_token
-
-    _config, queue = _queue(farm_dir)
-    click.echo(issue_token(queue, name))
+    click.echo(api.token(name, farm_dir=farm_dir))
 
 
 COMMANDS = [controller, worker, submit, status, retry, cancel, logs, token]

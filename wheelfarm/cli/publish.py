@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
+from wheelfarm import api
+from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
-from wheelfarm.errors import ConfigError
-from wheelfarm.plan import config as farm_config
-from wheelfarm.publish.publisher import Outcome, Publisher, history
-from wheelfarm.publish.signing import Keyring, Signer, resolve_key
-from wheelfarm.publish.store import Store, open_store
-from wheelfarm.publish.verify import default_state_dir, open_source, verify
+from wheelfarm.errors import ChecksFailed, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _farm_option(fn: F) -> F:
-    return click.option("--farm", "farm_dir", type=click.Path(path_type=Path, file_okay=False),
-                        default=Path("."), help="Farm directory (wheelfarm.toml).")(fn)
+_FARM_HELP = "Farm directory (wheelfarm.toml)."
 
 
 def _signing_options(fn: F) -> F:
@@ -33,27 +25,11 @@ def _signing_options(fn: F) -> F:
     fn = click.option("--valid-days", type=click.FloatRange(min=0, min_open=True),
                       help="Days until the manifest's Valid-Until [default: [publish] "
                            "valid-days, else 30].")(fn)
-    return _farm_option(fn)
+    return farm_option(_FARM_HELP)(fn)
 
 
-def _store(url: str | None, config: farm_config.FarmConfig) -> Store:
-    url = url or config.publish.url
-    if not url:
-        raise ConfigError("no index URL: name one (a directory, file://PATH or "
-                          "s3://BUCKET/PREFIX) or set url in the [publish] table")
-    return open_store(url, endpoint_url=config.publish.s3_endpoint_url)
-
-
-def _publisher(url: str | None, farm_dir: Path, sign_key: str | None,
-               valid_days: float | None) -> Publisher:
-    config = farm_config.load(farm_dir.resolve())
-    store = _store(url, config)
-    signer = Signer(resolve_key(sign_key, config.publish.sign_key))
-    days = valid_days if valid_days is not None else config.publish.valid_days
-    return Publisher(store, signer, valid_for=timedelta(days=days))
-
-
-def _report(outcome: Outcome, url: str) -> None:
+def _report(done: api.Published) -> None:
+    outcome, url = done.outcome, done.url
     if outcome.created:
         out.print(f"generation {outcome.generation} of {url}: {outcome.change}", markup=False)
     else:
@@ -77,8 +53,7 @@ def publish(dirs: tuple[Path, ...], url: str | None, farm_dir: Path, sign_key: s
     Published files never change: a file name that exists with other bytes is
     refused (exit 2); the same bytes again change nothing.
     """
-    publisher = _publisher(url, farm_dir, sign_key, valid_days)
-    _report(publisher.publish(list(dirs)), publisher.store.url)
+    _report(api.publish(list(dirs), api.Index(url, farm_dir, sign_key, valid_days)))
 
 
 @click.command()
@@ -89,8 +64,7 @@ def publish(dirs: tuple[Path, ...], url: str | None, farm_dir: Path, sign_key: s
 def rollback(url: str | None, generation: int | None, farm_dir: Path, sign_key: str | None,
              valid_days: float | None) -> None:
     """Publish a new generation whose pages equal those of generation N, freshly signed."""
-    publisher = _publisher(url, farm_dir, sign_key, valid_days)
-    _report(publisher.rollback(generation), publisher.store.url)
+    _report(api.rollback(api.Index(url, farm_dir, sign_key, valid_days), generation))
 
 
 @click.command()
@@ -99,8 +73,7 @@ def rollback(url: str | None, generation: int | None, farm_dir: Path, sign_key: 
 def refresh(url: str | None, farm_dir: Path, sign_key: str | None,
             valid_days: float | None) -> None:
     """Re-sign the current pages as a new generation with a new Valid-Until (for cron)."""
-    publisher = _publisher(url, farm_dir, sign_key, valid_days)
-    _report(publisher.refresh(), publisher.store.url)
+    _report(api.refresh(api.Index(url, farm_dir, sign_key, valid_days)))
 
 
 @click.command()
@@ -111,8 +84,7 @@ def refresh(url: str | None, farm_dir: Path, sign_key: str | None,
 def yank(url: str, spec: str, reason: str, farm_dir: Path, sign_key: str | None,
          valid_days: float | None) -> None:
     """Yank every file of NAME==VERSION: pip skips it unless pinned exactly."""
-    publisher = _publisher(url, farm_dir, sign_key, valid_days)
-    _report(publisher.yank(spec, reason), publisher.store.url)
+    _report(api.yank(api.Index(url, farm_dir, sign_key, valid_days), spec, reason))
 
 
 @click.command()
@@ -122,23 +94,20 @@ def yank(url: str, spec: str, reason: str, farm_dir: Path, sign_key: str | None,
 def unyank(url: str, spec: str, farm_dir: Path, sign_key: str | None,
            valid_days: float | None) -> None:
     """Undo a yank of NAME==VERSION."""
-    publisher = _publisher(url, farm_dir, sign_key, valid_days)
-    _report(publisher.unyank(spec), publisher.store.url)
+    _report(api.unyank(api.Index(url, farm_dir, sign_key, valid_days), spec))
 
 
 @click.command(name="history")
 @click.argument("url", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@_farm_option
+@farm_option(_FARM_HELP)
 def history_command(url: str | None, limit: int, farm_dir: Path) -> None:
     """List the generations of an index, newest first, with what each changed."""
-    config = farm_config.load(farm_dir.resolve())
-    store = _store(url, config)
-    entries = history(store, limit)
+    where, entries = api.history(url, limit=limit, farm_dir=farm_dir)
     if not entries:
-        out.print(f"nothing published at {store.url}", markup=False)
+        out.print(f"nothing published at {where}", markup=False)
         return
-    table = Table(title=f"generations of {store.url}")
+    table = Table(title=f"generations of {where}")
     for col in ("gen", "date (UTC)", "valid until", "change", "projects changed"):
         table.add_column(col, justify="right" if col == "gen" else "left")
     for entry in entries:
@@ -167,8 +136,7 @@ def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
     older than one seen before), every file's hash and every signature. Exit 0
     only if everything holds; each failure is named.
     """
-    with Keyring(key_file) as keyring:
-        report = verify(open_source(source), keyring, state_dir or default_state_dir())
+    report = api.verify(source, key_file, state_dir)
     for warning in report.warnings:
         err.print(f"warning: {warning}", markup=False)
     for requirement in report.missing:
@@ -176,8 +144,7 @@ def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
     for failure in report.failures:
         err.print(f"FAILED: {failure}", markup=False)
     if report.failures:
-        err.print(f"{len(report.failures)} check(s) failed for {report.source}", markup=False)
-        raise SystemExit(1)
+        raise ChecksFailed(f"{len(report.failures)} check(s) failed for {report.source}")
     out.print(f"verified generation {report.generation} of {report.source}: {report.files} "
               f"files, {report.signatures} signatures", markup=False)
 

@@ -13,26 +13,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, select
-
-from wheelfarm.errors import ConfigError, WheelfarmError
-from wheelfarm.farm.state import Artifact, Capabilities, Lease, LeaseLost, Outcome
-from wheelfarm.farm.state.schema import jobs
+from wheelfarm.errors import ConfigError, FailureKind, LeaseLost, TooLarge
+from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome
 from wheelfarm.farm.state.sql import lease_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-_LEASE_COLUMNS = (jobs.c.id, jobs.c.key, jobs.c.attempts, jobs.c.lease, jobs.c.worker,
-                  jobs.c.lease_expires, jobs.c.kind, jobs.c.recipe, jobs.c.target,
-                  jobs.c.python, jobs.c.executor, jobs.c.pythons, jobs.c.timeout)
+    from wheelfarm.farm.state.queue import Queue
+
 MAX_BODY = 16 * 1024**2  # bytes of a JSON request (a batch of a thousand reports fits)
 MAX_UPLOAD = 4 * 1024**3  # bytes of an uploaded log or wheel
-
-
-class TooLarge(WheelfarmError):
-    """A request body or upload over its limit (answered with 413)."""
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -113,7 +105,11 @@ def as_outcome(value: Any) -> Outcome:
                     "filename", "sha256", "location"}:
             raise ConfigError("bad request: outcome: artifact: expected filename, sha256 "
                               "(and location) strings")
-    return Outcome(ok=data["ok"], duration=float(duration), kind=data.get("kind", "")[:100],
+    kind = data.get("kind", "")
+    if kind and FailureKind.parse(kind) is None:
+        raise ConfigError(f"bad request: outcome: kind: {kind[:100]!r} is none of "
+                          f"{', '.join(k.value for k in FailureKind)}")
+    return Outcome(ok=data["ok"], duration=float(duration), kind=FailureKind.parse(kind),
                    reason=data.get("reason", "")[:4000],
                    artifact=Artifact(art["filename"], str(art.get("sha256", "")))
                    if art is not None else None)
@@ -145,7 +141,7 @@ async def receive(request: Request, dest: Path, limit: int) -> None:
             fh.write(chunk)
 
 
-def resolve_leases(engine: Engine, name: str, items: Any) -> list[Lease]:
+def resolve_leases(queue: Queue, name: str, items: Any) -> list[Lease]:
     """The leases a worker names, as the database knows them: a worker says
     which lease (job and token), never what it is (key, attempt, kind).
 
@@ -163,9 +159,7 @@ def resolve_leases(engine: Engine, name: str, items: Any) -> list[Lease]:
         wanted.append((cast(int, job_id), token, data.get("n")))
     if not wanted:
         return []
-    with engine.begin() as conn:
-        rows = {r.id: r for r in conn.execute(select(*_LEASE_COLUMNS).where(
-            jobs.c.id.in_(sorted({j for j, _, _ in wanted}))))}
+    rows = queue.lease_rows([j for j, _, _ in wanted])
     found: list[Lease] = []
     for job_id, token, n in wanted:
         row = rows.get(job_id)

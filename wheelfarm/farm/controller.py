@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, overload
 
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -38,12 +37,11 @@ from starlette.routing import Route
 
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.wheelcheck import Expected, check_name, check_sound, expected_of
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, LeaseLost, TooLarge, WheelChanged, WheelfarmError
 from wheelfarm.farm import debugupload
 from wheelfarm.farm.apiinput import (
     MAX_BODY,
     MAX_UPLOAD,
-    TooLarge,
     as_capabilities,
     as_list,
     as_object,
@@ -54,12 +52,9 @@ from wheelfarm.farm.apiinput import (
     receive,
     resolve_leases,
 )
-from wheelfarm.farm.state import Artifact, Capabilities, Lease, LeaseLost, Outcome, report
-from wheelfarm.farm.state.lifecycle import ACTIVE
+from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome, report
 from wheelfarm.farm.state.queue import Queue
-from wheelfarm.farm.state.schema import jobs
-from wheelfarm.fsutil import file_lock
-from wheelfarm.publish import index
+from wheelfarm.farm.wheelhouse import Debug, Wheelhouse
 
 log = logging.getLogger(__name__)
 API = "/api/v1"
@@ -141,7 +136,7 @@ class Controller:
         return await read_json(request, self.max_body)
 
     def _leases(self, name: str, items: Any) -> list[Lease]:
-        return resolve_leases(self.queue.engine, name, items)
+        return resolve_leases(self.queue, name, items)
 
     def _lease(self, name: str, item: Any) -> Lease:
         [lease] = self._leases(name, [item])
@@ -280,29 +275,23 @@ class Controller:
 
     def _expected(self, job_id: int) -> Expected:
         """What the job's wheel must be, from the recipe text it was submitted with."""
-        with self.queue.engine.begin() as conn:
-            row = conn.execute(select(jobs.c.spec, jobs.c.target, jobs.c.python).where(
-                jobs.c.id == job_id)).first()
+        row = self.queue.submitted(job_id)
         if row is None:
             raise LeaseLost(f"job {job_id}: no such job")
         return expected_of(job_id, row.spec, row.python, row.target)
 
     def _publish(self, wheel: Path, sha256: str) -> None:
         """Copy an accepted wheel into the wheelhouse: the recorded bytes only."""
-        self.wheelhouse.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.wheelhouse / ".wheelfarm-lock"):
-            tmp = self.wheelhouse / f".incoming-{wheel.name}"
-            shutil.copyfile(wheel, tmp)
-            if sha256_file(tmp) != sha256:
-                tmp.unlink()
-                log.error("%s changed after it was recorded; not published", wheel.name)
-                return
-            try:  # its debug files first, so that a listed wheel finds them
-                debugupload.publish(tmp, wheel.name, wheel.parent, self.wheelhouse)
-            except WheelfarmError as exc:
-                log.error("%s: debug files not published: %s", wheel.name, exc)
-            os.replace(tmp, self.wheelhouse / wheel.name)
-            index.write_simple_index(self.wheelhouse)
+        try:
+            debug = debugupload.checked(wheel, wheel.name, wheel.parent)
+        except WheelfarmError as exc:
+            log.error("%s: debug files not published: %s", wheel.name, exc)
+            debug = []
+        try:
+            # The sha256 is checked again on the copy that is renamed into place.
+            Wheelhouse(self.wheelhouse).add(wheel, debug=Debug(debug, once=True), sha256=sha256)
+        except WheelChanged:
+            log.error("%s changed after it was recorded; not published", wheel.name)
 
     async def _release(self, request: Request, name: str) -> Response:
         body = await self._json(request)
@@ -367,12 +356,7 @@ class Controller:
                              "sha256": sha256_file(lease_dir / dest_name)})
 
     def _held_job(self, job_id: int, n: int, token: str, name: str) -> Any:
-        with self.queue.engine.begin() as conn:
-            row = conn.execute(select(jobs).where(
-                jobs.c.id == job_id, jobs.c.attempts == n, jobs.c.lease == token,
-                jobs.c.worker == name,
-                # Not once the job ended: a recorded wheel's bytes never change.
-                jobs.c.state.in_([s.value for s in ACTIVE]))).first()
+        row = self.queue.held_job(job_id, n, token, name)
         if row is None:
             raise LeaseLost(f"job {job_id} attempt {n}: the lease is not held by {name}")
         return row
@@ -388,10 +372,7 @@ class Controller:
         """A succeeded build's wheel, where the controller keeps it: the path is
         made from the job's key, attempt and checked file name, never read back
         from what a worker reported."""
-        with self.queue.engine.begin() as conn:
-            row = conn.execute(select(jobs.c.key, jobs.c.attempts, jobs.c.artifact_filename,
-                                      jobs.c.artifact_sha256).where(
-                jobs.c.key == key, jobs.c.state == "succeeded", jobs.c.kind == "build")).first()
+        row = self.queue.built(key)
         if row is None or not row.artifact_filename:
             return None
         name = str(row.artifact_filename)

@@ -8,17 +8,18 @@ that reaches a path, and only once it is lower-case hex. A build-id the
 wheelhouse already holds with other bytes is refused: debuginfod clients
 trust a build-id's file to stay what it was.
 
-When the controller accepts the wheel, :func:`publish` checks the files
-again against the recorded wheel, copies them into ``wheelhouse/debug/``
-and writes the wheel's listing itself.
+When the controller accepts the wheel, :func:`checked` checks the files
+again against the recorded wheel, and the wheelhouse copies them into
+``wheelhouse/debug/`` and writes the wheel's listing itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
-import os
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from wheelfarm.build import debuginfo
 from wheelfarm.build.archive import sha256_file
@@ -40,16 +41,24 @@ def build_id_of_name(filename: str) -> str:
 
 def elf_build_id(path: Path) -> str | None:
     """The GNU build-id of an uploaded file, which must be ELF."""
+    with path.open("rb") as fh:
+        return _build_id_of(fh, path.name)
+
+
+def _build_id_of_bytes(data: bytes, name: str) -> str | None:
+    return _build_id_of(io.BytesIO(data), name)
+
+
+def _build_id_of(fh: BinaryIO, name: str) -> str | None:
     try:
-        with path.open("rb") as fh:
-            if fh.read(4) != debuginfo.ELF_MAGIC:
-                raise ConfigError(f"{path.name}: not an ELF file")
-            fh.seek(0)
-            return debuginfo.build_id_of(fh)
+        if fh.read(4) != debuginfo.ELF_MAGIC:
+            raise ConfigError(f"{name}: not an ELF file")
+        fh.seek(0)
+        return debuginfo.build_id_of(fh)
     except ConfigError:
         raise
     except Exception as exc:  # pyelftools raises many kinds on a malformed file
-        raise ConfigError(f"{path.name}: not a readable ELF file: {exc}") from None
+        raise ConfigError(f"{name}: not a readable ELF file: {exc}") from None
 
 
 def check_upload(path: Path, build_id: str, lease_dir: Path, wheelhouse: Path) -> None:
@@ -73,52 +82,26 @@ def check_upload(path: Path, build_id: str, lease_dir: Path, wheelhouse: Path) -
                               "other bytes; a debug file is written once")
 
 
-def publish(wheel: Path, wheel_name: str, lease_dir: Path, wheelhouse: Path) -> int:
-    """Copy the uploaded debug files of ``wheel`` (the recorded bytes, being
-    published as ``wheel_name``) into ``wheelhouse/debug/`` and write its listing.
+def checked(wheel: Path, wheel_name: str, lease_dir: Path) -> list[debuginfo.DebugFile]:
+    """The uploaded debug files of ``wheel`` (the recorded bytes, being published as
+    ``wheel_name``) that are still what they claim, for
+    :meth:`~wheelfarm.farm.wheelhouse.Wheelhouse.add` to publish (which writes only
+    bytes of the sha256 found here and keeps a build-id's file once written).
 
-    Call under the wheelhouse's lock, before the wheel itself goes in. Every
-    file is checked again on the copy it is published from; one that fails is
-    left out (and logged). Returns how many files the listing names.
+    Every file is checked again: one that fails is left out (and logged).
     """
-    folder = wheelhouse / debuginfo.DEBUG_DIR
     files: list[debuginfo.DebugFile] = []
     for build_id, module in sorted(debuginfo.module_build_ids(wheel).items()):
         uploaded = lease_dir / UPLOAD_DIR / f"{build_id}{SUFFIX}"
         if not uploaded.is_file():
             continue
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".incoming-debug-", dir=folder)
-        tmp = Path(name)
+        data = uploaded.read_bytes()  # checked and hashed from the same bytes
         try:
-            with os.fdopen(fd, "wb") as out, uploaded.open("rb") as src:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-            os.chmod(tmp, 0o644)
-            sha = sha256_file(tmp)
-            final = debuginfo.out_path(wheelhouse, build_id)
-            if elf_build_id(tmp) != build_id:
+            if _build_id_of_bytes(data, uploaded.name) != build_id:
                 raise ConfigError(f"{uploaded.name}: its build-id changed after it was checked")
-            if final.is_file() and sha256_file(final) != sha:
-                raise ConfigError(f"{final.name}: already in the wheelhouse with other bytes")
-            size = tmp.stat().st_size
-            os.replace(tmp, final)
         except ConfigError as exc:
             log.error("%s: debug file not published: %s", wheel_name, exc)
             continue
-        finally:
-            tmp.unlink(missing_ok=True)
-        files.append(debuginfo.DebugFile(build_id, module, sha, size, final))
-    listing = folder / f"{wheel_name}.json"
-    if not files:  # one left by an earlier build of this name would name the wrong files
-        listing.unlink(missing_ok=True)
-        return 0
-    fd, name = tempfile.mkstemp(prefix=".incoming-listing-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(debuginfo.listing(files))
-        os.chmod(name, 0o644)
-        os.replace(name, listing)
-    finally:
-        Path(name).unlink(missing_ok=True)
-    return len(files)
+        files.append(debuginfo.DebugFile(build_id, module, hashlib.sha256(data).hexdigest(),
+                                         len(data), uploaded))
+    return files

@@ -44,20 +44,15 @@ class DirectBroker:
     def heartbeat(self, leases: Sequence[Lease]) -> list[Lease]:
         return self._call(self.queue.heartbeat, leases)
 
-    def start(self, lease: Lease) -> None:
-        self._call(self.queue.start, lease)
-
-    def start_many(self, leases: Sequence[Lease]) -> list[Lease]:
+    def start(self, leases: Sequence[Lease]) -> list[Lease]:
         return self._call(self.queue.start_many, leases)
 
-    def finish(self, lease: Lease, outcome: Outcome) -> Any:
-        return self._call(self.queue.finish, lease, outcome)
-
-    def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[Any]:
-        return self._call(self.queue.finish_many, reports)
-
-    def finish_and_claim(self, reports: Sequence[tuple[Lease, Outcome]], worker: str,
-                         caps: Capabilities, limit: int) -> tuple[list[Any], list[Lease]]:
+    def finish(self, reports: Sequence[tuple[Lease, Outcome]],
+               claim: tuple[str, Capabilities, int] | None = None,
+               ) -> tuple[list[Any], list[Lease]]:
+        if claim is None:
+            return self._call(self.queue.finish_many, reports), []
+        worker, caps, limit = claim
         return self._call(lambda: self.queue.finish_and_claim(reports, worker, caps, limit,
                                                               start=True))
 

@@ -1,10 +1,12 @@
 """Running one leased job: a build through the pipeline, or a probe.
 
-A worker runs each job that takes time in a child process (``python -m
-wheelfarm.farm.jobrun SPEC``) so that the job's timeout, a cancellation or a hand-back can
-kill it, compilers included. The child records its process id next to the
-spec and kills itself when its worker disappears, so an orphaned build never
-delivers a wheel that nobody recorded.
+The child's side of :class:`~wheelfarm.farm.runners.ProcessRunner`: a
+worker runs each job that takes time in a child process (``python -m
+wheelfarm.farm.jobrun SPEC``) so that the job's timeout, a cancellation or
+a hand-back can kill it, compilers included; the child hands back its
+:class:`~wheelfarm.build.outcome.Outcome` in ``result.json``. The child
+records its process id next to the spec and kills itself when its worker
+disappears, so an orphaned build never delivers a wheel that nobody recorded.
 """
 
 from __future__ import annotations
@@ -16,16 +18,16 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from wheelfarm import proc
-from wheelfarm.build.archive import sha256_file
-from wheelfarm.errors import WheelfarmError
-from wheelfarm.farm.state.models import Artifact, Lease
+from wheelfarm.build.outcome import Artifact, Outcome
+from wheelfarm.errors import FailureKind, WheelfarmError
+from wheelfarm.farm.state.models import Lease
 
 SPEC = "job.json"
 RESULT = "result.json"
@@ -83,15 +85,17 @@ def probe(attempt: Attempt, out: Path | None = None) -> Artifact:
     return Artifact(path.name, hashlib.sha256(content).hexdigest(), str(path))
 
 
-def build(attempt: Attempt) -> dict[str, Any]:
+def build(attempt: Attempt) -> Outcome:
     """Rebuild the job from what the queue stored and run the pipeline on it."""
     # Imported here: a probe's process should start in a fraction of a second.
     from wheelfarm.build import executors
     from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.farm.wheelhouse import Wheelhouse
     from wheelfarm.plan import config as farm_config
     from wheelfarm.plan import jobs as plan
     from wheelfarm.plan import recipe
     from wheelfarm.plan.targets import parse_target
+    from wheelfarm.publish.storecache import store_cache
 
     lease = attempt.lease
     spec = lease.spec
@@ -100,32 +104,26 @@ def build(attempt: Attempt) -> dict[str, Any]:
         loaded = recipe.loads(str(spec["recipe_text"]), Path(str(spec["recipe_path"])))
     except WheelfarmError as exc:
         # A path source that is missing here may exist on another worker.
-        return {"ok": False, "kind": "source", "reason": f"on this worker: {exc}"}
+        return Outcome.failed(FailureKind.SOURCE, f"on this worker: {exc}")
     if loaded.digest() != spec["recipe_digest"]:
-        return {"ok": False, "kind": "source",
-                "reason": f"{loaded.path} is not the recipe that was submitted (its digest "
-                          "differs); resubmit it"}
+        return Outcome.failed(FailureKind.SOURCE, f"{loaded.path} is not the recipe that was "
+                              "submitted (its digest differs); resubmit it")
     try:
         executor = executors.get(lease.executor, pythons_config=dict(config.python_paths),
                                  config=config)
     except WheelfarmError as exc:
-        return {"ok": False, "kind": "worker-error", "reason": str(exc)}
+        return Outcome.failed(FailureKind.WORKER, str(exc))
     job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,
                    tuple(spec["test_pythons"]), lease.key,
                    str(spec.get("profile") or loaded.profile or "release"))
-    result = Pipeline(config, {lease.executor: executor}, attempt.out).run_job(job)
-    doc: dict[str, Any] = {"ok": result.status != "failed", "pipeline_log": str(result.log)}
-    if result.wheel is not None:
-        doc["artifact"] = {"filename": result.wheel.name, "sha256": sha256_file(result.wheel),
-                           "location": str(result.wheel)}
-    else:
-        doc.update(kind=result.step or "internal", reason=result.message)
-    return doc
+    # The attempt's own directory: the worker adds its wheel to the farm's wheelhouse.
+    return Pipeline(config, {lease.executor: executor}, Wheelhouse(attempt.out, index=False),
+                    remote=partial(store_cache, config)).run_job(job).outcome
 
 
-def child_main(spec_path: Path) -> dict[str, Any]:
+def child_main(spec_path: Path) -> Outcome:
     """The child's side: run the attempt, add the pipeline's log to the attempt's
-    log, write ``result.json``; returns it too.
+    log, write ``result.json``; returns the outcome too.
 
     The child enforces the job's timeout itself and kills every process the
     job started (each command runs in a session of its own, so a process
@@ -136,36 +134,35 @@ def child_main(spec_path: Path) -> dict[str, Any]:
     (attempt.dir / PID).write_text(str(os.getpid()))
     finished = threading.Lock()
 
-    def give_up(doc: dict[str, Any], code: int) -> None:
+    def give_up(outcome: Outcome, code: int) -> None:
         if finished.acquire(blocking=False):
-            _write_result(attempt, doc)
+            _write_result(attempt, outcome)
             kill_tree(os.getpid())
             os._exit(code)
 
     def on_term(_signum: int, _frame: object) -> None:
-        give_up({"ok": False, "kind": "worker-error", "reason": "stopped by its worker"}, 143)
+        give_up(Outcome.failed(FailureKind.WORKER, "stopped by its worker"), 143)
 
     signal.signal(signal.SIGTERM, on_term)
     timeout = attempt.lease.timeout
-    timer = threading.Timer(timeout, give_up, ({
-        "ok": False, "kind": "timeout", "reason": f"timed out after {timeout:g}s; killed"}, 124))
+    timer = threading.Timer(timeout, give_up, (Outcome.failed(
+        FailureKind.TIMEOUT, f"timed out after {timeout:g}s; killed"), 124))
     timer.daemon = True
     timer.start()
     _exit_with_parent(lambda: give_up(
-        {"ok": False, "kind": "worker-error", "reason": "its worker went away"}, 1))
+        Outcome.failed(FailureKind.WORKER, "its worker went away"), 1))
     try:
         with find_links(attempt.find_links):
             if attempt.lease.kind == "probe":
-                art = probe(attempt)
-                doc: dict[str, Any] = {"ok": True, "artifact": art.__dict__}
+                outcome = Outcome(ok=True, duration=0.0, artifact=probe(attempt))
             else:
-                doc = build(attempt)
+                outcome = build(attempt)
     except WheelfarmError as exc:
-        doc = {"ok": False, "kind": "worker-error", "reason": str(exc)}
+        outcome = Outcome.failed(FailureKind.WORKER, str(exc))
     if finished.acquire(blocking=False):
         timer.cancel()
-        _write_result(attempt, doc)
-    return doc
+        _write_result(attempt, outcome)
+    return outcome
 
 
 @contextmanager
@@ -192,24 +189,24 @@ def find_links(locations: Sequence[str]) -> Iterator[None]:
             os.environ["PIP_FIND_LINKS"] = before
 
 
-def _write_result(attempt: Attempt, doc: dict[str, Any]) -> None:
-    pipeline_log = doc.get("pipeline_log")
+def _write_result(attempt: Attempt, outcome: Outcome) -> None:
+    """Add the pipeline's log to the attempt's, then write ``result.json`` (naming
+    the attempt's log)."""
     with attempt.log.open("a", encoding="utf-8") as fh:
-        if pipeline_log and os.path.exists(pipeline_log):
-            fh.write(Path(pipeline_log).read_text(encoding="utf-8", errors="replace"))
-        if not doc["ok"]:
-            fh.write(f"! {doc.get('kind')}: {doc.get('reason')}\n")
+        if outcome.log and os.path.exists(outcome.log):
+            fh.write(Path(outcome.log).read_text(encoding="utf-8", errors="replace"))
+        if not outcome.ok:
+            fh.write(f"! {outcome.kind}: {outcome.reason}\n")
     tmp = attempt.dir / (RESULT + ".tmp")
-    tmp.write_text(json.dumps(doc))
+    tmp.write_text(replace(outcome, log=str(attempt.log)).to_json())
     os.replace(tmp, attempt.dir / RESULT)
 
 
-def read_result(directory: Path) -> Mapping[str, Any] | None:
+def read_result(directory: Path) -> Outcome | None:
     path = directory / RESULT
     if not path.exists():
         return None
-    data: Mapping[str, Any] = json.loads(path.read_text())
-    return data
+    return Outcome.from_json(path.read_text())
 
 
 def kill(directory: Path) -> bool:

@@ -50,61 +50,72 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.utils import canonicalize_name
-
-from wheelfarm import proc
-from wheelfarm.build.archive import sha256_file
-from wheelfarm.build.pipeline import JobResult
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.build.outcome import JobResult, Outcome
+from wheelfarm.errors import FailureKind, WheelfarmError
 from wheelfarm.farm import jobrun
-from wheelfarm.farm.state import Artifact, Capabilities, JobState, Lease, LeaseLost, Outcome
+from wheelfarm.farm.direct import DirectBroker
+from wheelfarm.farm.runners import ThreadRunner
+from wheelfarm.farm.state import Capabilities, JobState, Lease, open_queue
 from wheelfarm.farm.state.models import host_os
+from wheelfarm.farm.wheelhouse import Wheelhouse
+from wheelfarm.farm.worker import Worker, WorkerOptions
 from wheelfarm.plan.jobs import Job
 from wheelfarm.plan.targets import host_arch
-from wheelfarm.publish import index
 
 if TYPE_CHECKING:
     from wheelfarm.build.pipeline import Pipeline
     from wheelfarm.farm.state.queue import Queue
 
 log = logging.getLogger(__name__)
-_IDLE = 1.0  # seconds an idle thread waits for news (a retry's backoff, a reclaim)
+_IDLE = 1.0  # seconds an idle loop waits for news (a retry's backoff, a reclaim)
 
 
-def with_needs(selected: Sequence[Job], planned: Sequence[Job]) -> tuple[list[Job], list[Job]]:
-    """``selected`` and the jobs of ``planned`` they need, transitively, in plan order;
-    and, second, those that were added.
+class LocalBroker(DirectBroker):
+    """The run's private queue, shared by the loops of one process: its errors
+    end the run (no database to wait for), and news of a report reaches the
+    idle loops through a condition rather than the database."""
 
-    A job needs the job of each recipe in its ``build.needs`` for the same
-    target and python. ConfigError when ``planned`` has none.
-    """
-    provides: dict[tuple[str, str, str], Job] = {
-        (canonicalize_name(j.recipe.name), j.target.name, j.python): j for j in planned}
-    chosen = {j.key for j in selected}
-    todo = list(selected)
-    while todo:
-        job = todo.pop()
-        for need in job.recipe.needs:
-            dep = provides.get((need, job.target.name, job.python))
-            if dep is None:
-                raise ConfigError(
-                    f"{job.recipe.name} needs {need}, but no recipe of this build makes "
-                    f"{need} for {job.target.name} and {job.python}; give its recipe too")
-            if dep.key not in chosen:
-                chosen.add(dep.key)
-                todo.append(dep)
-    ordered: list[Job] = []
-    seen: set[str] = set()
-    for job in planned:
-        if job.key in chosen and job.key not in seen:
-            seen.add(job.key)
-            ordered.append(job)
-    asked = {j.key for j in selected}
-    return ordered, [j for j in ordered if j.key not in asked]
+    def __init__(self, queue: Queue) -> None:
+        super().__init__(queue)
+        self._wake = threading.Condition()
+        self._news = 0  # bumped (under _wake) whenever a job is reported
+        self._seen = threading.local()
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    def finish(self, reports: Sequence[tuple[Lease, Outcome]],
+               claim: tuple[str, Capabilities, int] | None = None,
+               ) -> tuple[list[Any], list[Lease]]:
+        try:
+            return super().finish(reports, claim)
+        finally:
+            self.notify()
+
+    def release(self, lease: Lease, reason: str) -> None:
+        try:
+            super().release(lease, reason)
+        finally:
+            self.notify()
+
+    def notify(self) -> None:
+        with self._wake:
+            self._news += 1
+            self._wake.notify_all()
+
+    def wait(self, seconds: float) -> bool:
+        """Whether a job was reported since this thread last asked."""
+        with self._wake:
+            if getattr(self._seen, "n", 0) == self._news:
+                self._wake.wait(seconds)
+            news = getattr(self._seen, "n", 0) != self._news
+            self._seen.n = self._news
+        return news
 
 
 class LocalRun:
-    """One ``wheelfarm build``: a private queue, ``parallel`` worker threads, the pipeline.
+    """One ``wheelfarm build``: a private queue, ``parallel`` worker loops in
+    threads (:class:`~wheelfarm.farm.worker.Worker`), the pipeline in each.
 
     :meth:`run` returns a result per job in the order given; the output's
     index is rewritten when any job produced a wheel.
@@ -121,13 +132,9 @@ class LocalRun:
         self.signal: int | None = None  # the signal that stopped the run, if one did
         self.stopping = threading.Event()
         self.handing_back = threading.Event()
-        self._over = threading.Event()
-        self._wake = threading.Condition()
-        self._news = 0  # bumped (under _wake) whenever a job is reported
-        self._guard = threading.Lock()
-        self._held: dict[int, Lease] = {}
+        self.runner = ThreadRunner(pipeline, self.by_key)
+        self._worker: Worker | None = None
         self._results: dict[str, JobResult] = {}
-        self._failure: BaseException | None = None
 
     @property
     def database(self) -> Path:
@@ -148,24 +155,19 @@ class LocalRun:
                 self._work(queue, caps)
             results = self._collect(queue)
         finally:
-            queue.engine.dispose()
+            queue.close()
             if not self.keep:
                 shutil.rmtree(self.dir, ignore_errors=True)
         if any(r.status != "failed" for r in results):
-            index.write_simple_index(out_dir)
+            Wheelhouse(out_dir).reindex()
         return results
 
     def _open(self) -> Queue:
-        from wheelfarm.farm.state.db import open_engine
-        from wheelfarm.farm.state.queue import Queue
-
-        config = self.pipeline.config
         self.dir.mkdir(parents=True, exist_ok=True)
-        return Queue(open_engine(f"sqlite:///{self.database}"), lease_seconds=config.lease,
-                     backoff=config.retry_backoff)
+        return open_queue(self.pipeline.config, f"sqlite:///{self.database}")
 
     def _submit(self, queue: Queue) -> Capabilities:
-        from wheelfarm.farm.state.submit import build_jobs
+        from wheelfarm.farm.submit import build_jobs
 
         # Planning decided that this machine builds every job (a zig or
         # container executor may build for another arch): match any worker.
@@ -177,149 +179,66 @@ class LocalRun:
                             kinds=("build",))
 
     def _work(self, queue: Queue, caps: Capabilities) -> None:
-        threads = [threading.Thread(target=self._worker, args=(queue, caps, f"local-{i + 1}"),
-                                    name=f"local-{i + 1}", daemon=True)
-                   for i in range(self.parallel)]
-        beat = threading.Thread(target=self._heartbeats, args=(queue,), name="heartbeat",
-                                daemon=True)
-        beat.start()
-        for t in threads:
-            t.start()
-        try:
-            for t in threads:
-                # A bounded join: the main thread must stay free to run signal handlers.
-                while t.is_alive():
-                    t.join(0.2)
-        finally:
-            self._over.set()
-        beat.join()
-        if self._failure is not None:
+        worker = Worker(LocalBroker(queue), caps, self.pipeline.config.root, None,
+                        WorkerOptions(name="local", drain=True, poll=_IDLE, who="build"),
+                        runner=self.runner,
+                        names=[f"local-{i + 1}" for i in range(self.parallel)],
+                        on_report=self._reported)
+        # The run's own events: a stop may come before the loops exist (or the
+        # signal handlers of cli/build.py ask them).
+        worker.stopping, worker.handing_back = self.stopping, self.handing_back
+        self._worker = worker
+        worker.run()
+        if worker.failure is not None:
             raise WheelfarmError(f"the build's queue ({self.database}) failed: "
-                                 f"{self._failure}") from self._failure
+                                 f"{worker.failure}") from worker.failure
 
-    def _worker(self, queue: Queue, caps: Capabilities, name: str) -> None:
-        try:
-            queue.register(name, caps)  # so that the kept queue says who ran what
-            while not self.stopping.is_set():
-                with self._wake:
-                    seen = self._news
-                leases = queue.claim(name, caps, 1)
-                if leases:
-                    self._run(queue, leases[0])
-                    continue
-                if not queue.outstanding(caps):
-                    return
-                # Nothing runnable yet (needs, a retry's backoff, a target's
-                # limit): wait for a report of another thread.
-                with self._wake:
-                    if self._news == seen and not self.stopping.is_set():
-                        self._wake.wait(_IDLE)
-        except Exception as exc:  # the queue itself broke (a full disk): end the run
-            self._failure = exc
-            self.stop(None)
-
-    def _run(self, queue: Queue, lease: Lease) -> None:
-        job = self.by_key[lease.key]
-        with self._guard:
-            self._held[lease.job_id] = lease
-        try:
-            if self.stopping.is_set():
-                queue.release(lease, "the build is stopping")
-                return
-            queue.start(lease)
-            result = self.pipeline.run_job(job)
-            if result.status == "failed" and self.handing_back.is_set():
-                queue.release(lease, "the build was interrupted")
-                self._results[job.key] = replace(
-                    result, step="interrupted", message="stopped: the build was interrupted")
-                return
-            if queue.finish(lease, _outcome(result)) is not JobState.PENDING:
-                self._results[job.key] = result  # final; pending: retried after a backoff
-        except LeaseLost as exc:
-            # The lease ran out (the process was suspended?): the queue has
-            # retried or failed the job meanwhile, and refused this result.
-            log.warning("%s: result not recorded: %s", job.id, exc)
-        finally:
-            with self._guard:
-                self._held.pop(lease.job_id, None)
-            self._notify()
-
-    def _heartbeats(self, queue: Queue) -> None:
-        every = max(0.05, queue.lease_seconds / 3)
-        while not self._over.wait(every):
-            with self._guard:
-                held = list(self._held.values())
-            if not held:
-                continue
-            try:
-                for lease in queue.heartbeat(held):
-                    log.warning("lost the lease of %s", self.by_key[lease.key].id)
-            except Exception as exc:  # the next beat may succeed; the worker reports failures
-                log.warning("heartbeat failed: %s", exc)
-
-    def _notify(self) -> None:
-        with self._wake:
-            self._news += 1
-            self._wake.notify_all()
+    def _reported(self, lease: Lease, outcome: Outcome, state: Any) -> None:
+        result = self.runner.results.get(lease.key)
+        if result is None:  # stopped before it began: see _unreported
+            return
+        if state is None:  # handed back
+            self._results[lease.key] = replace(result, outcome=replace(
+                outcome, kind=FailureKind.INTERRUPTED,
+                reason="stopped: the build was interrupted"))
+        elif state is not JobState.PENDING:  # final; pending: retried after a backoff
+            self._results[lease.key] = result
 
     # -- stopping -----------------------------------------------------------------------------
 
     def running(self) -> int:
-        with self._guard:
-            return len(self._held)
+        return self.runner.running()
 
     def stop(self, signum: int | None) -> None:
         """Claim nothing more; the running jobs end and are reported."""
         if self.signal is None:
             self.signal = signum
         self.stopping.set()
-        self._notify()
 
     def hand_back(self, signum: int | None) -> None:
         """Stop now: kill the running jobs' commands and hand the jobs back."""
         self.stop(signum)
-        if self.handing_back.is_set():
-            return
-        self.handing_back.set()
-
-        def kill() -> None:
-            # A job may be between two commands: keep killing until none runs.
-            while not self._over.is_set() and self.running():
-                proc.kill_running()
-                time.sleep(0.1)
-
-        threading.Thread(target=kill, name="hand-back", daemon=True).start()
+        if self._worker is not None:
+            self._worker.hand_back()
+        else:
+            self.handing_back.set()
 
     # -- results ------------------------------------------------------------------------------
 
     def _collect(self, queue: Queue) -> list[JobResult]:
-        from sqlalchemy import select
-
-        from wheelfarm.farm.state.schema import jobs
-
-        with queue.engine.begin() as conn:
-            rows = {r.key: r for r in conn.execute(
-                select(jobs.c.key, jobs.c.state, jobs.c.reason, jobs.c.attempts))}
+        rows = queue.job_states([j.key for j in self.jobs])
         return [self._results.get(j.key) or self._unreported(j, rows[j.key]) for j in self.jobs]
 
     def _unreported(self, job: Job, row: Any) -> JobResult:
-        """The result of a job no thread reported: failed by the queue, or never run."""
+        """The result of a job no loop reported: failed by the queue, or never run."""
         if row.state == JobState.FAILED and not row.attempts:
-            step, message = "needs", str(row.reason)
+            kind, message = FailureKind.NEEDS, str(row.reason)
         elif row.state == JobState.FAILED:
-            step, message = "lease", str(row.reason)
+            kind, message = FailureKind.LOST, str(row.reason)
         else:
-            step, message = "interrupted", "not built: the build was interrupted"
+            kind, message = FailureKind.INTERRUPTED, "not built: the build was interrupted"
         path = self.pipeline.log_dir / f"{job.id}.log"
-        path.write_text(f"# job {job.id}\n# key {job.key}\n## {step}\n! {message}\n",
+        path.write_text(f"# job {job.id}\n# key {job.key}\n## {kind}\n! {message}\n",
                         encoding="utf-8")
-        return JobResult(job=job, status="failed", seconds=0.0, log=path, step=step,
-                         message=message, tail=f"! {message}", started_at=time.time())
-
-
-def _outcome(result: JobResult) -> Outcome:
-    if result.wheel is not None:
-        art = Artifact(result.wheel.name, sha256_file(result.wheel), str(result.wheel))
-        return Outcome(True, result.seconds, log=str(result.log), artifact=art)
-    return Outcome(False, result.seconds, kind=result.step or "internal",
-                   reason=result.message, log=str(result.log))
+        return JobResult(job, Outcome(False, 0.0, kind, message, str(path),
+                                      started_at=time.time()), tail=f"! {message}")

@@ -1,4 +1,4 @@
-"""A worker's side of the controller's HTTP API (the :class:`~wheelfarm.farm.worker.Broker`
+"""A worker's side of the controller's HTTP API (the :class:`~wheelfarm.farm.broker.Broker`
 of a machine without database access).
 
 Requests that fail to reach the controller are retried for ``patience``
@@ -20,9 +20,9 @@ import httpx
 from wheelfarm import __version__
 from wheelfarm.build import debuginfo
 from wheelfarm.build.archive import sha256_file
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, LeaseLost, WheelfarmError
 from wheelfarm.farm.controller import API, LEASE_HEADER
-from wheelfarm.farm.state import Capabilities, Lease, LeaseLost, Outcome
+from wheelfarm.farm.state import Capabilities, Lease, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +77,25 @@ class HttpBroker:
         lost = set(body["lost"])
         return [x for x in leases if x.job_id in lost]
 
-    def start(self, lease: Lease) -> None:
-        self._call("POST", "/start", json={"lease": lease.to_dict()})
-
-    def start_many(self, leases: Sequence[Lease]) -> list[Lease]:
+    def start(self, leases: Sequence[Lease]) -> list[Lease]:
         body = self._call("POST", "/start_many", json={"leases": [x.to_dict() for x in leases]})
         lost = set(body["lost"])
         return [x for x in leases if x.job_id in lost]
 
-    def finish_many(self, reports: Sequence[tuple[Lease, Outcome]]) -> list[Any]:
-        body = self._call("POST", "/finish_many", json={"reports": [
-            {"lease": x.to_dict(), "outcome": o.to_dict()} for x, o in reports]})
-        return list(body["states"])
-
-    def finish_and_claim(self, reports: Sequence[tuple[Lease, Outcome]], worker: str,
-                         caps: Capabilities, limit: int) -> tuple[list[Any], list[Lease]]:
-        body = self._call("POST", "/finish_many", json={
-            "reports": [{"lease": x.to_dict(), "outcome": o.to_dict()} for x, o in reports],
-            "claim": {"capabilities": caps.to_dict(), "limit": limit, "start": True}})
+    def finish(self, reports: Sequence[tuple[Lease, Outcome]],
+               claim: tuple[str, Capabilities, int] | None = None,
+               ) -> tuple[list[Any], list[Lease]]:
+        doc: dict[str, Any] = {"reports": [{"lease": x.to_dict(), "outcome": o.to_dict()}
+                                           for x, o in reports]}
+        if claim is not None:
+            worker, caps, limit = claim
+            doc["claim"] = {"capabilities": caps.to_dict(), "limit": limit, "start": True}
+        body = self._call("POST", "/finish_many", json=doc)
+        if claim is None:
+            return list(body["states"]), []
         if "leases" not in body:  # a controller that reports only: claim on its own
             return list(body["states"]), self.claim(worker, caps, limit, start=True)
         return list(body["states"]), [Lease.from_dict(d) for d in body["leases"]]
-
-    def finish(self, lease: Lease, outcome: Outcome) -> Any:
-        body = self._call("POST", "/finish", json={"lease": lease.to_dict(),
-                                                   "outcome": outcome.to_dict()})
-        return body["state"]
 
     def release(self, lease: Lease, reason: str) -> None:
         self._call("POST", "/release", json={"lease": lease.to_dict(), "reason": reason})

@@ -31,6 +31,7 @@ cp39 = "/opt/python/cp39-cp39/bin/python"
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,14 @@ class FarmConfig:
         with a build image (``[images]``, by default manylinux_2_31_x86_64);
         zig for manylinux policies older than the host's glibc; the host for
         ``linux_*``, ``native`` and policies the host glibc itself satisfies.
+        macOS targets: the host on a Mac (a worker there is the macOS runner),
+        zig everywhere else (cross-built and checked, never run).
         """
         mapped = dict(self.executors).get(target.name)
         if mapped:
             return mapped
+        if target.is_macos:
+            return "host" if sys.platform == "darwin" else "zig"
         if self.container.image_for(target):
             return "container"
         if target.kind == "musllinux" or (

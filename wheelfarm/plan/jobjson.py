@@ -6,7 +6,11 @@
   "artifact": {"filename", "sha256"} | null}]}
 ```
 ``build --json`` adds ``"parity"`` to a job that was compared with upstream's
-wheel (see :class:`wheelfarm.build.parity.ParityReport`).
+wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
+``{"status", "note"}``, the status ``"tested"``, ``"built and checked, not run"``
+(nothing on the machine runs the target's binaries, e.g. macOS wheels built on
+Linux) or ``"no tests"`` (see :mod:`wheelfarm.build.testplaces`), the note where
+the tests ran or why not; null for a failed job.
 Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs. Kept free
 of the database layer so that commands which only plan load quickly.
 """
@@ -15,7 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wheelfarm.plan.jobs import Job
 
 SCHEMA = 1
 
@@ -39,3 +46,8 @@ def job_json(key: str, recipe: str, target: str, python: str, state: str,
 
 def document(job_list: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"schema": SCHEMA, "jobs": list(job_list)}
+
+
+def planned_job_json(job: Job) -> dict[str, Any]:
+    """A job of a plan, not (yet) in a queue: state ``planned``."""
+    return job_json(job.key, job.recipe.name, job.target.name, job.python, "planned")

@@ -10,6 +10,7 @@ looked on either machine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -19,12 +20,17 @@ from wheelfarm.errors import ConfigError
 from wheelfarm.plan.jobs import Job
 
 GITHUB_LIMIT = 256  # GitHub refuses a matrix with more entries
-# Runner labels per class of machine that can build a target.
+# Runner labels per class of machine that can build a target. GitHub retired
+# macos-13 (its last Intel image) in December 2025; macos-15-intel is the Intel
+# label until Intel images end (announced for fall 2027), macos-15 is arm64.
+# "cross-aarch64": aarch64 jobs zig cross-builds (and tests under emulation) on an
+# x86_64 runner; "linux-aarch64" only when the plan asks for native runners.
 RUNNERS = {
     "linux-x86_64": "ubuntu-latest",
+    "cross-aarch64": "ubuntu-latest",
     "linux-aarch64": "ubuntu-24.04-arm",
-    "macos-arm64": "macos-14",
-    "macos-x86_64": "macos-13",
+    "macos-arm64": "macos-15",
+    "macos-x86_64": "macos-15-intel",
 }
 _BUCKET = re.compile(r"^(?P<cls>[a-z]+-[a-z0-9_]+)-(?P<i>\d+)of(?P<n>\d+)$")
 
@@ -40,26 +46,40 @@ class Group:
         return RUNNERS[self.runner_class]
 
 
-def runner_class(job: Job) -> str:
-    # Every target today is Linux; its architecture picks the runner. A zig or
-    # container build could cross-compile, but tests must run natively.
+def runner_class(job: Job, native: bool = False) -> str:
+    """The class of machine a job's matrix entry runs on.
+
+    macOS jobs run on a Mac of their architecture (the host executor builds
+    and the wheel is tested there). A zig job for aarch64 is cross-built on
+    x86_64 unless ``native`` asks for ARM runners.
+    """
+    if job.target.is_macos:
+        return f"macos-{job.target.arch}"
+    if job.target.arch == "aarch64" and job.executor == "zig" and not native:
+        return "cross-aarch64"
     return f"linux-{job.target.arch}"
 
 
 def bucket(job: Job, n: int) -> int:
-    """0-based bucket of a job among ``n``; from its key, so stable across runs."""
+    """0-based bucket of a job among ``n``; from its key, so stable across runs.
+
+    A macOS job's key names the executor of the machine that planned it (zig on
+    Linux, the host on the Mac that builds it), so its bucket comes from its id.
+    """
+    if job.target.is_macos:
+        return int(hashlib.sha256(job.id.encode()).hexdigest()[:16], 16) % n
     return int(job.key[:16], 16) % n
 
 
 def groups(jobs: Sequence[Job], *, shards: int | None = None,
-           limit: int = GITHUB_LIMIT) -> list[Group]:
+           limit: int = GITHUB_LIMIT, native: bool = False) -> list[Group]:
     """Matrix entries for ``jobs``: one per job while that fits under ``limit``,
     else (or with ``shards``) hash buckets per runner class."""
     by_class: dict[str, list[Job]] = {}
     for job in jobs:
-        by_class.setdefault(runner_class(job), []).append(job)
+        by_class.setdefault(runner_class(job, native), []).append(job)
     if shards is None and len(jobs) <= limit:
-        return [Group(j.id, runner_class(j), (j,)) for j in jobs]
+        return [Group(j.id, runner_class(j, native), (j,)) for j in jobs]
     counts = _bucket_counts({c: len(js) for c, js in by_class.items()}, shards, limit)
     found: list[Group] = []
     for cls in sorted(by_class):
@@ -93,7 +113,9 @@ def select(jobs: Sequence[Job], entry_id: str) -> list[Job]:
             or not 1 <= int(m.group("i")) <= int(m.group("n")):
         raise ConfigError(f"--job {entry_id}: no such job or matrix entry in this plan")
     cls, i, n = m.group("cls"), int(m.group("i")), int(m.group("n"))
-    return [j for j in jobs if runner_class(j) == cls and bucket(j, n) == i - 1]
+    # Class names tell native from cross runners apart, so either reading is safe.
+    return [j for j in jobs if cls in (runner_class(j), runner_class(j, native=True))
+            and bucket(j, n) == i - 1]
 
 
 def shard(jobs: Sequence[Job], spec: str) -> list[Job]:

@@ -1,10 +1,12 @@
-"""Finding CPython interpreters on the host: configured paths, pyenv, PATH."""
+"""Finding CPython interpreters on the host: configured paths, pyenv, on a Mac the
+python.org and Homebrew installs, then PATH."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,11 +33,42 @@ def _pyenv_root() -> Path:
     return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
-def discover(configured: Mapping[str, str] | None = None) -> dict[str, Path]:
+# python.org's installers put each minor version here, whatever the patch release.
+MAC_FRAMEWORK = Path("Library/Frameworks/Python.framework/Versions")
+# Homebrew: /opt/homebrew on Apple silicon, /usr/local on Intel Macs.
+MAC_BIN_DIRS = (Path("opt/homebrew/bin"), Path("usr/local/bin"))
+_FRAMEWORK_VERSION = re.compile(r"^3\.(\d+)$")
+
+
+def mac_interpreters(root: Path = Path("/")) -> dict[str, Path]:
+    """The python.org framework builds, then Homebrew's, under ``root``: ``cpXY`` -> path.
+
+    Free-threaded builds (``python3.13t``) are another ABI and are not listed.
+    """
+    found: dict[str, Path] = {}
+    versions = root / MAC_FRAMEWORK
+    if versions.is_dir():
+        for entry in sorted(versions.iterdir()):
+            m = _FRAMEWORK_VERSION.match(entry.name)
+            exe = entry / "bin" / f"python{entry.name}"
+            if m and exe.exists():
+                found.setdefault(tag_of((3, int(m.group(1)))), exe)
+    for directory in MAC_BIN_DIRS:
+        for minor in range(MIN_PYTHON[1], 20):
+            exe = root / directory / f"python3.{minor}"
+            if exe.exists():
+                found.setdefault(tag_of((3, minor)), exe)
+    return found
+
+
+def discover(configured: Mapping[str, str] | None = None, *,
+             mac_root: Path | None = None) -> dict[str, Path]:
     """Map ``cpXY`` to an interpreter, newest patch release first.
 
     Order of preference: the farm config's ``[pythons]`` paths, pyenv's
-    ``versions/X.Y.Z`` (CPython only), then ``python3.X`` on PATH.
+    ``versions/X.Y.Z`` (CPython only), on a Mac (or with ``mac_root``, a
+    directory laid out like one) python.org's and Homebrew's, then
+    ``python3.X`` on PATH.
     """
     found: dict[str, Path] = {}
     for tag, path in (configured or {}).items():
@@ -51,6 +84,9 @@ def discover(configured: Mapping[str, str] | None = None) -> dict[str, Path]:
                 entries.append(((int(m.group(1)), int(m.group(2)), int(m.group(3))), exe))
         for (major, minor, _patch), exe in sorted(entries, reverse=True):
             found.setdefault(tag_of((major, minor)), exe)
+    if mac_root is not None or sys.platform == "darwin":
+        for tag, exe in mac_interpreters(mac_root or Path("/")).items():
+            found.setdefault(tag, exe)
     for minor in range(MIN_PYTHON[1], 20):
         exe_name = shutil.which(f"python3.{minor}")
         if exe_name:

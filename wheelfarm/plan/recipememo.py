@@ -18,10 +18,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
-from wheelfarm import __version__
+from wheelfarm import __version__, fsutil
 from wheelfarm.plan import profiles, recipe, sourcespec, targets
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.recipe import Recipe
@@ -77,19 +76,11 @@ class RecipeMemo:
         if self.path is None or not self.dirty:
             return
         entries = {k: (stat, _portable(r)) for k, (stat, r) in self.entries.items()}
-        tmp = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".recipes-")
-            with os.fdopen(fd, "wb") as fh:
+            with fsutil.atomic_open(self.path, "wb", prefix=".recipes-") as fh:
                 pickle.dump((_stamp(), entries), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
-            tmp = None
         except OSError:
             pass  # a memo that cannot be written only costs the next run its speed-up
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
         self.dirty = False
 
 

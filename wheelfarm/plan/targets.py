@@ -1,5 +1,5 @@
-"""Targets: a platform policy (PEP 600 manylinux, PEP 656 musllinux, or plain linux)
-and an architecture.
+"""Targets: a platform policy (PEP 600 manylinux, PEP 656 musllinux, plain linux, PEP 425
+macOS) and an architecture.
 
 Also the glibc -> distribution table that tells a packager which Debian, RHEL
 and Ubuntu releases a wheel runs on.
@@ -46,12 +46,14 @@ DISTROS: dict[str, list[tuple[str, tuple[int, int]]]] = {
 @dataclass(frozen=True, order=True)
 class Target:
     """``kind`` is ``manylinux`` (with ``glibc``), ``musllinux`` (with ``musl``),
-    ``manylinux-auto`` or ``linux``."""
+    ``manylinux-auto``, ``linux`` or ``macosx`` (with ``macos``, the oldest macOS
+    release the wheel runs on; its ``arch`` is the wheel tag's, ``arm64`` or ``x86_64``)."""
 
     kind: str
     arch: str
     glibc: tuple[int, int] | None = None
     musl: tuple[int, int] | None = None
+    macos: tuple[int, int] | None = None
 
     @functools.cached_property  # asked for every job of a plan; the fields never change
     def name(self) -> str:
@@ -62,6 +64,8 @@ class Target:
         if self.kind == "musllinux":
             assert self.musl is not None
             return f"musllinux_{self.musl[0]}_{self.musl[1]}_{self.arch}"
+        if self.kind == "macosx" and self.macos is not None:
+            return f"macosx_{self.macos[0]}_{self.macos[1]}_{self.arch}"
         assert self.glibc is not None
         return f"manylinux_{self.glibc[0]}_{self.glibc[1]}_{self.arch}"
 
@@ -73,6 +77,10 @@ class Target:
     def libc(self) -> str:
         """``musl`` or ``glibc``: the C library the target's wheels link against."""
         return "musl" if self.kind == "musllinux" else "glibc"
+
+    @property
+    def is_macos(self) -> bool:
+        return self.kind == "macosx"
 
     @property
     def auditwheel_plat(self) -> str:
@@ -125,6 +133,8 @@ def parse_target(text: str) -> Target:
         return _checked(Target("manylinux-auto", m.group(1)), name)
     elif m := _LINUX.match(name):
         return _checked(Target("linux", m.group(1)), name)
+    elif m := _MACOS.match(name):
+        return _macos_target(m, name)
     else:
         raise ConfigError(_unknown(name))
     return _checked(Target(kind, arch, glibc), name)
@@ -141,6 +151,7 @@ def _unknown(name: str) -> str:
         "manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64",
         "manylinux2014_aarch64", "manylinux_2_28_aarch64", "linux_x86_64", "native",
         "manylinux_2_17_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64",
+        *MACOS_EXAMPLES,
     ]
     hint = difflib.get_close_matches(name, known, n=1)
     tail = f"; did you mean {hint[0]!r}?" if hint else (
@@ -158,9 +169,71 @@ def platform_tags(target: Target) -> list[str]:
         if legacy:
             tags.append(f"{legacy}_{target.arch}")
         return tags
-    if target.kind == "musllinux":
+    if target.kind == "musllinux" or target.is_macos:
         return [target.name]
     return [f"linux_{target.arch}"]
+
+
+# --- macOS (PEP 425 macosx_X_Y_arch) -------------------------------------------------------
+# Thin wheels only: a universal2 wheel is two builds merged, which the farm does not do.
+MACOS_ARCHES = ("arm64", "x86_64")
+MACOS_EXAMPLES = ("macosx_11_0_arm64", "macosx_10_13_x86_64")
+_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_(\w+)$")
+# Apple silicon Macs started with macOS 11; no arm64 Mac runs anything older.
+_MACOS_ARM64_FIRST = (11, 0)
+
+
+def _macos_target(m: re.Match[str], text: str) -> Target:
+    version, arch = (int(m.group(1)), int(m.group(2))), m.group(3)
+    if arch not in MACOS_ARCHES:
+        raise ConfigError(f"unknown target {text!r}: macOS wheels are arm64 or x86_64 "
+                          f"(e.g. {' or '.join(MACOS_EXAMPLES)})")
+    if version[0] < 10:
+        raise ConfigError(f"unknown target {text!r}: no macOS {version[0]}.{version[1]}")
+    if version[0] >= 11 and version[1] != 0:
+        # pip (packaging.tags) offers only X_0 tags from macOS 11 on: such a wheel
+        # would never be installed.
+        raise ConfigError(f"target {text!r}: from macOS 11 on the tag's minor version is 0; "
+                          f"use macosx_{version[0]}_0_{arch}")
+    if arch == "arm64" and version < _MACOS_ARM64_FIRST:
+        raise ConfigError(f"target {text!r}: arm64 Macs start with macOS 11; "
+                          f"use macosx_11_0_arm64")
+    return Target("macosx", arch, macos=version)
+
+
+def macos_version(text: str) -> tuple[int, int]:
+    """``11.0`` or ``10.13.4`` -> (11, 0) / (10, 13): a Mach-O minos as a tag's version."""
+    parts = [int(p) for p in text.split(".")[:2]]
+    return parts[0], parts[1] if len(parts) > 1 else 0
+
+
+def host_macos_target() -> Target | None:
+    """The macOS target of this machine's own release when it is a Mac, else None."""
+    release = platform.mac_ver()[0]
+    if not release:
+        return None
+    major, minor = macos_version(release)
+    # Since macOS 11 the minor release shares one tag (macosx_11_0, macosx_14_0).
+    version = (major, 0) if major >= 11 else (major, minor)
+    return Target("macosx", "arm64" if host_arch() == "aarch64" else "x86_64", macos=version)
+
+
+def worker_arch() -> str:
+    """This machine's architecture as its worker advertises it: a Mac's in the
+    spelling of its wheel tags (``arm64``), so that macOS jobs match it."""
+    arch = host_arch()
+    if platform.system() == "Darwin" and arch == "aarch64":
+        return "arm64"
+    return arch
+
+
+def worker_requirements(target: Target, executor: str) -> tuple[str, str]:
+    """(os, arch) of the worker a job needs. zig cross-builds macOS wheels on any
+    Linux worker; the host executor builds them on a Mac of their architecture
+    (a worker there is the macOS runner); Linux targets keep their architecture."""
+    if target.is_macos:
+        return ("linux", "") if executor == "zig" else ("macos", target.arch)
+    return "linux", target.arch
 
 
 def distros_for_glibc(glibc: tuple[int, int]) -> dict[str, str]:

@@ -34,6 +34,7 @@ SIDECARS = (".asc", ".metadata", ".intoto.json")
 _LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
+_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_(\w+)$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+!-]*$")
 _BUILD_ID = re.compile(r"(?:[0-9a-f]{2}){8,64}")  # as wheelfarm.build.debuginfo: a path part
 
@@ -60,7 +61,7 @@ class FileRef:
 
 
 @dataclass(frozen=True)
-class Artifact:
+class IndexedWheel:
     """One published wheel: ``files/<filename>`` and its sidecars beside it."""
 
     filename: str
@@ -73,8 +74,9 @@ class Artifact:
     yanked: str | None = None  # None: not yanked; "" or a reason: yanked (PEP 592)
     # (build-id, ref) of the debug files split off its modules: buildid/<id>/debuginfo
     debuginfo: tuple[tuple[str, FileRef], ...] = ()
-    # What its provenance says of the test step: "tested", "built and checked, not
-    # run" (a cross target with no place to run here), ...; None: not recorded.
+    # What its provenance says of the test step (build.testplaces): "tested", "built
+    # and checked, not run" (no place here runs its binaries), "no tests"; None: not
+    # recorded (no provenance, or a wheel published before the farm recorded it).
     test: str | None = None
 
     @property
@@ -114,7 +116,7 @@ class Artifact:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Artifact:
+    def from_json(cls, data: Mapping[str, Any]) -> IndexedWheel:
         filename = data["filename"]
         check_filename(filename)
         sidecars = data.get("sidecars", {})
@@ -219,7 +221,9 @@ def distros(filename: str) -> dict[str, str]:
     """Where a wheel runs: ``{"glibc": "2.17", "RHEL": "7+", ...}``.
 
     Pure wheels run everywhere (``"any"``); a wheel with no manylinux tag
-    (``linux_*``, musllinux, macOS) makes no claim about these distributions.
+    (``linux_*``, musllinux) makes no claim about these distributions; a macOS
+    wheel names the oldest macOS and the architecture its tag promises
+    (``{"macos": "11.0", "arch": "arm64"}``).
     """
     # The platform tags are the last part of a (checked) wheel name; many wheels share them.
     return dict(_distros(filename.removesuffix(".whl").rpartition("-")[2]))
@@ -241,6 +245,15 @@ def _distros_of(platforms: set[str]) -> dict[str, str]:
         elif m := _LEGACY.match(platform):
             found.append((_LEGACY_GLIBC[m.group(1)], m.group(2)))
     if not found:
-        return {}
+        return _macos_of(platforms)
     glibc, arch = min(found)
     return {"glibc": f"{glibc[0]}.{glibc[1]}", "arch": arch, **distros_for_glibc(glibc)}
+
+
+def _macos_of(platforms: set[str]) -> dict[str, str]:
+    found = sorted(((int(m.group(1)), int(m.group(2))), m.group(3))
+                   for p in platforms if (m := _MACOS.match(p)))
+    if not found:
+        return {}
+    (major, minor), arch = found[0]
+    return {"macos": f"{major}.{minor}", "arch": arch}

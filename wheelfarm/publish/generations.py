@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.errors import DamagedStore, StoreError
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 from wheelfarm.publish.index import render_root_html, render_root_json
 from wheelfarm.publish.manifest import (
     ProjectManifest,
@@ -30,15 +31,11 @@ from wheelfarm.publish.manifest import (
     splice_sums,
 )
 from wheelfarm.publish.signing import Signer
-from wheelfarm.publish.store import ROOT_PAGES, Store, StoreError, View, checkpoint
+from wheelfarm.publish.store import ROOT_PAGES, Store, View
 
 logger = logging.getLogger(__name__)
 
 Opener = Callable[[bytes, str], str]  # (signed bytes, what) -> signed text
-
-
-class DamagedStore(StoreError):
-    """An object a signed manifest lists is missing or does not match its hash."""
 
 
 def clearsigned_text(data: bytes) -> str:
@@ -152,7 +149,7 @@ class Generations:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def prepare(self, project: str, artifacts: list[Artifact]) -> FileRef:
+    def prepare(self, project: str, artifacts: list[IndexedWheel]) -> FileRef:
         """Write a project's bundle (pages, then its manifest) unless it exists; its ref."""
         manifest, data, pages = build_project(project, artifacts)
         ref = FileRef.of(data)
@@ -184,7 +181,6 @@ class Generations:
             else {key: head.release.files[key] for key in ROOT_PAGES} if head.release else {}
         release = replace(release, files={"SHA256SUMS": FileRef.of(sums), **root_refs})
         signed = self.signer.clearsign(release.render())
-        checkpoint("commit")
         if not self.store.put_new(f"generations/{release.generation}/InRelease", signed):
             return None
         self._releases[release.generation] = (release, signed)

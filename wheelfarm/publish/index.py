@@ -2,7 +2,8 @@
 
 Also PEP 592 (yanked), PEP 658/714 (core metadata) and PEP 700 (versions, size).
 Pages are deterministic: the same files give byte-identical pages, so a
-publisher can diff and sign them.
+publisher can diff and sign them. Nothing here writes: a wheelhouse
+(``wheelfarm.farm.wheelhouse``) and a publisher's generations write the pages.
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ import email.parser
 import hashlib
 import html
 import json
-import logging
-import os
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,14 +42,10 @@ __all__ = [
     "render_root_json",
     "sdist_file_entry",
     "wheel_file_entry",
-    "write_simple_index",
 ]
 
-logger = logging.getLogger(__name__)
 
 API_VERSION = "1.1"
-# Only these are ever removed from a stale project directory; anything else there is not ours.
-_PAGE_NAMES = ("index.html", "index.json")
 
 
 @dataclass(frozen=True)
@@ -120,7 +114,10 @@ def render_project_html(project: str, files: Sequence[IndexFile],
 
 
 def _distro_table(distros: Mapping[str, Mapping[str, str]]) -> list[str]:
-    columns = ["glibc", *DISTROS, "test"]  # test: "tested" or "built and checked, not run"
+    columns = ["glibc", *DISTROS]
+    # macOS wheels and the test status ("tested", "built and checked, not run", ...)
+    # only when some wheel has them.
+    columns += [c for c in ("macos", "test") if any(c in d for d in distros.values())]
     rows = ["<h2>Runs on</h2>", "<table>",
             "  <tr><th>file</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"]
     for filename in sorted(distros):
@@ -259,57 +256,3 @@ def sdist_file_entry(sdist: Path, url_prefix: str = "../../") -> tuple[str, Inde
     return name, _entry(sdist, url_prefix, requires_python)
 
 
-# -- writing a tree -----------------------------------------------------------------------------
-
-def write_simple_index(out_dir: Path) -> list[str]:
-    """Write ``out_dir/simple/`` for the ``*.whl`` and ``*.tar.gz`` files in ``out_dir``.
-
-    Each page is written as ``index.html`` (read by pip from ``file://`` and by
-    plain static hosting) and ``index.json`` (PEP 691), through a temp file and
-    ``os.replace`` so readers never see half a page. Pages of projects no longer
-    present are removed. Returns the normalized project names, sorted.
-    """
-    groups: dict[str, list[IndexFile]] = {}
-    for path in sorted(out_dir.glob("*.whl")):
-        name, entry = wheel_file_entry(path)
-        groups.setdefault(name, []).append(entry)
-    for path in sorted(out_dir.glob("*.tar.gz")):
-        try:
-            parse_sdist_filename(path.name)
-        except (InvalidSdistFilename, InvalidVersion):
-            # Unlike a misnamed wheel, a stray tarball (logs, sources) is not a broken build.
-            logger.warning("not indexing %s: not an sdist file name", path.name)
-            continue
-        name, entry = sdist_file_entry(path)
-        groups.setdefault(name, []).append(entry)
-
-    simple = out_dir / "simple"
-    simple.mkdir(parents=True, exist_ok=True)
-    for name, files in groups.items():
-        _write(simple / name / "index.html", render_project_html(name, files))
-        _write(simple / name / "index.json", render_project_json(name, files))
-    # The root goes last so it never lists a project whose page is not there yet.
-    _write(simple / "index.html", render_root_html(groups))
-    _write(simple / "index.json", render_root_json(groups))
-    for stale in sorted(p for p in simple.iterdir() if p.is_dir() and p.name not in groups):
-        for page in _PAGE_NAMES:
-            (stale / page).unlink(missing_ok=True)
-        if not any(stale.iterdir()):
-            stale.rmdir()
-    return sorted(groups)
-
-
-def _write(path: Path, text: str) -> None:
-    data = text.encode("utf-8")
-    if path.is_file() and path.read_bytes() == data:
-        return  # keep mtimes stable for sync tools when nothing changed
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; pages are public
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from wheelfarm.publish.artifacts import Artifact, FileRef, distros
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel, distros
 from wheelfarm.publish.index import IndexFile, render_project_html, render_project_json
 from wheelfarm.publish.store import PAGE_NAMES, ROOT_PAGES
 
@@ -36,7 +36,7 @@ _HEX = 64
 
 # -- one project ------------------------------------------------------------------------------
 
-def render_pages(project: str, artifacts: Sequence[Artifact]) -> dict[str, bytes]:
+def render_pages(project: str, artifacts: Sequence[IndexedWheel]) -> dict[str, bytes]:
     """``distros.json``, ``index.html`` and ``index.json`` of ``simple/<project>/``."""
     entries = []
     for a in artifacts:
@@ -46,7 +46,9 @@ def render_pages(project: str, artifacts: Sequence[Artifact]) -> dict[str, bytes
             requires_python=a.requires_python, yanked=a.yanked,
             metadata_sha256=metadata.sha256 if metadata else None, size=a.size,
             upload_time=a.uploaded))
-    compat = {a.filename: distros(a.filename) | ({"test": a.test} if a.test else {})
+    # Per wheel: where it runs, and whether its build ran its tests (never "tested"
+    # for a wheel nothing on the farm could run).
+    compat = {a.filename: {**distros(a.filename), **({"test": a.test} if a.test else {})}
               for a in artifacts}
     return {
         "distros.json": _json({"project": project, "wheels": compat}),
@@ -58,7 +60,7 @@ def render_pages(project: str, artifacts: Sequence[Artifact]) -> dict[str, bytes
 @dataclass(frozen=True)
 class ProjectManifest:
     project: str
-    artifacts: tuple[Artifact, ...]  # sorted by file name
+    artifacts: tuple[IndexedWheel, ...]  # sorted by file name
     pages: Mapping[str, FileRef] = field(default_factory=dict)
 
     def files(self) -> list[tuple[str, FileRef]]:
@@ -69,7 +71,7 @@ class ProjectManifest:
         return out
 
 
-def build_project(project: str, artifacts: Sequence[Artifact]
+def build_project(project: str, artifacts: Sequence[IndexedWheel]
                   ) -> tuple[ProjectManifest, bytes, dict[str, bytes]]:
     """(manifest, its bytes, its pages) for a project's artifacts."""
     ordered = tuple(sorted(artifacts, key=lambda a: a.filename))
@@ -90,7 +92,7 @@ def parse_project(data: bytes, project: str) -> ProjectManifest:
         raw = json.loads(data)
         if raw["project"] != project:
             raise ValueError(f"names project {raw['project']!r}")
-        artifacts = tuple(Artifact.from_json(a) for a in raw["artifacts"])
+        artifacts = tuple(IndexedWheel.from_json(a) for a in raw["artifacts"])
         pages = {name: FileRef.from_json(raw["pages"][name]) for name in PAGE_NAMES}
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed project manifest: {exc!r}") from None

@@ -24,14 +24,14 @@ from packaging.version import InvalidVersion, Version
 
 from wheelfarm.build import debuginfo, provenance, testplaces
 from wheelfarm.build.cache import Record as CacheRecord
-from wheelfarm.build.cache import StoreCache
 from wheelfarm.build.wheelcheck import check_sound
-from wheelfarm.errors import ConfigError, WheelfarmError
-from wheelfarm.publish.artifacts import Artifact, FileRef, Upload, read_upload
-from wheelfarm.publish.generations import DamagedStore, Generations, Head, clearsigned_text
+from wheelfarm.errors import ConfigError, DamagedStore, ImmutableError, PublishError
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel, Upload, read_upload
+from wheelfarm.publish.generations import Generations, Head, clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.signing import Signer
 from wheelfarm.publish.store import Store
+from wheelfarm.publish.storecache import StoreCache
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +39,8 @@ MAX_ATTEMPTS = 20
 _SPEC = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*==\s*(\S+)\s*")
 
 
-class PublishError(WheelfarmError):
-    """A publish could not complete: every attempt lost the race for the next generation."""
-
-
-class ImmutableError(ConfigError):
-    """A file name that is already published, with other bytes."""
-
-
 @dataclass(frozen=True)
-class Outcome:
+class Change:
     generation: int  # the generation that is current afterwards
     created: bool  # False: nothing to change, no new generation
     change: str
@@ -98,7 +90,7 @@ class Publisher:
 
     # -- operations ---------------------------------------------------------------------------
 
-    def publish(self, dirs: Sequence[Path]) -> Outcome:
+    def publish(self, dirs: Sequence[Path]) -> Change:
         uploads = collect(dirs)
         head = self.gens.head()
         if head.release is None and self.store.get("simple/index.html") is not None:
@@ -132,7 +124,7 @@ class Publisher:
         unchanged = tuple(sorted(set(known) & {r.filename for r in records}))
         return replace(outcome, published=new if outcome.created else (), unchanged=unchanged)
 
-    def rollback(self, to: int | None = None) -> Outcome:
+    def rollback(self, to: int | None = None) -> Change:
         head = self.gens.head()
         if head.release is None:
             raise ConfigError(f"{self.store.url}: nothing is published there")
@@ -144,18 +136,18 @@ class Publisher:
         return self._commit(f"rollback to generation {target}", lambda head: dict(release.projects),
                             always=True)
 
-    def yank(self, spec: str, reason: str = "") -> Outcome:
+    def yank(self, spec: str, reason: str = "") -> Change:
         if re.search(r"[\x00-\x1f\x7f]", reason):
             raise ConfigError("--reason: must be one line of text")
         project, version = parse_spec(spec)
         change = f"yank {project}=={version}" + (f": {reason}" if reason else "")
         return self._set_yanked(project, version, reason, change)
 
-    def unyank(self, spec: str) -> Outcome:
+    def unyank(self, spec: str) -> Change:
         project, version = parse_spec(spec)
         return self._set_yanked(project, version, None, f"unyank {project}=={version}")
 
-    def refresh(self) -> Outcome:
+    def refresh(self) -> Change:
         """A new generation with the same pages and a new Valid-Until (for a cron job).
 
         Re-signing generation N in place could overwrite a newer generation a
@@ -169,7 +161,7 @@ class Publisher:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _record_keys(self, uploads: Sequence[Upload], records: Sequence[Artifact]) -> None:
+    def _record_keys(self, uploads: Sequence[Upload], records: Sequence[IndexedWheel]) -> None:
         """After the commit: the job key of each published wheel, so later plans and
         builds that use this store as their cache find it (write-once, idempotent)."""
         published = {r.filename: r.sha256 for r in records}
@@ -181,33 +173,33 @@ class Publisher:
         StoreCache(self.store).add(keyed)
 
     def _commit(self, change: str, compute: Callable[[Head], Mapping[str, FileRef] | None],
-                always: bool = False) -> Outcome:
+                always: bool = False) -> Change:
         for attempt in range(MAX_ATTEMPTS):
             head = self.gens.head()
             projects = compute(head)
             if projects is None and not always:
-                return Outcome(head.generation, False, change)
+                return Change(head.generation, False, change)
             release = self.gens.commit(head, change, projects or {})
             if release is not None:
                 # On S3 a slower racing switch may land after ours: bring the newest live again.
                 self.gens.head()
-                return Outcome(release.generation, True, change)
+                return Change(release.generation, True, change)
             logger.info("generation %d was committed by another publisher; trying again",
                         head.generation + 1)
             time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
         raise PublishError(f"{self.store.url}: gave up after {MAX_ATTEMPTS} attempts; other "
                            f"publishers committed every generation first")
 
-    def _artifacts(self, head: Head, project: str) -> tuple[Artifact, ...]:
+    def _artifacts(self, head: Head, project: str) -> tuple[IndexedWheel, ...]:
         if head.release is None or project not in head.projects:
             return ()
         return self.gens.project(head.release, project).artifacts
 
-    def _known(self, head: Head, projects: set[str]) -> dict[str, Artifact]:
+    def _known(self, head: Head, projects: set[str]) -> dict[str, IndexedWheel]:
         return {a.filename: a for p in projects for a in self._artifacts(head, p)}
 
     def _set_yanked(self, project: str, version: Version, reason: str | None,
-                    change: str) -> Outcome:
+                    change: str) -> Change:
         def compute(head: Head) -> dict[str, FileRef] | None:
             artifacts = self._artifacts(head, project)
             matching = [a for a in artifacts if a.version == version]
@@ -222,7 +214,8 @@ class Publisher:
 
         return self._commit(change, compute)
 
-    def _upload(self, uploads: Sequence[Upload], known: Mapping[str, Artifact]) -> list[Artifact]:
+    def _upload(self, uploads: Sequence[Upload],
+                known: Mapping[str, IndexedWheel]) -> list[IndexedWheel]:
         """Write each new wheel and its sidecars (write-once); its record.
 
         Every name is checked before the first write, so a refused publish
@@ -246,7 +239,7 @@ class Publisher:
         return [known[u.filename] if u.filename in known else self._upload_one(u)
                 for u in uploads]
 
-    def _upload_one(self, u: Upload) -> Artifact:
+    def _upload_one(self, u: Upload) -> IndexedWheel:
         key = f"files/{u.filename}"
         if not self.store.put_new(key, u.data):
             existing = self.store.get(key) or b""
@@ -267,12 +260,13 @@ class Publisher:
         # Debug files, by build-id, in the layout debuginfod clients ask for.
         debug = {b: self._write_once(debuginfo.store_key(b), blob, strict=True)
                  for b, blob in u.debug}
-        return Artifact(
+        tested = testplaces.recorded(u.provenance)  # (status, note) of its build's tests
+        return IndexedWheel(
             filename=u.filename, sha256=hashlib.sha256(u.data).hexdigest(), size=len(u.data),
             uploaded=_iso(self.now()), requires_python=u.requires_python,
             requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())),
             debuginfo=tuple(sorted(debug.items())),
-            test=(testplaces.recorded(u.provenance) or (None, ""))[0])
+            test=tested[0] if tested else None)
 
     def _write_ours(self, key: str, data: bytes, acceptable: Callable[[bytes], bool]
                     ) -> FileRef:
@@ -327,9 +321,9 @@ def history(store: Store, limit: int = 20) -> list[HistoryEntry]:
 
 
 __all__ = [
+    "Change",
     "HistoryEntry",
     "ImmutableError",
-    "Outcome",
     "PublishError",
     "Publisher",
     "clearsigned_text",

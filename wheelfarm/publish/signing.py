@@ -19,7 +19,7 @@ from typing import Any
 
 import gnupg  # type: ignore[import-untyped]  # python-gnupg ships no type hints
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, SigningError
 
 KEY_ENV = "WHEELFARM_SIGN_KEY"
 PASSPHRASE_ENV = "WHEELFARM_SIGN_PASSPHRASE"
@@ -33,10 +33,6 @@ _DIGEST = ["--digest-algo", "SHA256"]
 # python-gnupg logs command lines (with the key id) and output chunks at DEBUG:
 # keep the signing key out of the farm's logs whatever the root logger's level.
 logging.getLogger("gnupg").setLevel(logging.WARNING)
-
-
-class SigningError(WheelfarmError):
-    """gpg could not sign, or a signature did not verify."""
 
 
 def resolve_key(option: str | None, configured: str | None) -> str:

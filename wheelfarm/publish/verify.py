@@ -1,12 +1,12 @@
 """Offline verification of a published index against the farm's public key.
 
-Reads nothing but SOURCE (a directory, an http(s) URL, or s3://) and the key
-file: the root manifest's signature and freshness, that its generation is not
-older than one already seen from this source (rollback protection, kept in a
-small state file), every listed file's size and SHA-256, every wheel's
-detached signature, ``SHA256SUMS`` and its signature, and the live pages
-against the project manifests. Runtime requirements the index cannot satisfy
-are listed as warnings.
+Reads nothing but SOURCE (a store opened read-only: a directory, an http(s)
+URL, or s3://) and the key file: the root manifest's signature and
+freshness, that its generation is not older than one already seen from this
+source (rollback protection, kept in a small state file), every listed
+file's size and SHA-256, every wheel's detached signature, ``SHA256SUMS``
+and its signature, and the live pages against the project manifests.
+Runtime requirements the index cannot satisfy are listed as warnings.
 """
 
 from __future__ import annotations
@@ -18,50 +18,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import quote
 
-import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from wheelfarm import fsutil
 from wheelfarm.errors import ConfigError
-from wheelfarm.publish.artifacts import Artifact, FileRef
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel
 from wheelfarm.publish.manifest import ProjectManifest, Release, bundle, parse_project, parse_sums
 from wheelfarm.publish.signing import Keyring
-from wheelfarm.publish.store import PAGE_NAMES, ROOT_PAGES, StoreError, check_key, open_store
-
-
-class Source(Protocol):
-    url: str
-
-    def get(self, key: str) -> bytes | None: ...
-
-
-class HttpSource:
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self._client = httpx.Client(timeout=120, follow_redirects=True)
-
-    def get(self, key: str) -> bytes | None:
-        try:
-            response = self._client.get(f"{self.url}/{quote(check_key(key))}")
-        except httpx.HTTPError as exc:
-            raise StoreError(f"{self.url}: {exc}") from exc
-        if response.status_code in (403, 404):
-            return None
-        if response.status_code != 200:
-            raise StoreError(f"{self.url}/{key}: HTTP {response.status_code}")
-        return response.content
-
-
-def open_source(text: str) -> Source:
-    if text.startswith(("http://", "https://")):
-        return HttpSource(text)
-    if "://" not in text and not Path(text).is_dir():
-        raise ConfigError(f"{text}: no such directory")
-    return open_store(text)
+from wheelfarm.publish.store import PAGE_NAMES, ROOT_PAGES, Store, check_key
 
 
 def default_state_dir() -> Path:
@@ -84,13 +51,13 @@ class Report:
         return not self.failures
 
 
-def verify(source: Source, keyring: Keyring, state_dir: Path, *,
+def verify(source: Store, keyring: Keyring, state_dir: Path, *,
            now: datetime | None = None) -> Report:
     return _Verifier(source, keyring, now or datetime.now(UTC)).run(state_dir)
 
 
 class _Verifier:
-    def __init__(self, source: Source, keyring: Keyring, now: datetime) -> None:
+    def __init__(self, source: Store, keyring: Keyring, now: datetime) -> None:
         self.source = source
         self.keyring = keyring
         self.now = now
@@ -235,7 +202,7 @@ class _Verifier:
                 self._artifact(artifact)
         return list(accepted.values())
 
-    def _artifact(self, artifact: Artifact) -> None:
+    def _artifact(self, artifact: IndexedWheel) -> None:
         wheel: bytes | None = None
         for key, ref in artifact.files():
             if key in self._checked:
@@ -301,7 +268,7 @@ def _available(manifests: Iterable[ProjectManifest]) -> dict[str, set[Version]]:
     return out
 
 
-def missing_requirements(artifacts: Iterable[Artifact],
+def missing_requirements(artifacts: Iterable[IndexedWheel],
                          available: Mapping[str, set[Version]]) -> list[str]:
     """Requirements of non-yanked artifacts that no version in the index satisfies.
 
@@ -358,12 +325,9 @@ class _State:
 
     def save(self, release: Release, signed: bytes, now: datetime) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({
+            fsutil.write_text(self.path, json.dumps({
                 "source": self.source, "generation": release.generation,
                 "sha256": hashlib.sha256(signed).hexdigest(),
                 "checked": now.strftime("%Y-%m-%d %H:%M UTC")}, indent=2) + "\n")
-            os.replace(tmp, self.path)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot keep verification state: {exc}") from None

@@ -32,7 +32,7 @@ class JobContext:
     log: IO[str]
     timeout: float | None = None
     network: bool = False  # the recipe lets the build reach the network (build.network)
-    profile: str = "release"  # the build profile (wheelfarm.build.ccwrap.PROFILES)
+    profile: str = "release"  # the build profile (wheelfarm.plan.profiles.PROFILES)
     # The farm's own directories (config, state, logs) that a sandboxed build must not
     # see, and directories besides work_dir it may write (see executors.sandbox).
     private: tuple[Path, ...] = ()

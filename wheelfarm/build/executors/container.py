@@ -46,12 +46,11 @@ from wheelfarm.build.executors.engine import (
     LABEL,
     OWNER,
     Engine,
-    EngineUnavailable,
     connect,
     owner_id,
     reap,
 )
-from wheelfarm.errors import ConfigError, JobError
+from wheelfarm.errors import ConfigError, EngineUnavailable, JobError
 from wheelfarm.fsutil import file_lock
 from wheelfarm.plan.config import LOCAL_IMAGE, ContainerSettings, FarmConfig
 from wheelfarm.plan.pythons import MIN_PYTHON, parse_tag

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import docker.errors  # type: ignore[import-untyped]
 
-from wheelfarm.build.executors.offline import Interpreter, Wheelhouse, requires_dist, split_local
+from wheelfarm.build.executors.offline import DownloadCache, Interpreter, requires_dist, split_local
 from wheelfarm.errors import CommandError, ConfigError, JobError
 from wheelfarm.proc import TAIL_LINES
 
@@ -73,7 +73,7 @@ class ContainerPlace:
         self.limits = limits
         self.command_timeout = command_timeout
         self.extra_path = list(extra_path)
-        self.wheelhouse = Wheelhouse(cache_dir)
+        self.downloads = DownloadCache(cache_dir)
         self.killed_for: str | None = None
         self._toolchain = dict(toolchain or {})
 
@@ -118,10 +118,10 @@ class ContainerPlace:
             return
         local, named = split_local(requirements)
         wanted = [*named, *(req for wheel in local for req in requires_dist(wheel))]
-        self.wheelhouse.fetch(wanted if index_url is None else list(requirements),
+        self.downloads.fetch(wanted if index_url is None else list(requirements),
                               self.interpreter(), work, self.log, index_url=index_url,
                               timeout=self._remaining(self.command_timeout))
-        self.run([*argv, "--no-index", "--find-links", str(self.wheelhouse.files),
+        self.run([*argv, "--no-index", "--find-links", str(self.downloads.files),
                   *(pinned or requirements)], cwd=work)
 
     def interpreter(self) -> Interpreter:

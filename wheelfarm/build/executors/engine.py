@@ -26,6 +26,8 @@ import docker  # type: ignore[import-untyped]  # no stubs are published
 import docker.errors  # type: ignore[import-untyped]
 import requests.exceptions
 
+from wheelfarm.errors import EngineUnavailable
+
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
 PODMAN_SOCKET = "unix:///run/podman/podman.sock"
 LABEL = "org.wheelfarm"
@@ -51,10 +53,6 @@ class Engine:
     url: str
     kind: str  # "podman" or "docker"
     api_version: str
-
-
-class EngineUnavailable(Exception):
-    """No engine answered; ``str()`` names every place that was tried and why."""
 
 
 def candidates(configured: str | None, environ: Mapping[str, str]) -> list[Candidate]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,7 +16,7 @@ from wheelfarm.build import ccwrap
 from wheelfarm.build.executors import JobContext, sandbox
 from wheelfarm.errors import ConfigError
 from wheelfarm.plan import pythons
-from wheelfarm.plan.targets import Target, host_arch
+from wheelfarm.plan.targets import Target, host_arch, host_macos_target
 
 # pip reads no configuration of the machine: only the farm's index settings apply.
 ISOLATED_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": "",
@@ -139,6 +140,13 @@ class HostExecutor:
         self.interpreters = pythons.discover(pythons_config)
 
     def check(self, target: Target) -> None:
+        if sys.platform == "darwin":
+            _check_mac(target)
+            return
+        if target.is_macos:
+            # Planned here for a Mac worker of the farm (the queue sends it only
+            # there); a job that opens it here fails in open().
+            return
         if target.arch != host_arch():
             raise ConfigError(
                 f"executor 'host' cannot build {target} on a {host_arch()} machine"
@@ -148,6 +156,9 @@ class HostExecutor:
         return pythons.supported(self.interpreters)
 
     def toolchain_id(self, target: Target) -> str:
+        if sys.platform == "darwin":  # confstr knows no libc version there
+            return (f"host:macos-{platform.mac_ver()[0]}:{os.environ.get('CC', 'cc')}"
+                    f":ccwrap{ccwrap.VERSION}")
         return (f"host:{os.confstr('CS_GNU_LIBC_VERSION')}:{os.environ.get('CC', 'cc')}"
                 f":ccwrap{ccwrap.VERSION}")
 
@@ -156,7 +167,35 @@ class HostExecutor:
 
     @contextmanager
     def open(self, ctx: JobContext) -> Iterator[HostPlace]:
-        yield HostPlace(ctx, self.interpreters, toolchain=host_wrappers(ctx))
+        if ctx.target.is_macos:
+            _check_mac(ctx.target)
+        toolchain = host_wrappers(ctx)
+        if ctx.target.is_macos:
+            toolchain.update(mac_env(ctx.target))
+        yield HostPlace(ctx, self.interpreters, toolchain=toolchain)
+
+
+def _check_mac(target: Target) -> None:
+    """On a Mac the host builds macOS wheels of its own architecture, and nothing else."""
+    here = host_macos_target()
+    if here is None:
+        raise ConfigError(f"executor 'host' builds {target} only on a Mac (a macOS worker); "
+                          f"here the 'zig' executor cross-builds it, checked but not run")
+    if not target.is_macos:
+        raise ConfigError(f"executor 'host' on a Mac builds macOS wheels, not {target}")
+    if target.arch != here.arch:
+        raise ConfigError(f"executor 'host' cannot build {target} on a {here.arch} Mac")
+
+
+def mac_env(target: Target) -> dict[str, str]:
+    """What makes a build on a Mac produce ``target``'s wheel: the deployment
+    target (compilers and setuptools read it), the architecture (setuptools'
+    ARCHFLAGS; without it a universal2 Python builds for both) and the
+    platform the wheel's tag is taken from."""
+    assert target.macos is not None
+    version = f"{target.macos[0]}.{target.macos[1]}"
+    return {"MACOSX_DEPLOYMENT_TARGET": version, "ARCHFLAGS": f"-arch {target.arch}",
+            "_PYTHON_HOST_PLATFORM": f"macosx-{version}-{target.arch}"}
 
 
 def host_wrappers(ctx: JobContext) -> dict[str, str]:

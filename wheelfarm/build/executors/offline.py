@@ -115,7 +115,7 @@ def download_key(requirements: Sequence[str], interp: Interpreter,
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-class Wheelhouse:
+class DownloadCache:
     """``<cache>/wheelhouse``: wheels for places without a network, shared by every job."""
 
     def __init__(self, cache_dir: Path) -> None:

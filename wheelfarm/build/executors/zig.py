@@ -1,23 +1,23 @@
-"""The zig executor: manylinux wheels on a plain machine, no container.
+"""The zig executor: manylinux and macOS wheels on a plain Linux machine, no container.
 
 It is the host executor with another toolchain: ``zig cc -target
 <arch>-linux-gnu.<glibc>`` links against stub libraries of the requested glibc
 and a static libc++, so the host's Pythons build wheels that run on the old
-distributions a manylinux policy promises. The compilers are wrapper scripts
+distributions a manylinux policy promises. ``zig cc -target aarch64-macos.11.0``
+builds macOS extension modules against the host Python's headers of the same
+minor version (the ``pyconfig.h`` values that differ are not used by the public
+headers); nothing here can run them. The compilers are wrapper scripts
 (see :mod:`wheelfarm.build.zigcc`) generated into the farm's cache by
 :meth:`ZigExecutor.prepare`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import shlex
-import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,17 +25,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from wheelfarm import proc
+from wheelfarm import fsutil, proc
 from wheelfarm.build import ccwrap, zigcc
 from wheelfarm.build.executors import JobContext, sandbox
 from wheelfarm.build.executors.host import HostPlace
 from wheelfarm.errors import ConfigError
 from wheelfarm.fsutil import file_lock
 from wheelfarm.plan import pythons
-from wheelfarm.plan.targets import Target, host_arch
+from wheelfarm.plan.targets import MACOS_ARCHES, Target, host_arch
 
 ARCHES = ("x86_64", "aarch64")
 MIN_GLIBC = (2, 17)
+MIN_MACOS = (10, 13)  # the oldest macOS zig's libc headers and linker support
 WARMUP_TIMEOUT = 1800.0  # a cold libc++ build takes minutes on a small machine
 
 # The first use of a target compiles zig's libc, libc++ and libunwind for it;
@@ -69,25 +70,26 @@ def rust_triple(arch: str, libc: str = "glibc") -> str:
     return f"{arch}-unknown-linux-{'musl' if libc == 'musl' else 'gnu'}"
 
 
+def target_rust_triple(target: Target) -> str:
+    """cargo's name of the target (Rust for macOS needs a std that rustup must fetch)."""
+    if target.is_macos:
+        return f"{'aarch64' if target.arch == 'arm64' else target.arch}-apple-darwin"
+    return rust_triple(target.arch, target.libc)
+
+
 def _write_atomic(path: Path, text: str, executable: bool = False) -> None:
     # A build of another job may be running the old script right now.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        if executable:
-            os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    mode = 0o755 if executable else 0o600
+    with fsutil.atomic_path(path, prefix=".", mode=mode) as tmp:
+        tmp.write_text(text)
 
 
 def cross_env(target: Target, python: str | None) -> dict[str, str]:
     """What a cross build needs beyond the compilers: the host interpreter's
     sysconfig describes the host, so the wheel's platform tag and the
     extension suffix are overridden, and cargo is told the target."""
+    if target.is_macos:
+        return macos_cross_env(target, python)
     env = {
         "_PYTHON_HOST_PLATFORM": f"linux-{target.arch}",
         "CARGO_BUILD_TARGET": rust_triple(target.arch, target.libc),
@@ -97,6 +99,23 @@ def cross_env(target: Target, python: str | None) -> dict[str, str]:
         major, minor = pythons.parse_tag(python)
         libc = "musl" if target.libc == "musl" else "gnu"
         env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{major}{minor}-{target.arch}-linux-{libc}.so"
+    return env
+
+
+def macos_cross_env(target: Target, python: str | None) -> dict[str, str]:
+    """A macOS build on Linux: sysconfig's platform (which setuptools and wheel
+    read for the wheel's tag), the extension suffix CPython on macOS loads, and
+    the deployment target that CMake and others read."""
+    assert target.macos is not None
+    version = f"{target.macos[0]}.{target.macos[1]}"
+    env = {
+        "_PYTHON_HOST_PLATFORM": f"macosx-{version}-{target.arch}",
+        "MACOSX_DEPLOYMENT_TARGET": version,
+        "CARGO_BUILD_TARGET": target_rust_triple(target),
+    }
+    if python is not None:
+        major, minor = pythons.parse_tag(python)
+        env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{major}{minor}-darwin.so"
     return env
 
 
@@ -135,12 +154,15 @@ class ZigExecutor:
     # -- Executor protocol -------------------------------------------------
 
     def check(self, target: Target) -> None:
+        if target.is_macos:
+            self._check_macos(target)
+            return
         if target.kind == "musllinux" and target.arch in ARCHES:
             self._zig()
             return
         if target.kind != "manylinux" or target.glibc is None:
             raise ConfigError(
-                f"executor 'zig' builds manylinux_X_Y and musllinux_X_Y targets only; "
+                f"executor 'zig' builds manylinux_X_Y, musllinux_X_Y and macOS targets only; "
                 f"{target} is for the 'host' executor"
             )
         if target.arch not in ARCHES:
@@ -149,6 +171,16 @@ class ZigExecutor:
             raise ConfigError(
                 f"executor 'zig' cannot build {target}: it targets glibc "
                 f"{MIN_GLIBC[0]}.{MIN_GLIBC[1]} or newer (Rust's std and zig's libc++ need it)"
+            )
+        self._zig()
+
+    def _check_macos(self, target: Target) -> None:
+        if target.arch not in MACOS_ARCHES or target.macos is None:
+            raise ConfigError(f"executor 'zig' cannot build {target}: unknown architecture")
+        if target.macos < MIN_MACOS:
+            raise ConfigError(
+                f"executor 'zig' cannot build {target}: zig targets macOS "
+                f"{MIN_MACOS[0]}.{MIN_MACOS[1]} or newer"
             )
         self._zig()
 
@@ -207,6 +239,9 @@ class ZigExecutor:
 
     @staticmethod
     def zig_target(target: Target) -> str:
+        if target.is_macos:
+            assert target.macos is not None
+            return zigcc.zig_macos_target(target.arch, target.macos)
         assert target.glibc is not None or target.kind == "musllinux"
         return zigcc.zig_target(target.arch, target.glibc)
 
@@ -219,7 +254,6 @@ class ZigExecutor:
         """
         cc, cxx = str(layout.tool("cc")), str(layout.tool("c++"))
         cache = str(layout.zig_cache)
-        triple = rust_triple(target.arch, target.libc)
         env = {
             "CC": cc,
             "CXX": cxx,
@@ -229,12 +263,12 @@ class ZigExecutor:
             "LDCXXSHARED": f"{shlex.quote(cxx)} -shared",
             "AR": str(layout.tool("ar")),
             "RANLIB": str(layout.tool("ranlib")),
-            f"CARGO_TARGET_{triple.upper().replace('-', '_')}_LINKER":
+            f"CARGO_TARGET_{target_rust_triple(target).upper().replace('-', '_')}_LINKER":
                 str(layout.tool("rust-linker")),
             "ZIG_GLOBAL_CACHE_DIR": cache,
             "ZIG_LOCAL_CACHE_DIR": cache,
         }
-        if target.arch != host_arch() or target.libc != "glibc":
+        if target.arch != host_arch() or target.libc != "glibc" or target.is_macos:
             env.update(cross_env(target, python))
         return env
 
@@ -281,7 +315,13 @@ class ZigExecutor:
         warm.mkdir(parents=True, exist_ok=True)
         env = {**sandbox.allowed_env(os.environ, farm_tool=True),
                **self.toolchain_env(target, layout)}
-        for lang, tool, source in (("C", "cc", "warm.c"), ("C++", "c++", "warm.cpp")):
+        langs: tuple[tuple[str, str, str], ...] = (("C", "cc", "warm.c"),
+                                                  ("C++", "c++", "warm.cpp"))
+        if target.is_macos:
+            # C only: zig's libc++ for a macOS target takes minutes and is compiled by the
+            # first C++ build, so a farm building only C extensions for macOS never pays it.
+            langs = langs[:1]
+        for lang, tool, source in langs:
             (warm / source).write_text(_WARMUP_C if lang == "C" else _WARMUP_CXX)
             log.write(f"warming zig's cache: {lang} runtime for {self.zig_target(target)} "
                       f"(minutes on first use)\n")

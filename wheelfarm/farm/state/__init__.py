@@ -2,12 +2,13 @@
 
 ``open_queue(config)`` is the one way in; :mod:`.queue` holds the operations
 (workers, claims, reclaims) with its parts :mod:`.intake` (submitting),
-:mod:`.leases` (a lease holder's reports) and :mod:`.operators` (retry,
-cancel); :mod:`.sql` and :mod:`.batches` their statements, :mod:`.news` how
-an idle worker hears of new jobs, :mod:`.lifecycle` the states and the
-retry rule, :mod:`.schema` the tables and their migrations, :mod:`.report`
-the JSON shape of a job. Importing this package loads no database library
-(a job's child process needs only the values in :mod:`.models`).
+:mod:`.leases` (a lease holder's reports), :mod:`.lookups` (what the
+controller and a local build read) and :mod:`.operators` (retry, cancel);
+:mod:`.sql` and :mod:`.batches` their statements, :mod:`.news` how an idle
+worker hears of new jobs, :mod:`.lifecycle` the states and the retry rule,
+:mod:`.schema` the tables and their migrations, :mod:`.report` the JSON
+shape of a job. Importing this package loads no database library (a job's
+child process needs only the values in :mod:`.models`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wheelfarm.farm.state.lifecycle import JobState
-from wheelfarm.farm.state.models import Artifact, Capabilities, Lease, LeaseLost, NewJob, Outcome
+from wheelfarm.farm.state.models import Artifact, Capabilities, Lease, NewJob, Outcome
 
 if TYPE_CHECKING:
     from wheelfarm.farm.state.queue import Queue
     from wheelfarm.plan.config import FarmConfig
 
-__all__ = ["Artifact", "Capabilities", "JobState", "Lease", "LeaseLost", "NewJob", "Outcome",
+__all__ = ["Artifact", "Capabilities", "JobState", "Lease", "NewJob", "Outcome",
            "open_queue"]
 
 

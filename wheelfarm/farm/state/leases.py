@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select, update
 
+from wheelfarm.errors import FailureKind, LeaseLost
 from wheelfarm.farm.state import batches, lifecycle, news, sql
 from wheelfarm.farm.state.lifecycle import ACTIVE, JobState
-from wheelfarm.farm.state.models import Lease, LeaseLost, Outcome
+from wheelfarm.farm.state.models import Lease, Outcome
 from wheelfarm.farm.state.schema import jobs, workers
 from wheelfarm.farm.state.sql import event as _event
 
@@ -115,7 +116,7 @@ class Leases:
                 if row is None:
                     raise LeaseLost(lease.key)
                 states[lease.job_id, lease.token] = self._failed(
-                    conn, row, lease.token, now, outcome.kind or "internal",
+                    conn, row, lease.token, now, outcome.kind or FailureKind.INTERNAL,
                     outcome.reason, "failed", outcome)
             except LeaseLost:  # gone, or no longer running (a success came first)
                 pass
@@ -169,7 +170,8 @@ class Leases:
             "b_log": report.log if report else None,
             "b_duration": report.duration if report else None})
 
-    def _failed(self, conn: Connection, row: Row[Any], token: str, now: float, kind: str,
+    def _failed(self, conn: Connection, row: Row[Any], token: str, now: float,
+                kind: FailureKind,
                 reason: str, outcome: str, report: Outcome | None) -> JobState:
         failures = row.failures + 1
         decision = lifecycle.decide(failures, row.max_attempts, kind, reason,
@@ -184,7 +186,7 @@ class Leases:
             raise LeaseLost(f"job {row.key[:12]}: the lease is no longer held")
         lease = sql.lease_of(row, token)
         self._close(conn, lease, now, outcome, reason, report)
-        detail = {"kind": kind, "reason": reason, "retry_in": decision.delay}
+        detail = {"kind": kind.value, "reason": reason, "retry_in": decision.delay}
         _event(conn, now, "retrying" if decision.retry else "failed", row.id, row.attempts,
                row.worker, detail)
         if to is S.FAILED:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from wheelfarm.errors import FailureKind
+
 
 class JobState(enum.StrEnum):
     PENDING = "pending"
@@ -47,9 +49,6 @@ def sources(to: JobState, among: frozenset[JobState] | None = None) -> list[str]
     return sorted(s.value for s in found if among is None or s in among)
 
 
-# Failures that say nothing about the job itself: trying again may succeed.
-TRANSIENT = frozenset({"lease-expired", "timeout", "worker-error", "source", "toolchain",
-                       "output", "internal"})
 MAX_BACKOFF = 600.0
 
 
@@ -60,16 +59,17 @@ class Decision:
     reason: str
 
 
-def decide(failures: int, max_attempts: int, kind: str, reason: str, *,
+def decide(failures: int, max_attempts: int, kind: FailureKind | None, reason: str, *,
            backoff: float) -> Decision:
     """What to do after a failed attempt; ``failures`` counts this one.
 
-    A transient failure (see :data:`TRANSIENT`) is retried while attempts
-    remain, each time waiting twice as long as the last; a failure of the
-    build itself (build, repair, check, test) is final at once, because the
-    content key pins every input and a second try would fail the same way.
+    A transient failure (:attr:`FailureKind.transient`) is retried while
+    attempts remain, each time waiting twice as long as the last; a failure of
+    the build itself (build, repair, test ...) is final at once, because the
+    content key pins every input and a second try would fail the same way. So
+    is a kind this version does not know (None).
     """
-    if kind not in TRANSIENT:
+    if kind is None or not kind.transient:
         return Decision(False, 0.0, reason)
     if failures >= max_attempts:
         return Decision(False, 0.0, f"{reason} (attempt {failures} of {max_attempts})")

@@ -11,7 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.build.outcome import Artifact, Outcome
+from wheelfarm.errors import ConfigError
+
+__all__ = ["KINDS", "Artifact", "Capabilities", "Lease", "NewJob", "Outcome",
+           "host_os", "instant", "target_os"]
 
 KINDS = ("build", "probe")
 
@@ -122,35 +126,3 @@ class Lease:
         return cls(**{**data, "pythons": tuple(data["pythons"]), "spec": dict(data["spec"])})
 
 
-@dataclass(frozen=True)
-class Artifact:
-    filename: str
-    sha256: str
-    location: str = ""  # where the bytes are, for the farm (a path under the farm)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A worker's report of one attempt. ``kind`` classifies a failure: the
-    failing step (build, test, ...) or timeout, worker-error."""
-
-    ok: bool
-    duration: float
-    kind: str = ""
-    reason: str = ""
-    log: str | None = None
-    artifact: Artifact | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
-        art = data.get("artifact")
-        return cls(ok=bool(data["ok"]), duration=float(data["duration"]),
-                   kind=str(data.get("kind", "")), reason=str(data.get("reason", "")),
-                   log=data.get("log"), artifact=Artifact(**art) if art else None)
-
-
-class LeaseLost(WheelfarmError):
-    """The lease was reclaimed, cancelled or has expired: the report is refused."""

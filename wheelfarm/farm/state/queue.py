@@ -18,10 +18,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select, text, update
 
+from wheelfarm.errors import FailureKind
 from wheelfarm.farm.state import batches, sql
 from wheelfarm.farm.state.intake import Intake
 from wheelfarm.farm.state.leases import Leases
 from wheelfarm.farm.state.lifecycle import ACTIVE, JobState
+from wheelfarm.farm.state.lookups import Lookups
 from wheelfarm.farm.state.models import Capabilities, Lease, Outcome, instant
 from wheelfarm.farm.state.news import News
 from wheelfarm.farm.state.operators import Operations
@@ -32,7 +34,7 @@ S = JobState
 _RECLAIM_EVERY = 1.0  # seconds between automatic reclaim passes of one process
 
 
-class Queue(Intake, Leases, Operations):
+class Queue(Intake, Leases, Lookups, Operations):
     """Domain operations on the state database; see :mod:`.lifecycle` for the states."""
 
     def __init__(self, engine: Engine, *, lease_seconds: float = 30.0, backoff: float = 10.0,
@@ -44,6 +46,12 @@ class Queue(Intake, Leases, Operations):
         self._pg = engine.dialect.name == "postgresql"
         self._last_reclaim = 0.0
         self._news: News | None = None
+
+    def close(self) -> None:
+        """Close the database connections (the queue may be reopened by using it)."""
+        if self._news is not None:
+            self._news.close()
+        self.engine.dispose()
 
     def wait(self, timeout: float) -> bool:
         """Whether jobs may have become claimable (submitted, retried, handed back)
@@ -199,6 +207,7 @@ class Queue(Intake, Leases, Operations):
                 query = query.with_for_update(skip_locked=True)
             for row in conn.execute(query).all():
                 why = f"lease expired: worker {row.worker} stopped heartbeating"
-                self._failed(conn, row, row.lease, now, "lease-expired", why, "lost", None)
+                self._failed(conn, row, row.lease, now, FailureKind.LEASE_EXPIRED, why, "lost",
+                             None)
                 count += 1
         return count

@@ -20,15 +20,8 @@ from sqlalchemy import select
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.state.schema import attempts, events, jobs
 from wheelfarm.plan.jobjson import SCHEMA, document, job_json, when
-from wheelfarm.plan.jobs import Job
 
-__all__ = ["SCHEMA", "document", "job_events", "job_json", "planned_job_json", "queue_jobs",
-           "when"]
-
-
-def planned_job_json(job: Job) -> dict[str, Any]:
-    """A job of a plan, not (yet) in a queue: state ``planned``."""
-    return job_json(job.key, job.recipe.name, job.target.name, job.python, "planned")
+__all__ = ["SCHEMA", "document", "job_events", "job_json", "queue_jobs", "when"]
 
 
 def queue_jobs(queue: Queue, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:

@@ -14,27 +14,23 @@ each replacement is a rename(2), on S3 an object write.
 from __future__ import annotations
 
 import importlib
-import os
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, StoreError
 
 __all__ = [
     "PAGE_NAMES",
     "ROOT_PAGES",
     "SIGNED_NAMES",
     "Store",
-    "StoreError",
     "View",
     "check_key",
     "check_prefix",
-    "checkpoint",
     "content_type",
     "open_store",
 ]
@@ -45,10 +41,6 @@ ROOT_PAGES = ("simple/index.html", "simple/index.json")
 # Written last by a switch, in this order: the checksums, their signature, then
 # the root manifest, so a reader who sees a new InRelease sees everything it lists.
 SIGNED_NAMES = ("SHA256SUMS", "SHA256SUMS.asc", "InRelease")
-
-
-class StoreError(WheelfarmError):
-    """The store could not be read or written (I/O, permissions, the S3 API)."""
 
 
 @dataclass(frozen=True)
@@ -110,14 +102,21 @@ REGISTRY: dict[str, str] = {
     "file": "wheelfarm.publish.store.fs:FsStore",
     "s3": "wheelfarm.publish.store.s3:S3Store",
 }
+# Stores that can only be read (by verify).
+READ_ONLY: dict[str, str] = {
+    "http": "wheelfarm.publish.store.http:HttpStore",
+    "https": "wheelfarm.publish.store.http:HttpStore",
+}
 
 
-def open_store(url: str, *, endpoint_url: str | None = None) -> Store:
-    """A store for ``file://PATH``, a plain path, or ``s3://bucket/prefix``."""
+def open_store(url: str, *, endpoint_url: str | None = None, read_only: bool = False) -> Store:
+    """A store for ``file://PATH``, a plain path, or ``s3://bucket/prefix``; with
+    ``read_only``, also ``http(s)://…`` (and a directory must exist)."""
     parts = urlsplit(url)
     scheme = parts.scheme if len(parts.scheme) > 1 else "file"  # "C:" is not a scheme
+    known = {**REGISTRY, **READ_ONLY} if read_only else REGISTRY
     try:
-        module_name, _, class_name = REGISTRY[scheme].partition(":")
+        module_name, _, class_name = known[scheme].partition(":")
     except KeyError:
         raise ConfigError(
             f"{url}: unsupported store; expected a directory, file://PATH or s3://BUCKET/PREFIX"
@@ -127,7 +126,12 @@ def open_store(url: str, *, endpoint_url: str | None = None) -> Store:
         path = Path(parts.path) if parts.scheme == "file" else Path(url)
         if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
             raise ConfigError(f"{url}: file URLs must name a local path (file:///...)")
+        if read_only and not parts.scheme and not path.is_dir():
+            raise ConfigError(f"{url}: no such directory")
         store: Store = cls(path.expanduser().absolute())
+        return store
+    if scheme in READ_ONLY:
+        store = cls(url)
         return store
     store = cls(url, endpoint_url=endpoint_url)
     return store
@@ -171,32 +175,3 @@ def cache_control(key: str) -> str:
     if key.startswith(("files/", "projects/", "generations/")):
         return "public, max-age=31536000, immutable"
     return "no-cache"
-
-
-# -- crash injection, for the tests that kill a publisher at every step ---------------------------
-
-CRASH_ENV = "WHEELFARM_TEST_CRASH_AFTER"  # "N": exit abruptly right after the Nth store write
-HOLD_ENV = "WHEELFARM_TEST_HOLD"  # "LABEL:PATH": at LABEL, touch PATH.ready, wait for PATH
-_writes = 0
-
-
-def checkpoint(label: str) -> None:
-    """Called after every store write (and before a commit, as ``commit``).
-
-    Unset environment: nothing happens. The tests use the variables above to
-    kill the process at each step (``os._exit``: no cleanup, no flush, like
-    SIGKILL) or to line up two publishers at the commit point.
-    """
-    global _writes
-    hold = os.environ.get(HOLD_ENV)
-    if hold:
-        want, _, path = hold.partition(":")
-        if want == label:
-            Path(path + ".ready").touch()
-            while not os.path.exists(path):
-                time.sleep(0.02)
-    crash = os.environ.get(CRASH_ENV)
-    if crash and label != "commit":
-        _writes += 1
-        if _writes >= int(crash):
-            os._exit(75)

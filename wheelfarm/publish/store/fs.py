@@ -11,7 +11,10 @@ Layout::
     InRelease -> generations/<N>/InRelease  the live generation, switched last
 
 Every live name is replaced with one rename(2): a project's three pages switch
-together through their link, and a reader never finds half a file.
+together through their link, and a reader never finds half a file. Every
+write goes through :meth:`FsStore.put`, :meth:`~FsStore.put_new`,
+:meth:`~FsStore.delete` or ``_link`` (the tests that stop a publisher at each
+write count those).
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ import re
 import tempfile
 from pathlib import Path
 
+from wheelfarm import fsutil
+from wheelfarm.errors import StoreError
 from wheelfarm.fsutil import file_lock
 from wheelfarm.publish.store import (
     SIGNED_NAMES,
-    StoreError,
     View,
     check_key,
     check_prefix,
-    checkpoint,
 )
 
 _LIVE_TARGET = re.compile(r"generations/([1-9][0-9]{0,17})/InRelease")
@@ -61,13 +64,10 @@ class FsStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = self._temp(path, data)
         try:
-            os.replace(tmp, path)
+            fsutil.write_bytes(path, data, prefix=".", mode=0o644)  # the index is public
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
-        checkpoint(key)
 
     def put_new(self, key: str, data: bytes) -> bool:
         path = self._path(key)
@@ -81,7 +81,6 @@ class FsStore:
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)
-        checkpoint(key)
         return True
 
     def list(self, prefix: str) -> list[str]:
@@ -107,7 +106,6 @@ class FsStore:
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
-        checkpoint(key)
 
     def _temp(self, path: Path, data: bytes) -> Path:
         try:
@@ -148,8 +146,7 @@ class FsStore:
                 for key, data in view.root.items():
                     self.put(key, data)
                 for project in sorted(view.changed - view.projects.keys()):
-                    (self.root / "simple" / check_key(project)).unlink(missing_ok=True)
-                    checkpoint(f"simple/{project}")
+                    self.delete(f"simple/{project}")
                 for name in SIGNED_NAMES[:-1]:
                     self.put(name, view.signed[name])
                 self._link("InRelease", f"generations/{view.generation}/InRelease")
@@ -161,9 +158,5 @@ class FsStore:
         path = self._path(key)
         if path.exists() and not path.is_symlink():
             raise StoreError(f"{path}: exists and is not wheelfarm's link")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
-        tmp.unlink(missing_ok=True)
-        os.symlink(target, tmp)
-        os.replace(tmp, path)
-        checkpoint(key)
+        with fsutil.atomic_path(path, prefix=".") as tmp:
+            os.symlink(target, tmp)

@@ -8,6 +8,8 @@ so of two publishers racing for generation N exactly one creates it. The live
 view has no atomic swap here: :meth:`S3Store.switch` writes the changed
 project pages, then the root pages, then removes dropped projects, then the
 checksums and the root manifest last, so every link a reader follows resolves.
+Every write goes through ``_put``, ``_copy`` or :meth:`S3Store.delete` (the
+tests that stop a publisher at each write count those).
 """
 
 from __future__ import annotations
@@ -24,16 +26,14 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoCredentialsError,
 )
 
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, StoreError
 from wheelfarm.publish.store import (
     PAGE_NAMES,
     SIGNED_NAMES,
-    StoreError,
     View,
     cache_control,
     check_key,
     check_prefix,
-    checkpoint,
     content_type,
 )
 
@@ -93,12 +93,18 @@ class S3Store:
             self._put(key, data)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, f"writing {key}") from exc
-        checkpoint(key)
 
     def _put(self, key: str, data: bytes, **extra: Any) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
                                ContentType=content_type(key), CacheControl=cache_control(key),
                                **extra)
+
+    def _copy(self, key: str, source: str) -> None:
+        self.client.copy_object(
+            Bucket=self.bucket, Key=self._key(key),
+            CopySource={"Bucket": self.bucket, "Key": self._key(source)},
+            MetadataDirective="REPLACE", ContentType=content_type(key),
+            CacheControl=cache_control(key))
 
     def put_new(self, key: str, data: bytes) -> bool:
         for attempt in range(6):
@@ -115,7 +121,6 @@ class S3Store:
                 raise self._fail(exc, f"writing {key}") from exc
             except BotoCoreError as exc:
                 raise self._fail(exc, f"writing {key}") from exc
-            checkpoint(key)
             return True
         raise StoreError(f"{self.url}: writing {key}: conflicting writers did not settle")
 
@@ -135,7 +140,6 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, f"deleting {key}") from exc
-        checkpoint(key)
 
     def live_generation(self) -> int:
         try:
@@ -161,25 +165,16 @@ class S3Store:
             for project in sorted(view.changed & view.projects.keys()):
                 for page in PAGE_NAMES:
                     key = f"simple/{check_key(project)}/{page}"
-                    self.client.copy_object(
-                        Bucket=self.bucket, Key=self._key(key),
-                        CopySource={"Bucket": self.bucket,
-                                    "Key": self._key(f"{view.projects[project]}/{page}")},
-                        MetadataDirective="REPLACE", ContentType=content_type(key),
-                        CacheControl=cache_control(key))
-                    checkpoint(key)
+                    self._copy(key, f"{view.projects[project]}/{page}")
             for key, data in view.root.items():
                 self._put(key, data)
-                checkpoint(key)
             for project in sorted(view.changed - view.projects.keys()):
                 for page in PAGE_NAMES:
                     key = f"simple/{check_key(project)}/{page}"
-                    self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-                    checkpoint(key)
+                    self.delete(key)
             for name in SIGNED_NAMES:
                 extra = {"Metadata": {"generation": str(view.generation)}} \
                     if name == "InRelease" else {}
                 self._put(name, view.signed[name], **extra)
-                checkpoint(name)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, f"switching to generation {view.generation}") from exc

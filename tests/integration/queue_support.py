@@ -1,58 +1,23 @@
-"""Support for the queue's integration tests (no tests here): a throw-away
-database on the PostgreSQL server that CI starts (.ci/setup.d/30-postgres.sh
-exports WHEELFARM_TEST_POSTGRES), and real farm processes."""
+"""Support for the queue's integration tests: real farm processes (worker, controller,
+the CLI) over one state database, and what they report."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
 from sqlalchemy import func, select
 
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.state.schema import jobs
 
-ENV = "WHEELFARM_TEST_POSTGRES"
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    base = os.environ.get(ENV)
-    if not base:
-        pytest.skip(f"{ENV} is not set (a PostgreSQL URL; .ci/setup.d/30-postgres.sh starts one)")
-    plain = base.replace("postgresql+psycopg://", "postgresql://")
-    name = "wf_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield plain.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@contextlib.contextmanager
-def state_database(kind: str, directory: os.PathLike[str]) -> Iterator[str]:
-    """A state URL of ``kind`` (sqlite or postgresql), empty, for one test."""
-    if kind == "sqlite":
-        yield f"sqlite:///{os.fspath(directory)}/state.db"
-    else:
-        with fresh_database() as url:
-            yield url
-
-
-# -- real farm processes ---------------------------------------------------------------------
 
 def farm_dir(root: Path, url: str, **settings: float) -> Path:
     """A farm directory whose wheelfarm.toml points at ``url``."""

@@ -1,10 +1,10 @@
-"""Shared by the publish, verify and serve tests (no tests here): throwaway gpg keys,
-a wheel really built by the farm, hand-made pure wheels, and a real S3 API (moto's
-server on loopback), so one suite runs against the filesystem and S3 stores."""
+"""Shared by the publish, verify, serve and store-cache tests: throwaway gpg keys, a
+wheel really built by the farm, one published index on the filesystem or S3 store (the
+fixtures of tests/conftest.py and tests/integration/conftest.py make them), and what
+an installer sees of it."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import hashlib
@@ -13,8 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,16 +20,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from wheelfarm.build import provenance
 from wheelfarm.publish.signing import Keyring
 from wheelfarm.publish.store import Store, open_store
 from wheelfarm.publish.verify import Report, verify
 
-from .helpers import PROJECTS, python_for, require, tree_digest, wheelfarm
-
-pytestmark = pytest.mark.integration
-
+from .helpers import PROJECTS, ok, python_for, require, tree_digest, wheelfarm
 
 # -- keys ---------------------------------------------------------------------------------------
 
@@ -71,25 +65,26 @@ def packager_gpg(work: Path, public: Path) -> Iterator[list[str]]:
                        capture_output=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def keys() -> Iterator[tuple[Key, Key]]:
+@contextlib.contextmanager
+def throwaway_keys() -> Iterator[tuple[Key, Key]]:
     """(the farm's key, an unrelated key) in throwaway keyrings."""
     require("gpg")
     base = Path(tempfile.mkdtemp(prefix="wfg-"))  # short: gpg-agent's socket lives there
     made = [make_key(base / "farm", "farm"), make_key(base / "other", "other")]
-    yield made[0], made[1]
-    for key in made:
-        subprocess.run(["gpgconf", "--homedir", str(key.home), "--kill", "all"],
-                       capture_output=True, check=False)
-    shutil.rmtree(base, ignore_errors=True)
+    try:
+        yield made[0], made[1]
+    finally:
+        for key in made:
+            subprocess.run(["gpgconf", "--homedir", str(key.home), "--kill", "all"],
+                           capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # -- wheels -------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def fastadd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``wheelfarm build`` of the C fixture for cp312, once per test session."""
-    base = tmp_path_factory.getbasetemp() / "fastadd-built"
+def built_fastadd(base: Path) -> Path:
+    """``wheelfarm build`` of the C fixture for cp312 under ``base``, once: the directory
+    holding its wheel."""
     out = base / "out"
     if not list(out.glob("*.whl")):
         require("gcc")
@@ -101,48 +96,7 @@ def fastadd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def pure_wheel(out: Path, name: str, version: str, requires: Sequence[str] = (),
-               note: str = "") -> Path:
-    """An installable pure wheel written by hand (the bulk cases need no compiler)."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" \
-               f"Requires-Python: >=3.8\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
-    files = {
-        f"{dist}/__init__.py": f"VERSION = {version!r}\nNOTE = {note!r}\n".encode(),
-        f"{info}/METADATA": metadata.encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                         b"Tag: py3-none-any\n",
-    }
-    record = "".join(f"{n},{_record_hash(d)},{len(d)}\n" for n, d in files.items())
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for n, d in files.items():
-            zf.writestr(n, d)
-        zf.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")
-    return path
-
-
 # -- stores -------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A real S3 API: moto's threaded server on 127.0.0.1, started for these tests."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
 
 def aws_env(endpoint: str) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -210,28 +164,38 @@ class Index:
         return dest
 
 
-@pytest.fixture(params=["fs", "s3"])
-def index(request: pytest.FixtureRequest, tmp_path: Path, keys: tuple[Key, Key],
-          monkeypatch: pytest.MonkeyPatch) -> Index:
-    farm = keys[0]
-    env = {"GNUPGHOME": str(farm.home), "WHEELFARM_SIGN_KEY": farm.fingerprint}
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.setenv("GNUPGHOME", str(farm.home))
-    if request.param == "fs":
-        root = tmp_path / "index"
-        return Index("fs", str(root), env, farm, work, root=root)
-    import boto3
+# -- the store as a cache --------------------------------------------------------------------
 
-    endpoint = request.getfixturevalue("moto_endpoint")
-    for name, value in aws_env(endpoint).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    bucket = f"wf-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=bucket)
-    return Index("s3", f"s3://{bucket}/pypi", {**env, **aws_env(endpoint)}, farm, work,
-                 client=client, bucket=bucket)
+FASTADD_ARGS = ("--target", "native", "--executor", "host", "--python", "cp312")
+
+
+def publish_fastadd(index: Index, fastadd_dir: Path) -> tuple[Path, str, str]:
+    """Publish the fastadd build (the ``fastadd_dir`` fixture); its wheel, job key and
+    sha256."""
+    wheel = next(fastadd_dir.glob("*.whl"))
+    named = provenance.job_key(provenance.path_for(wheel).read_bytes())
+    assert named is not None
+    ok(index.publish(fastadd_dir))
+    return wheel, *named
+
+
+def farm_using(index: Index, directory: Path) -> Path:
+    """Another farm, whose own cache is empty, configured to publish to ``index``."""
+    directory.mkdir()
+    (directory / "wheelfarm.toml").write_text(f'[publish]\nurl = "{index.url}"\n',
+                                              encoding="utf-8")
+    return directory
+
+
+def build_fastadd_in(index: Index, farm: Path, out: Path) -> dict[str, Any]:
+    """``wheelfarm build`` of the C fixture in ``farm`` into ``out``: its one job's report."""
+    report = out.parent / f"{out.name}-report.json"
+    built = index.cli("build", PROJECTS / "fastadd", *FASTADD_ARGS, "--farm", farm, "--out", out,
+                      "--json", report)
+    ok(built)
+    (job,) = json.loads(report.read_text())["jobs"]
+    assert isinstance(job, dict)
+    return job
 
 
 # -- what a reader sees -------------------------------------------------------------------------

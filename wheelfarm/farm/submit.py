@@ -11,32 +11,14 @@ from packaging.utils import canonicalize_name
 
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.state.models import NewJob, target_os
+from wheelfarm.plan.graph import check_cycles
+from wheelfarm.plan.targets import worker_requirements
 
 if TYPE_CHECKING:  # not at run time: `submit --probe` should start quickly
     from wheelfarm.plan.config import FarmConfig
     from wheelfarm.plan.jobs import Job
-    from wheelfarm.plan.recipe import Recipe
 
 DEFAULT_MAX_ATTEMPTS = 3
-
-
-def check_cycles(recipes: Sequence[Recipe]) -> None:
-    """A recipe that needs itself, directly or not, is a ConfigError naming the cycle."""
-    graph: dict[str, list[str]] = {canonicalize_name(r.name): list(r.needs) for r in recipes}
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> None:
-        if node in path:
-            cycle = [*path[path.index(node):], node]
-            raise ConfigError(f"build.needs makes a cycle: {' -> '.join(cycle)}")
-        if node in done:
-            return
-        for nxt in graph.get(node, ()):
-            visit(nxt, [*path, node])
-        done.add(node)
-
-    for start in sorted(graph):
-        visit(start, [])
 
 
 def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) -> list[NewJob]:
@@ -56,10 +38,12 @@ def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) ->
                 raise ConfigError(f"{path}: {exc.strerror}") from None
         spec = {"recipe_path": path, "recipe_text": texts[path], "recipe_digest": r.digest(),
                 "test_pythons": list(job.test_pythons), "profile": job.profile}
+        # Where it can run: a macOS job for zig on a Linux worker, for the host on a Mac.
+        where_os, where_arch = worker_requirements(job.target, job.executor)
         found.append(NewJob(
             key=job.key, kind="build", recipe=canonicalize_name(r.name),
             target=job.target.name, python=job.python, executor=job.executor,
-            arch=job.target.arch, os=target_os(job.target.name),
+            arch=where_arch, os=where_os,
             pythons=tuple(sorted({job.python, *job.test_pythons})), spec=spec,
             needs=r.needs, priority=priority,
             max_attempts=r.max_attempts or DEFAULT_MAX_ATTEMPTS,
