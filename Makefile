@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean image
+.PHONY: run test lint bench clean image emulation
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/wheelfarm build recipes/ --out wheelhouse
+	# Cross-built for aarch64 by zig; run under qemu where `make emulation` prepared it.
+	$(BIN)/wheelfarm build recipes/fastadd.toml --target manylinux_2_17_aarch64 \
+		--python cp39 --python cp311 --out wheelhouse
 	# The C fixture for Apple silicon, cross-built by zig: checked, never run here.
 	$(BIN)/wheelfarm build recipes/fastadd.toml --target macosx_11_0_arm64 --out wheelhouse
 
@@ -34,6 +37,13 @@ bench: $(STAMP)
 # The local build image for the container executor (root, debootstrap, podman).
 image:
 	bash images/local/build.sh
+
+# The places where cross-built wheels run (root, once per machine, cached in
+# /var/cache/wheelfarm/emulation): arm64 bullseye and bookworm rootfs under
+# qemu-user, a musl CPython 3.11.
+emulation:
+	bash images/emulation/install.sh
+	bash images/emulation/prepare.sh
 
 clean:
 	rm -rf $(VENV) .wheelfarm wheelhouse

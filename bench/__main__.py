@@ -8,12 +8,13 @@ import platform
 import sys
 import time
 
-from . import build, container, dispatch, farm, index, parity
+from . import build, container, cross, dispatch, farm, index, parity
 from .common import ROOT
 
 SUITES = {"overhead": build.overhead, "parallel": build.parallel, "zig": build.zig,
           "container": container.container, "normalize": farm.normalize, "plan": farm.plan,
-          "dispatch": dispatch.dispatch, "index": index.index, "parity": parity.parity}
+          "dispatch": dispatch.dispatch, "index": index.index, "parity": parity.parity,
+          "cross": cross.cross}
 
 
 def main(argv: list[str]) -> int:
@@ -107,6 +108,7 @@ def render(results: dict[str, dict[str, object]]) -> str:
                          f"{_f(v['ratio'])} | {cold} | {extra} |")
         lines.append("")
     lines += container.render(results)
+    lines += cross.render(results)
     lines += _render_farm(results)
     lines += dispatch.render(results)
     lines += index.render(results)

@@ -40,6 +40,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped in CI, which must have every component: {reason}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need the emulated test places run last: CI prepares those
+    places in the background (.ci/setup.d/70-emulation.sh) while the rest runs."""
+    items.sort(key=lambda item: item.get_closest_marker("emulation") is not None)
 @pytest.fixture
 def state_kind() -> str:
     """The database ``state_url`` makes: SQLite, unless a module or conftest overrides

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build import macrepair, runnable, zigcc
+from wheelfarm.build import macrepair, testplaces, zigcc
 from wheelfarm.build.executors.zig import ZigExecutor, macos_cross_env
 from wheelfarm.errors import ConfigError, RepairError
 from wheelfarm.plan import config, targets
@@ -106,8 +106,8 @@ def test_a_macos_link_line_gets_dynamic_lookup_and_no_bundle_or_build_id() -> No
     (MAC_X86, "darwin", "aarch64", False),  # not through Rosetta
     (parse_target("manylinux2014_x86_64"), "linux", "x86_64", True),
 ])
-def test_not_run_reason(target: Target, platform: str, machine: str, runs: bool) -> None:
-    reason = runnable.not_run_reason(target, platform, machine)
+def test_host_mismatch(target: Target, platform: str, machine: str, runs: bool) -> None:
+    reason = testplaces.host_mismatch(target, platform, machine)
     assert (reason is None) == runs
     if not runs:
         assert reason is not None
@@ -115,8 +115,8 @@ def test_not_run_reason(target: Target, platform: str, machine: str, runs: bool)
 
 
 def test_the_not_run_words() -> None:
-    assert runnable.NOT_RUN == "built and checked, not run"
-    assert "tested" not in runnable.NOT_RUN
+    assert testplaces.NOT_RUN == "built and checked, not run"
+    assert "tested" not in testplaces.NOT_RUN
 
 
 def test_delocate_command_for_a_mac_worker(tmp_path: Path) -> None:
@@ -173,17 +173,18 @@ def test_the_index_says_where_a_macos_wheel_runs_and_that_it_was_not_run() -> No
     name = "m-1.0-cp312-cp312-macosx_11_0_arm64.whl"
     assert artifacts.distros(name) == {"macos": "11.0", "arch": "arm64"}
     statement = {"predicate": {"runDetails": {"testResult": {
-        "status": runnable.NOT_RUN, "pythons": []}}}}
-    assert artifacts.test_status_of(json.dumps(statement).encode()) == runnable.NOT_RUN
-    assert artifacts.test_status_of(b"{}") is None
-    assert artifacts.test_status_of(None) is None
-    art = artifacts.IndexedWheel(name, "a" * 64, 10, "2026-01-01T00:00:00Z", test=runnable.NOT_RUN)
+        "status": testplaces.NOT_RUN, "pythons": []}}}}
+    assert testplaces.recorded(json.dumps(statement).encode()) == (testplaces.NOT_RUN, "")
+    assert testplaces.recorded(b"{}") is None
+    assert testplaces.recorded(None) is None
+    art = artifacts.IndexedWheel(name, "a" * 64, 10, "2026-01-01T00:00:00Z",
+                                 test=testplaces.NOT_RUN)
     assert artifacts.IndexedWheel.from_json(art.to_json()) == art
     pages = manifest.render_pages("m", [art])
     assert json.loads(pages["distros.json"])["wheels"][name] == {
-        "macos": "11.0", "arch": "arm64", "test": runnable.NOT_RUN}
+        "macos": "11.0", "arch": "arm64", "test": testplaces.NOT_RUN}
     page = pages["index.html"].decode()
-    assert runnable.NOT_RUN in page and "<th>macos</th>" in page
+    assert testplaces.NOT_RUN in page and "<th>macos</th>" in page
     # A wheel without a recorded status keeps its manifest bytes.
     plain = artifacts.IndexedWheel(name, "a" * 64, 10, "2026-01-01T00:00:00Z")
     assert "test" not in plain.to_json()

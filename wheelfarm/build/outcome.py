@@ -94,8 +94,10 @@ class JobResult:
     outcome: Outcome
     tail: str = ""  # the end of the log, for a failure
     parity: ParityReport | None = None  # the comparison with upstream's wheel
-    # runnable.TESTED, or runnable.NOT_RUN where nothing here runs the target's binaries
+    # build.testplaces' TESTED, NOT_RUN (nothing here runs the target's binaries) or
+    # NO_TESTS, and where the tests ran or why they did not; "" for a failure.
     test_status: str = ""
+    test_note: str = ""
 
     @property
     def status(self) -> Status:

@@ -28,16 +28,17 @@ from wheelfarm.build import (
     quality,
     repair,
     reproducible,
-    runnable,
     source,
+    testplaces,
 )
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.cache import ArtifactCache, Cached, Caches, OpenRemote
+from wheelfarm.build.emulation import run_tests
 from wheelfarm.build.executors import Executor, JobContext, Place
 from wheelfarm.build.outcome import Artifact, Outcome, Status
 from wheelfarm.build.outcome import JobResult as JobResult  # where the CLI has found it
 from wheelfarm.build.parity import ParityReport
-from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env, test_wheel
+from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env
 from wheelfarm.errors import (
     CommandError,
     FailureKind,
@@ -140,7 +141,8 @@ class Pipeline:
                 wheel.name, sha256_file(wheel), str(wheel)))
         return JobResult(job, replace(outcome, started_at=wall),
                          tail="" if wheel else _tail(log_path), parity=state.parity,
-                         test_status=state.test_status if wheel else "")
+                         test_status=state.test_status if wheel else "",
+                         test_note=state.test_note if wheel else "")
 
     def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float,
                where: str) -> JobResult:
@@ -150,10 +152,11 @@ class Pipeline:
             self.output.add(hit.wheel, hit.provenance, hit.debug)
             final = self.out_dir / hit.filename
         self._emit(job, "done")
-        status = provenance.test_status(hit.provenance) if hit.provenance is not None else ""
+        # A cached wheel keeps the test status it was built with (its provenance's).
+        status, note = testplaces.recorded_for(final) or ("", "")
         return JobResult(job, Outcome(True, time.monotonic() - started, log=str(log_path),
                                       artifact=Artifact(hit.filename, hit.sha256, str(final)),
-                                      cached=True), test_status=status)
+                                      cached=True), test_status=status, test_note=note)
 
     def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
         def enter(step: str) -> None:
@@ -173,16 +176,12 @@ class Pipeline:
             if self.check_reproducible:
                 self._build_again(job, built, work / "again", fh, enter)
             enter("test")
-            not_run = runnable.not_run_reason(job.target)
-            if not_run is None:
-                for tag in job.test_pythons:
-                    test_wheel(place, tag, built.wheel, job.recipe.test, work, source=built.src)
-                state.test_status = runnable.TESTED
-            else:
-                fh.write(f"{runnable.NOT_RUN}: {not_run}\n")
-                state.test_status = runnable.NOT_RUN
+            tests = run_tests(place, job.target, job.test_pythons, built.wheel,
+                              job.recipe.test, work, fh, source=built.src,
+                              index_url=self.config.index_url)
+            state.test_status, state.test_note = tests.status, tests.note
             # once per job, never per reproducibility rebuild; upstream's wheel must run too
-            if self.compare_upstream and not_run is None:
+            if self.compare_upstream and testplaces.is_host_target(job.target):
                 enter("parity")
                 state.parity = parity.compare(place, job, built.wheel, work,
                                               self.config.index_url, self.config.cache_dir, fh)
@@ -200,7 +199,7 @@ class Pipeline:
                        "executor": executor.toolchain_id(job.target)},
             build_requirements=built.env.requirements, locked=built.env.locked,
             started=started, finished=datetime.now(UTC), profile=job.profile,
-            debug_files=built.debug, test_status=state.test_status, test_note=not_run or "",
+            debug_files=built.debug, test_status=state.test_status, test_note=state.test_note,
         )
         wheel = built.wheel
         sidecar = None
@@ -305,6 +304,7 @@ class _State:
     step = "source"
     parity: ParityReport | None = None
     test_status = ""
+    test_note = ""
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,15 @@ from wheelfarm.plan.targets import Target, parse_target
 
 # The dynamic loader is part of glibc but never listed in a whitelist.
 _LOADER = re.compile(r"^(ld-linux.*\.so\.\d+|ld64\.so\.[12])$")
+# musl's C library and loader are one file; modules name it by its soname.
+_MUSL_LIBC = re.compile(r"^(libc\.musl-\w+\.so\.1|ld-musl-\w+\.so\.1)$")
+_GLIBC_LIBC = re.compile(r"^(libc\.so\.6|ld-linux.*\.so\.\d+|ld64\.so\.[12])$")
 _MESSAGE_ITEMS = 10
 _MESSAGE_CHARS = 600
 _ITEM_CHARS = 120
 
 
-Kind = Literal["symbol", "library", "blacklist", "arch"]
+Kind = Literal["symbol", "library", "blacklist", "arch", "libc"]
 
 
 @dataclass(frozen=True, order=True)
@@ -41,7 +44,8 @@ class Violation:
     ``library``. "library": a DT_NEEDED ``library`` outside the whitelist and
     not vendored; ``detail`` names the policy. "blacklist": ``symbol`` is
     forbidden in ``library`` by the policy. "arch": ``detail`` says which
-    architecture the member is built for.
+    architecture the member is built for. "libc": the member is linked
+    against the other C library (``library``), ``detail`` says which.
     """
 
     file: str
@@ -59,24 +63,28 @@ class Violation:
             return f"{self.symbol} ({self.library}, blacklisted)"
         if self.kind == "arch":
             return f"{self.file} built for {self.detail}"
+        if self.kind == "libc":
+            return f"{self.file} linked against {self.detail} ({self.library})"
         return f"{self.symbol} ({self.library})"
 
     def __str__(self) -> str:
-        return self.short if self.kind == "arch" else f"{self.short} in {self.file}"
+        return self.short if self.kind in ("arch", "libc") else f"{self.short} in {self.file}"
 
 
 
 @dataclass(frozen=True)
 class Policy:
-    """One manylinux policy for one architecture, from auditwheel's policy data."""
+    """One manylinux or musllinux policy for one architecture, from auditwheel's
+    policy data (``glibc`` is (0, 0) for musllinux)."""
 
-    name: str  # "manylinux_2_17"
+    name: str  # "manylinux_2_17", "musllinux_1_2"
     arch: str
     glibc: tuple[int, int]
     symbol_versions: Mapping[str, frozenset[str]]
     whitelist: frozenset[str]
     blacklist: Mapping[str, frozenset[str]]
     derived_from: str | None = None  # set when ``name`` is not in the data
+    libc: str = "glibc"
 
     @property
     def tag(self) -> str:
@@ -87,12 +95,28 @@ class Policy:
 # -- policy data --------------------------------------------------------------------------
 
 @functools.cache
-def _policy_data() -> tuple[dict[str, Any], ...]:
+def _policy_data(kind: str = "manylinux") -> tuple[dict[str, Any], ...]:
     try:
-        ref = importlib.resources.files("auditwheel") / "policy" / "manylinux-policy.json"
+        ref = importlib.resources.files("auditwheel") / "policy" / f"{kind}-policy.json"
         return tuple(json.loads(ref.read_text(encoding="utf-8")))
     except (ModuleNotFoundError, OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read auditwheel's manylinux policy data: {exc}") from exc
+        raise ConfigError(f"cannot read auditwheel's {kind} policy data: {exc}") from exc
+
+
+def _musl_policy(target: Target) -> Policy:
+    assert target.musl is not None
+    name = f"musllinux_{target.musl[0]}_{target.musl[1]}"
+    for entry in _policy_data("musllinux"):
+        if entry["name"] == name and target.arch in entry["symbol_versions"]:
+            return Policy(
+                name=name, arch=target.arch, glibc=(0, 0),
+                symbol_versions={k: frozenset(v) for k, v in
+                                 entry["symbol_versions"][target.arch].items()},
+                whitelist=frozenset(entry["lib_whitelist"]),
+                blacklist={k: frozenset(v) for k, v in entry["blacklist"].items()},
+                libc="musl",
+            )
+    raise ConfigError(f"no musllinux policy for {target} in auditwheel's data")
 
 
 def _glibc_of(name: str) -> tuple[int, int] | None:
@@ -107,6 +131,8 @@ def policy_for(target: Target) -> Policy:
     A derived policy takes everything from the nearest lower known policy and
     also allows the glibc versions up to the target's.
     """
+    if target.kind == "musllinux":
+        return _musl_policy(target)
     if target.kind != "manylinux" or target.glibc is None:
         raise ConfigError(f"target {target} has no fixed manylinux policy")
     known: dict[tuple[int, int], dict[str, Any]] = {}
@@ -162,6 +188,10 @@ def evaluate(
             continue
         if policy is None:
             continue
+        libc, lib = libc_of(elf)
+        if libc is not None and libc != policy.libc:
+            out.add(Violation(elf.member, "", lib, "libc", f"{libc}, not {policy.libc}"))
+            continue
         if include_libraries:
             for lib in elf.needed:
                 if not _is_system(lib, policy) and lib not in vendored:
@@ -182,11 +212,28 @@ def evaluate(
 
 
 def _is_system(lib: str, policy: Policy) -> bool:
+    if policy.libc == "musl":
+        return lib in policy.whitelist or bool(_MUSL_LIBC.match(lib))
     return lib in policy.whitelist or bool(_LOADER.match(lib))
 
 
+def libc_of(elf: ElfInfo) -> tuple[str | None, str]:
+    """The C library a member links against (``glibc``/``musl``/None) and the
+    library or symbol version that shows it. musl's loader also loads a glibc
+    module, so an import proves nothing: the check reads the binary."""
+    for lib in elf.needed:
+        if _MUSL_LIBC.match(lib):
+            return "musl", lib
+        if _GLIBC_LIBC.match(lib):
+            return "glibc", lib
+    for lib, version, _ in elf.versions:
+        if version.startswith("GLIBC_"):
+            return "glibc", f"{lib} {version}"
+    return None, ""
+
+
 def policy_to_check(target: Target, wheel: Path) -> Policy | None:
-    if target.kind == "manylinux":
+    if target.kind in ("manylinux", "musllinux"):
         return policy_for(target)
     if target.kind == "manylinux-auto":
         # Nothing is fixed in advance; hold the wheel to the strictest tag it claims.
@@ -196,15 +243,16 @@ def policy_to_check(target: Target, wheel: Path) -> Policy | None:
 
 
 def claimed_targets(wheel: Path) -> list[Target]:
-    """The manylinux targets a wheel's file name claims, strictest (lowest glibc) first."""
+    """The manylinux and musllinux targets a wheel's file name claims, strictest
+    (lowest glibc/musl) first."""
     claimed: set[Target] = set()
     for tag in wheel_platform_tags(wheel):
-        if tag.startswith("manylinux"):
+        if tag.startswith(("manylinux", "musllinux")):
             try:
                 claimed.add(parse_target(tag))
             except ConfigError:
                 continue
-    return sorted(claimed, key=lambda t: t.glibc or (0, 0))
+    return sorted(claimed, key=lambda t: t.glibc or t.musl or (0, 0))
 
 
 def policy_violations(

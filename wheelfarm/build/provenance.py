@@ -57,7 +57,8 @@ class BuildFacts:
     finished: datetime
     profile: str = "release"  # the build profile (wheelfarm.plan.profiles.PROFILES)
     debug_files: Sequence[DebugFile] = ()  # split off the wheel's modules (by build-id)
-    # wheelfarm.build.runnable.TESTED or NOT_RUN ("built and checked, not run"), and why not
+    # build.testplaces: "tested", "built and checked, not run" or "no tests", and
+    # where the tests ran or why they did not
     test_status: str = "tested"
     test_note: str = ""
 
@@ -78,10 +79,11 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
             "finishedOn": stamp(facts.finished),
         },
     }
+    # Read back by wheelfarm.build.testplaces.recorded (reports, the index).
     run_details["testResult"] = {"status": facts.test_status,
                                  "pythons": list(facts.test_pythons) if facts.test_status
                                  == "tested" else [],
-                                 **({"reason": facts.test_note} if facts.test_note else {})}
+                                 **({"note": facts.test_note} if facts.test_note else {})}
     if facts.debug_files:
         run_details["byproducts"] = [
             {"name": f"buildid/{f.build_id}/debuginfo", "digest": {"sha256": f.sha256},
@@ -125,16 +127,6 @@ def write(wheel: Path, facts: BuildFacts, dest: Path) -> Path:
     dest.write_text(json.dumps(statement(wheel, facts), indent=2, sort_keys=True) + "\n",
                     encoding="utf-8")
     return dest
-
-
-def test_status(path: Path) -> str:
-    """What a statement says of the wheel's tests: "tested", "built and checked, not
-    run", or "" (a statement from before the farm recorded it, or unreadable)."""
-    try:
-        result = read(path)["predicate"]["runDetails"]["testResult"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    return str(result.get("status", "")) if isinstance(result, dict) else ""
 
 
 def read(path: Path) -> dict[str, Any]:

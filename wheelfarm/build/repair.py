@@ -23,7 +23,7 @@ from wheelfarm.build.policy import (
 )
 from wheelfarm.build.wheelscan import check_binary, wheel_platform_tags
 from wheelfarm.errors import CommandError, RepairError
-from wheelfarm.plan.targets import Target
+from wheelfarm.plan.targets import Target, host_arch
 
 __all__ = ["Violation", "check_binary", "check_policy", "policy_violations", "repair",
            "wheel_platform_tags"]
@@ -61,8 +61,8 @@ def repair(place: Place, wheel: Path, target: Target, dest: Path,
 
     # A private directory makes "the wheel auditwheel wrote" unambiguous.
     with tempfile.TemporaryDirectory(dir=dest, prefix=".repair-") as tmp:
-        argv = [*place.auditwheel(), "repair", "--plat", target.auditwheel_plat,
-                "-w", tmp, str(wheel)]
+        argv = [*as_target(place.auditwheel(), target), "repair",
+                "--plat", target.auditwheel_plat, "-w", tmp, str(wheel)]
         try:
             result = place.run(argv, cwd=wheel.parent)
         except CommandError as exc:
@@ -83,6 +83,35 @@ def repair(place: Place, wheel: Path, target: Target, dest: Path,
     return out
 
 
+# auditwheel offers the policies of the machine it runs on (its --plat choices
+# and policy set come from Architecture.detect() and Libc.detect()), so on an
+# x86_64 glibc host it refuses manylinux_2_17_aarch64 and musllinux_1_2_x86_64.
+# Run for another target, it is told that target's machine instead: the
+# policies, the symbol checks and the tag are then the target's own.
+_AS_TARGET = (
+    "import sys\n"
+    "from auditwheel.architecture import Architecture\n"
+    "from auditwheel.libc import Libc\n"
+    "arch, libc = Architecture(sys.argv[1]), Libc[sys.argv[2]]\n"
+    "Architecture.detect = staticmethod(lambda *, bits=None: arch)\n"
+    "Libc.detect = staticmethod(lambda: libc)\n"
+    "sys.argv = ['auditwheel', *sys.argv[3:]]\n"
+    "from auditwheel.main import main\n"
+    "sys.exit(main())\n"
+)
+
+
+def as_target(command: list[str], target: Target) -> list[str]:
+    """``command`` (``python -m auditwheel``) made to judge as ``target``'s machine
+    when that is not the host's; other commands are returned unchanged."""
+    if target.arch == host_arch() and target.libc == "glibc":
+        return command
+    if command[-2:] != ["-m", "auditwheel"]:
+        return command
+    libc = "MUSL" if target.libc == "musl" else "GLIBC"
+    return [*command[:-2], "-c", _AS_TARGET, target.arch, libc]
+
+
 def _repair_failed(wheel: Path, output: str, external: list[str]) -> RepairError:
     reason = last_meaningful_line(output)
     if "too-recent versioned symbols" in reason and external:
@@ -94,10 +123,12 @@ def _repair_failed(wheel: Path, output: str, external: list[str]) -> RepairError
 
 def _check_repaired(out: Path, target: Target) -> None:
     checks = claimed_targets(out)
-    if target.kind == "manylinux" and target not in checks:
+    if target.kind in ("manylinux", "musllinux") and target not in checks:
         checks.append(target)
     if not checks:
         raise RepairError(f"auditwheel produced {out.name} without a manylinux tag")
+    if any(t.libc != target.libc or t.arch != target.arch for t in checks):
+        raise RepairError(f"auditwheel produced {out.name}, not a wheel for {target}")
     elfs = wheelscan.scan_wheel(out)
     for claimed in checks:
         policy = policy_for(claimed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import tomllib
 from collections.abc import Mapping
@@ -127,7 +128,7 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, env_dir: Path,
                    "--skip-dependency-check", *settings, "--outdir", str(dist), str(src)],
                   cwd=src, env=env, untrusted=True)
     except CommandError as exc:
-        raise BuildError(f"build failed: {_last(exc)}") from exc
+        raise BuildError(f"build failed: {_explain(exc)}") from exc
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one wheel from the build, found {len(wheels)}")
@@ -180,6 +181,20 @@ def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path, 
         except CommandError as exc:
             shown = argv[-1]
             raise TestFailure(f"test on {tag} failed: {shown}: {_last(exc)}") from exc
+
+
+# rustc's words when a cross build lacks the target's standard library.
+_NO_STD = re.compile(r"the `([\w-]+)` target may not be installed")
+
+
+def _explain(exc: CommandError) -> str:
+    """The failure's last line, or what it means when it is a known cause."""
+    if m := _NO_STD.search(exc.tail):
+        triple = m.group(1)
+        return (f"Rust's standard library for {triple} is not installed "
+                f"(rustup target add {triple}); a Rust extension cannot be cross-built "
+                f"for this target here")
+    return _last(exc)
 
 
 def _last(exc: CommandError) -> str:

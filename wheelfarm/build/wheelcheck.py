@@ -38,6 +38,7 @@ from wheelfarm.plan.targets import Target, parse_target
 MAX_MEMBERS = 100_000
 MAX_UNPACKED = 8 * 1024**3
 _HASHES = ("sha256", "sha384", "sha512")  # PEP 376/427: nothing weaker than sha256
+_MUSLLINUX = re.compile(r"^musllinux_(\d+)_(\d+)_(\w+)$")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
@@ -113,6 +114,11 @@ def _platform_ok(platform: str, target: Target) -> bool:
                 and (int(m.group(1)), int(m.group(2))) <= target.macos)
     if platform == f"linux_{target.arch}":
         return target.kind == "linux"
+    if m := _MUSLLINUX.match(platform):
+        # A wheel for an older musl runs wherever the target's does; never on glibc.
+        musl = (int(m.group(1)), int(m.group(2)))
+        return (target.kind == "musllinux" and m.group(3) == target.arch
+                and target.musl is not None and musl <= target.musl)
     if m := _MANYLINUX.match(platform):
         glibc, arch = (int(m.group(1)), int(m.group(2))), m.group(3)
     else:

@@ -17,10 +17,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from wheelfarm import api
-from wheelfarm.build import executors
+from wheelfarm.build import executors, testplaces
 from wheelfarm.build.parity import WARN_RATIO
 from wheelfarm.build.pipeline import STEPS, JobResult
-from wheelfarm.build.runnable import NOT_RUN
 from wheelfarm.cli import ci_output
 from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
@@ -177,15 +176,17 @@ class _progress:
 
 def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> None:
     table = Table(title="wheelfarm build")
-    for col in ("recipe", "python", "target", "result", "seconds", "wheel"):
+    for col in ("recipe", "python", "target", "result", "test", "seconds", "wheel"):
         table.add_column(col, justify="right" if col == "seconds" else "left")
     for r in results:
         mark = {"ok": "[green]ok[/]", "cached": "[cyan]cached[/]"}.get(
             r.status, f"[red]failed ({r.step})[/]")
-        if r.status != "failed" and r.test_status == NOT_RUN:
-            mark += f" [yellow]({NOT_RUN})[/]"  # never "tested": nothing here runs it
+        test = r.test_status
+        if test == testplaces.NOT_RUN:
+            test = f"[yellow]{test}[/]"  # never "tested": nothing here runs it
         table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
-                      f"{r.seconds:.1f}", r.wheel.name if r.wheel else "")
+                      test, f"{r.seconds:.1f}",
+                      r.wheel.name if r.wheel else "")
     console.print(table)
     for r in results:
         ratio = r.parity.ratio if r.parity else None
@@ -196,6 +197,9 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
             err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
             err.print(f"  log: {r.log}")
             err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
+    for r in results:  # why a wheel was not run, and how to run it
+        if r.status != "failed" and r.test_status == testplaces.NOT_RUN:
+            err.print(f"{r.job.id}: {r.test_note}", markup=False)
     ok = sum(r.status != "failed" for r in results)
     cached = sum(r.status == "cached" for r in results)
     console.print(f"{ok} of {len(results)} jobs succeeded ({cached} from the cache); "

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from wheelfarm.build.pipeline import JobResult
-from wheelfarm.build.runnable import NOT_RUN
+from wheelfarm.build.testplaces import NOT_RUN
 from wheelfarm.plan.jobjson import document, job_json, when
 
 _STATE = {"ok": "succeeded", "cached": "cached", "failed": "failed"}
@@ -34,8 +34,10 @@ def result_json(r: JobResult) -> dict[str, object]:
                     _STATE[r.status], [attempt], artifact)
     if r.parity is not None:
         data["parity"] = r.parity.to_json()
-    # "tested", or "built and checked, not run" where nothing here runs the wheel
-    data["test"] = r.test_status or None
+    # "tested", "built and checked, not run" (nothing here runs the wheel) or "no
+    # tests", with where the tests ran or why not; null for a failure
+    data["test"] = ({"status": r.test_status, "note": r.test_note} if r.test_status
+                    else None)
     return data
 
 

@@ -40,7 +40,7 @@ from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.defaults import DEFAULT_INDEX_URL
 from wheelfarm.plan.pythons import parse_tag
-from wheelfarm.plan.targets import Target, host_glibc, parse_target
+from wheelfarm.plan.targets import Target, host_arch, host_glibc, parse_target
 
 CONFIG_NAME = "wheelfarm.toml"
 STATE_DIR = ".wheelfarm"
@@ -168,6 +168,9 @@ class FarmConfig:
             return "host" if sys.platform == "darwin" else "zig"
         if self.container.image_for(target):
             return "container"
+        if target.kind == "musllinux" or (
+                target.kind == "manylinux" and target.arch != host_arch()):
+            return "zig"  # a cross build: the host's compilers make the host's binaries
         if target.kind != "manylinux":
             return "host"
         glibc = host_glibc()

@@ -7,8 +7,10 @@
 ```
 ``build --json`` adds ``"parity"`` to a job that was compared with upstream's
 wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
-``"tested"``, ``"built and checked, not run"`` (nothing on the machine runs the
-target's binaries, e.g. macOS wheels built on Linux) or null (failed).
+``{"status", "note"}``, the status ``"tested"``, ``"built and checked, not run"``
+(nothing on the machine runs the target's binaries, e.g. macOS wheels built on
+Linux) or ``"no tests"`` (see :mod:`wheelfarm.build.testplaces`), the note where
+the tests ran or why not; null for a failed job.
 Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs. Kept free
 of the database layer so that commands which only plan load quickly.
 """

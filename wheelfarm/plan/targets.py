@@ -1,5 +1,5 @@
-"""Targets: a platform policy (PEP 600 manylinux, plain linux, PEP 425 macOS) and an
-architecture.
+"""Targets: a platform policy (PEP 600 manylinux, PEP 656 musllinux, plain linux, PEP 425
+macOS) and an architecture.
 
 Also the glibc -> distribution table that tells a packager which Debian, RHEL
 and Ubuntu releases a wheel runs on.
@@ -25,6 +25,9 @@ _PEP600 = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
 _AUTO = re.compile(r"^manylinux_auto_(\w+)$")
 _LINUX = re.compile(r"^linux_(\w+)$")
+_MUSL = re.compile(r"^musllinux_(\d+)_(\d+)_(\w+)$")
+# musl versions with a musllinux policy (auditwheel's data has 1.1 and 1.2).
+MUSL_VERSIONS = ((1, 1), (1, 2))
 
 # First release of each distribution and the glibc it shipped (min supported).
 DISTROS: dict[str, list[tuple[str, tuple[int, int]]]] = {
@@ -42,13 +45,14 @@ DISTROS: dict[str, list[tuple[str, tuple[int, int]]]] = {
 
 @dataclass(frozen=True, order=True)
 class Target:
-    """``kind`` is ``manylinux`` (with ``glibc``), ``manylinux-auto``, ``linux`` or
-    ``macosx`` (with ``macos``, the oldest macOS release the wheel runs on; its
-    ``arch`` is the wheel tag's, ``arm64`` or ``x86_64``)."""
+    """``kind`` is ``manylinux`` (with ``glibc``), ``musllinux`` (with ``musl``),
+    ``manylinux-auto``, ``linux`` or ``macosx`` (with ``macos``, the oldest macOS
+    release the wheel runs on; its ``arch`` is the wheel tag's, ``arm64`` or ``x86_64``)."""
 
     kind: str
     arch: str
     glibc: tuple[int, int] | None = None
+    musl: tuple[int, int] | None = None
     macos: tuple[int, int] | None = None
 
     @functools.cached_property  # asked for every job of a plan; the fields never change
@@ -57,6 +61,9 @@ class Target:
             return f"linux_{self.arch}"
         if self.kind == "manylinux-auto":
             return f"manylinux_auto_{self.arch}"
+        if self.kind == "musllinux":
+            assert self.musl is not None
+            return f"musllinux_{self.musl[0]}_{self.musl[1]}_{self.arch}"
         if self.kind == "macosx" and self.macos is not None:
             return f"macosx_{self.macos[0]}_{self.macos[1]}_{self.arch}"
         assert self.glibc is not None
@@ -65,6 +72,11 @@ class Target:
     @property
     def repairs(self) -> bool:
         return self.kind != "linux"
+
+    @property
+    def libc(self) -> str:
+        """``musl`` or ``glibc``: the C library the target's wheels link against."""
+        return "musl" if self.kind == "musllinux" else "glibc"
 
     @property
     def is_macos(self) -> bool:
@@ -110,6 +122,13 @@ def parse_target(text: str) -> Target:
         kind = "manylinux"
     elif m := _LEGACY.match(name):
         glibc, arch, kind = _ALIASES[m.group(1)], m.group(2), "manylinux"
+    elif m := _MUSL.match(name):
+        musl = (int(m.group(1)), int(m.group(2)))
+        if musl not in MUSL_VERSIONS:
+            known = ", ".join(f"musllinux_{a}_{b}" for a, b in MUSL_VERSIONS)
+            raise ConfigError(f"unknown target {name!r}: no musllinux policy for musl "
+                              f"{musl[0]}.{musl[1]} (known: {known})")
+        return _checked(Target("musllinux", m.group(3), musl=musl), name)
     elif m := _AUTO.match(name):
         return _checked(Target("manylinux-auto", m.group(1)), name)
     elif m := _LINUX.match(name):
@@ -131,11 +150,13 @@ def _unknown(name: str) -> str:
     known = [
         "manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64",
         "manylinux2014_aarch64", "manylinux_2_28_aarch64", "linux_x86_64", "native",
+        "manylinux_2_17_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64",
         *MACOS_EXAMPLES,
     ]
     hint = difflib.get_close_matches(name, known, n=1)
     tail = f"; did you mean {hint[0]!r}?" if hint else (
-        "; expected e.g. manylinux_2_17_x86_64, manylinux2014_x86_64, linux_x86_64 or native"
+        "; expected e.g. manylinux_2_17_x86_64, manylinux2014_x86_64, "
+        "manylinux_2_17_aarch64, musllinux_1_2_x86_64, linux_x86_64 or native"
     )
     return f"unknown target {name!r}{tail}"
 
@@ -148,7 +169,7 @@ def platform_tags(target: Target) -> list[str]:
         if legacy:
             tags.append(f"{legacy}_{target.arch}")
         return tags
-    if target.is_macos:
+    if target.kind == "musllinux" or target.is_macos:
         return [target.name]
     return [f"linux_{target.arch}"]
 

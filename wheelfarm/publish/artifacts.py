@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.parser
 import functools
 import hashlib
-import json
 import re
 import zipfile
 from collections.abc import Mapping
@@ -75,8 +74,9 @@ class IndexedWheel:
     yanked: str | None = None  # None: not yanked; "" or a reason: yanked (PEP 592)
     # (build-id, ref) of the debug files split off its modules: buildid/<id>/debuginfo
     debuginfo: tuple[tuple[str, FileRef], ...] = ()
-    # What its build said of its tests: "tested", "built and checked, not run"; None:
-    # not recorded (no provenance, or a wheel published before the farm recorded it)
+    # What its provenance says of the test step (build.testplaces): "tested", "built
+    # and checked, not run" (no place here runs its binaries), "no tests"; None: not
+    # recorded (no provenance, or a wheel published before the farm recorded it).
     test: str | None = None
 
     @property
@@ -136,18 +136,6 @@ class IndexedWheel:
             debuginfo=tuple(sorted((b, FileRef.from_json(r)) for b, r in debug.items())),
             test=_opt_str(data.get("test")),
         )
-
-
-def test_status_of(provenance: bytes | None) -> str | None:
-    """The test status a wheel's provenance statement records (see
-    :mod:`wheelfarm.build.provenance`), or None."""
-    if provenance is None:
-        return None
-    try:
-        status = json.loads(provenance)["predicate"]["runDetails"]["testResult"]["status"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return status if isinstance(status, str) and status else None
 
 
 def _opt_str(value: Any) -> str | None:

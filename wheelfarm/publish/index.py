@@ -115,7 +115,8 @@ def render_project_html(project: str, files: Sequence[IndexFile],
 
 def _distro_table(distros: Mapping[str, Mapping[str, str]]) -> list[str]:
     columns = ["glibc", *DISTROS]
-    # macOS wheels and the test status only when some wheel has them.
+    # macOS wheels and the test status ("tested", "built and checked, not run", ...)
+    # only when some wheel has them.
     columns += [c for c in ("macos", "test") if any(c in d for d in distros.values())]
     rows = ["<h2>Runs on</h2>", "<table>",
             "  <tr><th>file</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"]

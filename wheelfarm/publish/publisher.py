@@ -22,11 +22,11 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from wheelfarm.build import debuginfo, provenance
+from wheelfarm.build import debuginfo, provenance, testplaces
 from wheelfarm.build.cache import Record as CacheRecord
 from wheelfarm.build.wheelcheck import check_sound
 from wheelfarm.errors import ConfigError, DamagedStore, ImmutableError, PublishError
-from wheelfarm.publish.artifacts import FileRef, IndexedWheel, Upload, read_upload, test_status_of
+from wheelfarm.publish.artifacts import FileRef, IndexedWheel, Upload, read_upload
 from wheelfarm.publish.generations import Generations, Head, clearsigned_text
 from wheelfarm.publish.manifest import Release
 from wheelfarm.publish.signing import Signer
@@ -260,11 +260,13 @@ class Publisher:
         # Debug files, by build-id, in the layout debuginfod clients ask for.
         debug = {b: self._write_once(debuginfo.store_key(b), blob, strict=True)
                  for b, blob in u.debug}
+        tested = testplaces.recorded(u.provenance)  # (status, note) of its build's tests
         return IndexedWheel(
             filename=u.filename, sha256=hashlib.sha256(u.data).hexdigest(), size=len(u.data),
             uploaded=_iso(self.now()), requires_python=u.requires_python,
             requires_dist=u.requires_dist, sidecars=tuple(sorted(sidecars.items())),
-            debuginfo=tuple(sorted(debug.items())), test=test_status_of(u.provenance))
+            debuginfo=tuple(sorted(debug.items())),
+            test=tested[0] if tested else None)
 
     def _write_ours(self, key: str, data: bytes, acceptable: Callable[[bytes], bool]
                     ) -> FileRef:

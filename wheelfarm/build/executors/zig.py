@@ -66,15 +66,15 @@ def find_zig() -> Path | None:
     return None
 
 
-def rust_triple(arch: str) -> str:
-    return f"{arch}-unknown-linux-gnu"
+def rust_triple(arch: str, libc: str = "glibc") -> str:
+    return f"{arch}-unknown-linux-{'musl' if libc == 'musl' else 'gnu'}"
 
 
 def target_rust_triple(target: Target) -> str:
     """cargo's name of the target (Rust for macOS needs a std that rustup must fetch)."""
     if target.is_macos:
         return f"{'aarch64' if target.arch == 'arm64' else target.arch}-apple-darwin"
-    return rust_triple(target.arch)
+    return rust_triple(target.arch, target.libc)
 
 
 def _write_atomic(path: Path, text: str, executable: bool = False) -> None:
@@ -92,13 +92,13 @@ def cross_env(target: Target, python: str | None) -> dict[str, str]:
         return macos_cross_env(target, python)
     env = {
         "_PYTHON_HOST_PLATFORM": f"linux-{target.arch}",
-        "CARGO_BUILD_TARGET": rust_triple(target.arch),
+        "CARGO_BUILD_TARGET": rust_triple(target.arch, target.libc),
     }
     if python is not None:
+        # A musl CPython looks for ...-linux-musl.so, a glibc one for ...-linux-gnu.so.
         major, minor = pythons.parse_tag(python)
-        env["SETUPTOOLS_EXT_SUFFIX"] = (
-            f".cpython-{major}{minor}-{target.arch}-linux-gnu.so"
-        )
+        libc = "musl" if target.libc == "musl" else "gnu"
+        env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{major}{minor}-{target.arch}-linux-{libc}.so"
     return env
 
 
@@ -157,9 +157,12 @@ class ZigExecutor:
         if target.is_macos:
             self._check_macos(target)
             return
+        if target.kind == "musllinux" and target.arch in ARCHES:
+            self._zig()
+            return
         if target.kind != "manylinux" or target.glibc is None:
             raise ConfigError(
-                f"executor 'zig' builds manylinux_X_Y targets only; "
+                f"executor 'zig' builds manylinux_X_Y, musllinux_X_Y and macOS targets only; "
                 f"{target} is for the 'host' executor"
             )
         if target.arch not in ARCHES:
@@ -239,7 +242,7 @@ class ZigExecutor:
         if target.is_macos:
             assert target.macos is not None
             return zigcc.zig_macos_target(target.arch, target.macos)
-        assert target.glibc is not None
+        assert target.glibc is not None or target.kind == "musllinux"
         return zigcc.zig_target(target.arch, target.glibc)
 
     def toolchain_env(self, target: Target, layout: ZigLayout,
@@ -265,7 +268,7 @@ class ZigExecutor:
             "ZIG_GLOBAL_CACHE_DIR": cache,
             "ZIG_LOCAL_CACHE_DIR": cache,
         }
-        if target.arch != host_arch() or target.is_macos:
+        if target.arch != host_arch() or target.libc != "glibc" or target.is_macos:
             env.update(cross_env(target, python))
         return env
 
