@@ -29,16 +29,15 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import lief
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal
 
 from wheelfarm.build.wheelscan import ELF_MAGIC, MACHO_MAGICS
 from wheelfarm.errors import PolicyError, RepairError
 from wheelfarm.plan.targets import Target
 
-# lief writes parse warnings to stderr itself; the library never prints.
-lief.logging.disable()
+if TYPE_CHECKING:
+    import lief
 
 _CPU = {"ARM64": "arm64", "X86_64": "x86_64", "X86": "i386", "ARM": "arm",
         "POWERPC": "ppc", "POWERPC64": "ppc64"}
@@ -82,9 +81,18 @@ class MachOViolation:
         return f"{self.member}: {self.detail}"
 
 
+def _lief() -> ModuleType:
+    # Imported on first use: lief takes about 0.4 s to load, and every job's
+    # pipeline imports this module while only macOS wheels need it.
+    import lief
+
+    lief.logging.disable()  # it writes parse warnings itself; the library never prints
+    return lief
+
+
 def read_macho(data: bytes, member: str) -> list[MachOInfo]:
     """Every image of one Mach-O file (thin: one; fat: one per slice)."""
-    fat = lief.MachO.parse(list(data))
+    fat = _lief().MachO.parse(list(data))
     if fat is None or fat.size == 0:
         raise RepairError(f"{member}: not a readable Mach-O file")
     found: list[MachOInfo] = []
