@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
-from wheelfarm.build.wheelscan import ELF_MAGIC, MACHO_MAGICS
+from wheelfarm.build.wheelscan import ELF_MAGIC, MACHO_MAGICS, members_by_magic
 from wheelfarm.errors import PolicyError, RepairError
 from wheelfarm.plan.targets import Target
 
@@ -129,18 +129,12 @@ def _info(binary: lief.MachO.Binary, member: str) -> MachOInfo:
 def scan_wheel(wheel: Path) -> list[MachOInfo]:
     """Read every Mach-O member of a wheel (by magic, not by suffix)."""
     found: list[MachOInfo] = []
-    try:
-        zf = zipfile.ZipFile(wheel)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise RepairError(f"cannot read wheel {wheel.name}: {exc}") from exc
-    with zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            with zf.open(info) as fh:
-                if fh.read(4) not in MACHO_MAGICS:
-                    continue
-            found += read_macho(zf.read(info), info.filename)
+    for zf, info in members_by_magic(wheel, MACHO_MAGICS):
+        try:
+            data = zf.read(info)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise RepairError(f"cannot read {info.filename} in {wheel.name}: {exc}") from exc
+        found += read_macho(data, info.filename)
     return found
 
 

@@ -8,6 +8,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -65,9 +66,10 @@ def _magic(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         return fh.read(4)
 
 
-def scan_wheel(wheel: Path) -> list[ElfInfo]:
-    """Read every ELF member (by magic, not by suffix), vendored libraries included."""
-    found: list[ElfInfo] = []
+def members_by_magic(wheel: Path, magics: Collection[bytes]
+                     ) -> Iterator[tuple[zipfile.ZipFile, zipfile.ZipInfo]]:
+    """Each member of ``wheel`` whose first four bytes are one of ``magics`` (by
+    magic, not by suffix), with the open archive to read it from."""
     try:
         zf = zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -77,20 +79,30 @@ def scan_wheel(wheel: Path) -> list[ElfInfo]:
             if info.is_dir():
                 continue
             try:
-                if _magic(zf, info) != ELF_MAGIC:
-                    continue
-                with tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as buf:
-                    with zf.open(info) as fh:
-                        shutil.copyfileobj(fh, buf)
-                    buf.seek(0)
-                    found.append(_read_elf(info.filename, buf))
+                magic = _magic(zf, info)
             except (OSError, zipfile.BadZipFile) as exc:
                 raise RepairError(f"cannot read {info.filename} in {wheel.name}: {exc}") from exc
-            # pyelftools reports damaged input with assorted exception types.
-            except Exception as exc:
-                raise RepairError(
-                    f"cannot parse ELF member {info.filename} in {wheel.name}: {exc}"
-                ) from exc
+            if magic in magics:
+                yield zf, info
+
+
+def scan_wheel(wheel: Path) -> list[ElfInfo]:
+    """Read every ELF member (by magic, not by suffix), vendored libraries included."""
+    found: list[ElfInfo] = []
+    for zf, info in members_by_magic(wheel, (ELF_MAGIC,)):
+        try:
+            with tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as buf:
+                with zf.open(info) as fh:
+                    shutil.copyfileobj(fh, buf)
+                buf.seek(0)
+                found.append(_read_elf(info.filename, buf))
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise RepairError(f"cannot read {info.filename} in {wheel.name}: {exc}") from exc
+        # pyelftools reports damaged input with assorted exception types.
+        except Exception as exc:
+            raise RepairError(
+                f"cannot parse ELF member {info.filename} in {wheel.name}: {exc}"
+            ) from exc
     return found
 
 
