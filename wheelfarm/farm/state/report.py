@@ -3,8 +3,8 @@
 
 ```
 {"schema": 1, "jobs": [{"key", "recipe", "target", "python", "state",
-  "attempts": [{"n", "worker", "started", "ended", "reason", "log"}],
-  "artifact": {"filename", "sha256"} | null}]}
+  "attempts": [{"n", "worker", "started", "ended", "reason", "log", "cause"}],
+  "artifact": {"filename", "sha256"} | null, "cause", "owners": [...]}]}
 ```
 Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs.
 """
@@ -35,12 +35,13 @@ def queue_jobs(queue: Queue, keys: Sequence[str] | None = None) -> list[dict[str
         for a in conn.execute(select(attempts).order_by(attempts.c.job_id, attempts.c.n)):
             tries.setdefault(a.job_id, []).append({
                 "n": a.n, "worker": a.worker, "started": when(a.started),
-                "ended": when(a.ended), "reason": a.reason, "log": a.log,
+                "ended": when(a.ended), "reason": a.reason, "log": a.log, "cause": a.cause,
             })
     found = []
     for r in rows:
         art = (r.artifact_filename, r.artifact_sha256) if r.artifact_sha256 else None
-        doc = job_json(r.key, r.recipe, r.target, r.python, r.state, tries.get(r.id, ()), art)
+        doc = job_json(r.key, r.recipe, r.target, r.python, r.state, tries.get(r.id, ()), art,
+                       cause=r.cause, owners=json.loads(r.owners) if r.owners else ())
         found.append(doc)
     return found
 
