@@ -348,5 +348,6 @@ __all__ = [
     "Published", "Rebuilt", "Status", "Submitted", "WheelfarmError", "build", "cancel",
     "controller", "history", "job_log", "load_config", "lock", "lock_jobs", "notify_status",
     "notify_test", "open_index", "open_queue", "plan", "plan_build", "publish", "publisher",
-    "rebuild", "refresh", "retry", "rollback", "status", "submit", "token", "unyank", "verify", "worker", "yank",
+    "rebuild", "refresh", "retry", "rollback", "status", "submit", "token", "unyank", "verify",
+    "worker", "yank",
 ]
