@@ -93,7 +93,7 @@ class Notifier:
     def __post_init__(self) -> None:
         self._by_name = {t.name: t for t in self.targets}
         # Longer than any request may take, so a live sender keeps its claim.
-        self.lease = max(60.0, 3 * max((t.timeout for t in self.targets), default=10.0))
+        self.lease = max(10.0, 3 * max((t.timeout for t in self.targets), default=10.0))
 
     def produce(self) -> int:
         done = 0
