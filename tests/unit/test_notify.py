@@ -42,8 +42,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def queue(tmp_path: Path, clock: Clock) -> Iterator[Queue]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
+def queue(state_url: str, clock: Clock) -> Iterator[Queue]:
+    engine = open_engine(state_url)
     yield Queue(engine, lease_seconds=10.0, backoff=5.0, clock=clock)
     engine.dispose()
 
@@ -51,6 +51,11 @@ def queue(tmp_path: Path, clock: Clock) -> Iterator[Queue]:
 def _notifier(queue: Queue, clock: Clock, *targets: NotifyTarget) -> Notifier:
     return Notifier(queue.engine, targets or (TARGET,), {"hook": b"s3cret"},
                     dashboard_url="https://farm.example", clock=clock)
+
+
+def _produce(notifier: Notifier, clock: Clock) -> None:
+    clock.now += outbox.PG_SETTLE + 1  # PostgreSQL: the producer leaves the last moments
+    notifier.produce()
 
 
 def _jobs(queue: Queue, recipe: str, pythons: list[str], tag: str = "",
@@ -182,8 +187,7 @@ def test_a_matrix_failing_with_one_cause_makes_one_message(queue: Queue, clock: 
     _jobs(queue, "fastadd", ["cp39", "cp312"], targets=tuple(f"t{i}" for i in range(20)))
     _jobs(queue, "other", ["cp312"])
     _run_all(queue, TEST_FAILED)
-    clock.now += 1
-    notifier.produce()
+    _produce(notifier, clock)
     rows = _pending(queue)
     by_recipe = {r["doc"]["recipes"][0]: r for r in rows}  # type: ignore[index]
     assert len(rows) == 2 and set(by_recipe) == {"fastadd", "other"}
@@ -200,7 +204,7 @@ def test_a_matrix_failing_with_one_cause_makes_one_message(queue: Queue, clock: 
     clock.now += 31
     _jobs(queue, "fastadd", ["cp312"], tag="-b")
     _run_all(queue, TEST_FAILED)
-    notifier.produce()
+    _produce(notifier, clock)
     assert [r["doc"]["count"] for r in _pending(queue)] == [40, 1, 1]  # type: ignore[index]
     assert delivery_counts(queue.engine) == {"pending": 3, "delivered": 0, "dead": 0}
 
@@ -213,12 +217,12 @@ def test_only_a_success_after_a_failure_is_a_recovery(queue: Queue, clock: Clock
     _jobs(queue, "steady", ["cp312"])
     _run_all(queue, BUILT)
     clock.now += 100
-    notifier.produce()
+    _produce(notifier, clock)
     # The recipe changed: new keys, same recipe, target and pythons.
     _jobs(queue, "fastadd", ["cp39", "cp312"], tag="-fixed")
     _jobs(queue, "steady", ["cp312"], tag="-again")
     _run_all(queue, BUILT)
-    notifier.produce()
+    _produce(notifier, clock)
     rows = _pending(queue)
     assert [(r["event"], r["doc"]["count"]) for r in rows] == [  # type: ignore[index]
         ("failure", 2), ("recovery", 2)]
@@ -232,14 +236,14 @@ def test_a_claimed_message_takes_no_more_events(queue: Queue, clock: Clock) -> N
     notifier.produce()
     _jobs(queue, "fastadd", ["cp39"])
     _run_all(queue, TEST_FAILED)
-    notifier.produce()
+    _produce(notifier, clock)
     clock.now += 31
     token, rows = outbox.claim(queue.engine, ["hook"], clock.now, 60, 10)
     assert len(rows) == 1
-    _jobs(queue, "fastadd", ["cp312"])
     clock.now -= 30  # an event inside the window, seen after the claim
+    _jobs(queue, "fastadd", ["cp312"])
     _run_all(queue, TEST_FAILED)
-    notifier.produce()
+    _produce(notifier, clock)
     assert [r["doc"]["count"] for r in _pending(queue)] == [1, 1]  # type: ignore[index]
     assert outbox.record(queue.engine, rows[0].id, token, clock.now, error=None, retry_at=None)
     assert not outbox.record(queue.engine, rows[0].id, "stale", clock.now, error=None,
