@@ -248,3 +248,24 @@ def test_a_claimed_message_takes_no_more_events(queue: Queue, clock: Clock) -> N
     assert outbox.record(queue.engine, rows[0].id, token, clock.now, error=None, retry_at=None)
     assert not outbox.record(queue.engine, rows[0].id, "stale", clock.now, error=None,
                              retry_at=None)
+
+
+def test_a_publish_is_queued_for_publish_targets_and_never_fails_on_the_state(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from wheelfarm.farm.notify import service
+
+    hooks = (TARGET, NotifyTarget(name="quiet", url="http://x", on=("failure",)))
+    config = farm_config.FarmConfig(root=tmp_path, notify=hooks,
+                                    state=f"sqlite:///{tmp_path / 'state.db'}")
+    service.publish_news(config, {"generation": 4, "change": "published x", "added": ["x.whl"]})
+    engine = open_engine(config.state_url)
+    [row] = outbox.claim(engine, ["hook", "quiet"], 2e9, 60, 10)[1]
+    assert (row.target, row.event) == ("hook", "publish")
+    assert json.loads(row.payload)["generation"] == 4 and json.loads(row.payload)["who"]
+    # A state that cannot be opened: the publish stands, with a warning.
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    broken = farm_config.FarmConfig(root=tmp_path, notify=hooks,
+                                    state=f"sqlite:///{blocked}/sub/state.db")
+    service.publish_news(broken, {"generation": 5, "change": "c", "added": []})
+    assert "the publish notification was not queued" in caplog.text

@@ -50,7 +50,7 @@ def publish_news(config: FarmConfig, doc: dict[str, Any]) -> None:
     doc = {"event": "publish", "who": _who(), **doc}
     try:
         outbox.enqueue(_engine(config), wanted, "publish", doc, time.time())
-    except (WheelfarmError, SQLAlchemyError) as exc:
+    except (WheelfarmError, SQLAlchemyError, OSError) as exc:
         log.warning("the publish notification was not queued: %s", exc)
 
 
