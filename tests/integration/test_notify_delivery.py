@@ -145,3 +145,34 @@ def test_two_deliverers_on_one_state_send_each_message_once(
     sent = [h.delivery for h in receiver.hits]
     assert sorted(sent) == sorted(made)  # every message, none twice
     assert outbox.delivery_counts(one.engine)["delivered"] == 12
+
+
+def test_the_retry_schedule_follows_the_backoff_on_an_injected_clock(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """Nothing is sent before its time; each failure moves the next try by the
+    target's backoff; the last allowed failure makes the message dead."""
+    receiver.answer = lambda _d, _n: Answer(502)
+    now = [5_000_000.0]
+    target = NotifyTarget(name="hook", url=receiver.url, format="json", secret_env="X",
+                          timeout=2.0, max_attempts=4, retry_backoff=10.0, max_backoff=25.0)
+    notifier = Notifier(open_engine(f"sqlite:///{tmp_path / 'state.db'}"), [target],
+                        {"hook": SECRET}, clock=lambda: now[0],
+                        backoff={"hook": Backoff(10.0, 25.0, jitter=lambda: 1.0)})
+    outbox.enqueue(notifier.engine, [target], "failure", DOC, now[0])
+    due = []
+    for _ in range(4):
+        assert len(notifier.deliver_due()) == 1
+        [row] = _rows(notifier)
+        due.append(float(row["not_before"]) - now[0])  # type: ignore[arg-type]
+        if row["state"] == "dead":
+            break
+        now[0] += due[-1] - 0.01
+        assert notifier.deliver_due() == []  # not yet
+        now[0] += 0.01
+    assert due[:3] == [10.0, 20.0, 25.0]
+    [row] = _rows(notifier)
+    assert (row["state"], row["attempts"], len(receiver.hits)) == ("dead", 4, 4)
+    assert str(row["last_error"]).startswith("HTTP 502")
+    # The signature's timestamp is the injected clock's: a receiver on the
+    # real clock refuses it as a replay.
+    assert not any(h.signed for h in receiver.hits)
