@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from wheelfarm.build.lockresolve import LockJob
     from wheelfarm.farm.controller import Controller
     from wheelfarm.farm.merge import Merged
+    from wheelfarm.farm.notify.service import Status as NotifyStatus
     from wheelfarm.farm.state.queue import Queue
     from wheelfarm.farm.worker import Worker, WorkerOptions
     from wheelfarm.plan.jobs import Job
@@ -173,7 +174,17 @@ def publisher(index: Index) -> Publisher:
 
 def _change(index: Index, act: Callable[[Publisher], Change]) -> Published:
     chosen = publisher(index)
-    return Published(act(chosen), chosen.store.url)
+    done = Published(act(chosen), chosen.store.url)
+    config = load_config(index.farm_dir)
+    if done.outcome.created and config.notify:
+        from wheelfarm.farm.notify import service
+
+        # Into the farm's state, for its controller to deliver: never waited for.
+        service.publish_news(config, {
+            "generation": done.outcome.generation, "change": done.outcome.change,
+            "added": list(done.outcome.published), "index": done.url,
+            "signer": chosen.signer.fingerprint})
+    return done
 
 
 def publish(dirs: Sequence[Path], index: Index = Index()) -> Published:
@@ -287,10 +298,31 @@ def controller(*, wheelhouse: Path | None = None, farm_dir: Path = HERE,
     """The controller's HTTP application over the farm's queue (serve it with
     :func:`wheelfarm.farm.controller.serve`); ``limits``: max_body, max_upload."""
     from wheelfarm.farm.controller import Controller
+    from wheelfarm.farm.notify import service
 
     farm = farm_dir.resolve()
-    return Controller(open_queue(farm_dir), farm, (wheelhouse or farm / "wheelhouse").resolve(),
-                      **limits)
+    config = load_config(farm_dir)
+    queue = _queue(config)
+    found = Controller(queue, farm, (wheelhouse or farm / "wheelhouse").resolve(), **limits)
+    notifier = service.notifier(config, queue.engine)  # a missing secret: refused at start
+    if notifier is not None:
+        found.background.append(notifier.run)
+    return found
+
+
+def notify_status(*, farm_dir: Path = HERE) -> NotifyStatus:
+    """The farm's webhook outbox: messages by state, cursors, the last errors."""
+    from wheelfarm.farm.notify import service
+
+    return service.status(load_config(farm_dir))
+
+
+def notify_test(names: Sequence[str] = (), *, farm_dir: Path = HERE,
+                ) -> list[tuple[str, str | None]]:
+    """Send a test message to the farm's [[notify]] targets (or those named)."""
+    from wheelfarm.farm.notify import service
+
+    return service.send_test(load_config(farm_dir), names)
 
 
 def worker(options: WorkerOptions, *, controller_url: str | None = None,
@@ -314,7 +346,8 @@ def _mkdir(path: Path) -> Path:
 __all__ = [
     "BuildPlan", "BuildReport", "BuildRequest", "Index", "LockJob", "Planned", "Probes",
     "Published", "Rebuilt", "Status", "Submitted", "WheelfarmError", "build", "cancel",
-    "controller", "history", "job_log", "load_config", "lock", "lock_jobs", "open_index",
-    "open_queue", "plan", "plan_build", "publish", "publisher", "rebuild", "refresh", "retry",
-    "rollback", "status", "submit", "token", "unyank", "verify", "worker", "yank",
+    "controller", "history", "job_log", "load_config", "lock", "lock_jobs", "notify_status",
+    "notify_test", "open_index", "open_queue", "plan", "plan_build", "publish", "publisher",
+    "rebuild", "refresh", "retry", "rollback", "status", "submit", "token", "unyank", "verify",
+    "worker", "yank",
 ]

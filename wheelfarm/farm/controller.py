@@ -91,6 +91,8 @@ class Controller:
         self.uploads = farm / ".wheelfarm" / "uploads"
         self._tokens: dict[str, tuple[str, float]] = {}  # token sha256 -> (worker, until)
         self.stopping = threading.Event()
+        # Loops run beside the API until it stops (the webhook notifier).
+        self.background: list[Callable[[threading.Event], None]] = []
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -407,6 +409,9 @@ def serve(controller: Controller, host: str, port: int) -> None:
     reclaimer = threading.Thread(target=controller.reclaim_forever, daemon=True,
                                  name="reclaim")
     reclaimer.start()
+    for loop in controller.background:
+        threading.Thread(target=loop, args=(controller.stopping,), daemon=True,
+                         name=getattr(loop, "__name__", "background")).start()
     try:
         uvicorn.run(controller.app(), host=host, port=port, log_level="warning",
                     access_log=False)

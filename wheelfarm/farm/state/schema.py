@@ -121,6 +121,39 @@ events = Table(
 )
 Index("events_job", events.c.job_id, events.c.id)
 
+# Version 4: webhooks (wheelfarm.farm.notify). A target's cursor is the last
+# event its producer turned into messages; an outbox row is one message to one
+# target, written in the cursor's transaction and delivered after it.
+notify_cursors = Table(
+    "notify_cursors", metadata,
+    Column("target", String(64), primary_key=True),
+    Column("event_id", Integer, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+notify_outbox = Table(
+    "notify_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery", String(32), nullable=False, unique=True),  # the receivers' dedup key
+    Column("target", String(64), nullable=False),
+    Column("event", String(16), nullable=False),  # failure | recovery | publish | test
+    Column("group_key", String(300), nullable=True),  # what later events may join
+    Column("payload", Text, nullable=False),  # JSON: the message, rendered at delivery
+    Column("state", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", Float, nullable=False),
+    Column("window_end", Float, nullable=True),  # events at or after it start a new group
+    Column("lease", String(32), nullable=True),  # a deliverer's claim
+    Column("lease_expires", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("delivered", Float, nullable=True),
+)
+Index("notify_outbox_due", notify_outbox.c.state, notify_outbox.c.not_before)
+Index("notify_outbox_group", notify_outbox.c.target, notify_outbox.c.group_key,
+      notify_outbox.c.state)
+
 migrations_table = Table(
     "schema_migrations", metadata,
     Column("version", Integer, primary_key=True),
@@ -150,6 +183,13 @@ def _v3(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
 
 
+def _v4(conn: Connection) -> None:
+    # Self-contained (new tables only), so that it may be ordered with other
+    # version-4-era migrations in any order.
+    for table in (notify_cursors, notify_outbox):
+        table.create(conn, checkfirst=True)
+
+
 def _columns(conn: Connection, table: str) -> set[str]:
     from sqlalchemy import inspect  # only a migration needs the inspector
 
@@ -158,7 +198,7 @@ def _columns(conn: Connection, table: str) -> set[str]:
 
 # Append-only: a released schema is changed by a new function (ALTER TABLE ...),
 # never by editing an old one, so every database reaches the same shape.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 VERSION = len(MIGRATIONS)
 _LOCK_ID = zlib.crc32(b"wheelfarm-migrate")
 
