@@ -246,16 +246,20 @@ def submit(paths: Sequence[Path] = (), *, targets: Sequence[str] = (),
 
 @dataclass(frozen=True)
 class Status:
-    jobs: list[dict[str, Any]]  # report.queue_jobs's JSON shape (schema 1)
+    # report.queue_jobs's JSON shape (schema 1): the farm's jobs, then local builds
+    # (report.local_jobs, "source": "local")
+    jobs: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def status(*, events: bool = False, farm_dir: Path = HERE) -> Status:
-    """Every job of the farm, oldest first, and the event log if asked."""
+    """Every job of the farm, oldest first, then the local builds recorded in its
+    history, and the event log if asked."""
     from wheelfarm.farm.state import report
 
     queue = open_queue(farm_dir)
-    return Status(report.queue_jobs(queue), report.job_events(queue) if events else [])
+    return Status(report.queue_jobs(queue) + report.local_jobs(queue),
+                  report.job_events(queue) if events else [])
 
 
 def job_log(job: str, *, attempt: int | None = None, farm_dir: Path = HERE) -> str:

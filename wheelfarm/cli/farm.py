@@ -72,7 +72,8 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
 @click.option("--events", "with_events", is_flag=True, help="Also show the event log.")
 @farm_option()
 def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
-    """Every job, its state and attempts, oldest first."""
+    """Every job, its state and attempts, oldest first; then the local builds
+    (`wheelfarm build` in this farm directory), worker "local HOST:PID"."""
     from wheelfarm.farm.state import report
 
     found = api.status(events=with_events, farm_dir=farm_dir)
@@ -91,6 +92,8 @@ def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
         counts[j["state"]] = counts.get(j["state"], 0) + 1
         last = j["attempts"][-1] if j["attempts"] else {}
         note = j["artifact"]["filename"] if j["artifact"] else (last.get("reason") or "")
+        if last.get("cause"):
+            note = f"{last['cause']}: {note}"
         table.add_row(j["key"][:12], j["recipe"], j["target"] or "-", j["python"] or "-",
                       j["state"], str(len(j["attempts"])), last.get("worker") or "", note)
     out.print(table)
