@@ -38,11 +38,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def cause_of(outcome: Outcome) -> str | None:
-    cause = getattr(outcome, "cause", None)
-    return str(cause) if cause else None
-
-
 class Recorder:
     """Writes a run's attempts to the farm's state; opened on first use."""
 
@@ -92,7 +87,7 @@ class Recorder:
         attempt = LocalAttempt(
             run=self.run, host=self.host, key=job.key, job=job.id, recipe=job.recipe.name,
             target=job.target.name, python=job.python, executor=job.executor,
-            owners=tuple(getattr(job.recipe, "owners", ())))
+            owners=job.recipe.owners)
         row = self._safely(lambda q: q.local_started(attempt))
         if row is not None:
             with self._guard:
@@ -108,7 +103,7 @@ class Recorder:
         art = o.artifact
         end = LocalEnd(ok=o.ok, cached=o.cached, duration=o.duration,
                        step=str(o.kind) if o.kind and not o.ok else None,
-                       cause=cause_of(o) if not o.ok else None, reason=o.reason,
+                       cause=o.cause.value if o.cause and not o.ok else None, reason=o.reason,
                        wheel=art.filename if art else None, sha256=art.sha256 if art else None,
                        log=o.log)
         self._safely(lambda q: q.local_ended(row, end))

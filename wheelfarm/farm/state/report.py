@@ -3,8 +3,8 @@
 
 ```
 {"schema": 1, "jobs": [{"key", "recipe", "target", "python", "state",
-  "attempts": [{"n", "worker", "started", "ended", "reason", "log"}],
-  "artifact": {"filename", "sha256"} | null}]}
+  "attempts": [{"n", "worker", "started", "ended", "reason", "log", "cause"}],
+  "artifact": {"filename", "sha256"} | null, "cause", "owners": [...]}]}
 ```
 Times are ISO 8601 in UTC; ``ended`` is null while an attempt runs.
 
@@ -40,12 +40,13 @@ def queue_jobs(queue: Queue, keys: Sequence[str] | None = None) -> list[dict[str
         for a in conn.execute(select(attempts).order_by(attempts.c.job_id, attempts.c.n)):
             tries.setdefault(a.job_id, []).append({
                 "n": a.n, "worker": a.worker, "started": when(a.started),
-                "ended": when(a.ended), "reason": a.reason, "log": a.log,
+                "ended": when(a.ended), "reason": a.reason, "log": a.log, "cause": a.cause,
             })
     found = []
     for r in rows:
         art = (r.artifact_filename, r.artifact_sha256) if r.artifact_sha256 else None
-        doc = job_json(r.key, r.recipe, r.target, r.python, r.state, tries.get(r.id, ()), art)
+        doc = job_json(r.key, r.recipe, r.target, r.python, r.state, tries.get(r.id, ()), art,
+                       cause=r.cause, owners=json.loads(r.owners) if r.owners else ())
         found.append(doc)
     return found
 
@@ -74,7 +75,8 @@ def local_jobs(queue: Queue, key: str | None = None) -> list[dict[str, Any]]:
                  for n, r in enumerate(rows, 1)]
         last = rows[-1]
         art = (last.wheel, last.sha256) if last.sha256 else None
-        doc = job_json(last.key, last.recipe, last.target, last.python, last.state, tries, art)
+        doc = job_json(last.key, last.recipe, last.target, last.python, last.state, tries, art,
+                       cause=last.cause, owners=json.loads(last.owners) if last.owners else ())
         doc["source"] = "local"
         found.append(doc)
     return found

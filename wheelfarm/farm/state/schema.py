@@ -65,6 +65,10 @@ jobs = Table(
     Column("reason", Text, nullable=True),
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
+    # Added by version 3: why the job last failed (errors.FailureCause), and the
+    # recipe's owners (a JSON list), whom failures are attributed to.
+    Column("cause", String(32), nullable=True),
+    Column("owners", Text, nullable=True),
 )
 # In the claim's order (best priority first, then oldest), so that a claim reads
 # the first few pending rows instead of sorting every pending one (version 2).
@@ -92,6 +96,7 @@ attempts = Table(
     Column("reason", Text, nullable=True),
     Column("log", Text, nullable=True),
     Column("duration", Float, nullable=True),
+    Column("cause", String(32), nullable=True),  # version 3
     UniqueConstraint("job_id", "n"),
 )
 
@@ -178,13 +183,29 @@ def _v2(conn: Connection) -> None:
 
 
 def _v3(conn: Connection) -> None:
+    # Version 1's tables were created from the definitions above, which now hold
+    # these columns: a database made at version 1 or 2 lacks them.
+    for table, column in (("jobs", "cause VARCHAR(32)"), ("jobs", "owners TEXT"),
+                          ("attempts", "cause VARCHAR(32)")):
+        name = column.split()[0]
+        if name not in _columns(conn, table):
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    from sqlalchemy import inspect  # only a migration needs the inspector
+
+    return {c["name"] for c in inspect(conn).get_columns(table)}
+
+
+def _v4(conn: Connection) -> None:
     for table in (local_builds, operator_tokens):
         table.create(conn, checkfirst=True)
 
 
 # Append-only: a released schema is changed by a new function (ALTER TABLE ...),
 # never by editing an old one, so every database reaches the same shape.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 VERSION = len(MIGRATIONS)
 _LOCK_ID = zlib.crc32(b"wheelfarm-migrate")
 
