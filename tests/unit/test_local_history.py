@@ -49,6 +49,7 @@ def test_a_local_build_is_in_status_and_logs(farm: Path,
         ("lonely", "linux_x86_64", "cp312", "failed", "local")
     [attempt] = job["attempts"]
     assert attempt["step"] == "source" and "download failed" in attempt["reason"]
+    assert attempt["cause"] == job["cause"] and job["cause"] in ("network", "other")
     assert attempt["started"] and attempt["ended"]
     log_path = Path(attempt["log"])
     assert log_path.is_file() and log_path.is_relative_to(farm / ".wheelfarm" / "logs")
