@@ -294,7 +294,30 @@ def controller(*, wheelhouse: Path | None = None, farm_dir: Path = HERE,
 
     farm = farm_dir.resolve()
     return Controller(open_queue(farm_dir), farm, (wheelhouse or farm / "wheelhouse").resolve(),
-                      **limits)
+                      index=_index_view(farm_dir), **limits)
+
+
+def _index_view(farm_dir: Path) -> Any:
+    from wheelfarm.farm.dashboard import open_index
+
+    config = load_config(farm_dir)
+    return open_index(config.publish.url, config.publish.s3_endpoint_url, farm_dir.resolve())
+
+
+def dashboard(*, farm_dir: Path = HERE) -> Any:
+    """The dashboard of a farm (its queue, the local builds of its history, its
+    published index) as an ASGI application; serve it with uvicorn."""
+    from wheelfarm.farm import dashboard as dash
+
+    return dash.app(open_queue(farm_dir), _index_view(farm_dir), farm_dir.resolve())
+
+
+def operator_token(name: str, *, farm_dir: Path = HERE) -> str:
+    """A new operator token for ``name`` (the dashboard's retry and cancel need
+    one); its old one stops working. Shown once."""
+    from wheelfarm.farm.dashboard import issue_operator_token
+
+    return issue_operator_token(open_queue(farm_dir), name)
 
 
 def worker(options: WorkerOptions, *, controller_url: str | None = None,
@@ -318,7 +341,8 @@ def _mkdir(path: Path) -> Path:
 __all__ = [
     "BuildPlan", "BuildReport", "BuildRequest", "Index", "LockJob", "Planned", "Probes",
     "Published", "Rebuilt", "Status", "Submitted", "WheelfarmError", "build", "cancel",
-    "controller", "history", "job_log", "load_config", "lock", "lock_jobs", "open_index",
-    "open_queue", "plan", "plan_build", "publish", "publisher", "rebuild", "refresh", "retry",
-    "rollback", "status", "submit", "token", "unyank", "verify", "worker", "yank",
+    "controller", "dashboard", "history", "job_log", "load_config", "lock", "lock_jobs",
+    "open_index", "open_queue", "operator_token", "plan", "plan_build", "publish", "publisher",
+    "rebuild", "refresh", "retry", "rollback", "status", "submit", "token", "unyank", "verify",
+    "worker", "yank",
 ]

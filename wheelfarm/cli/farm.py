@@ -214,10 +214,28 @@ def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max
 
 @click.command()
 @click.argument("name")
+@click.option("--operator", is_flag=True,
+              help="An operator's token (the dashboard's retry and cancel), not a worker's.")
 @farm_option()
-def token(name: str, farm_dir: Path) -> None:
+def token(name: str, operator: bool, farm_dir: Path) -> None:
     """Issue a new token for worker NAME (the old one stops working) and print it."""
-    click.echo(api.token(name, farm_dir=farm_dir))
+    click.echo(api.operator_token(name, farm_dir=farm_dir) if operator
+               else api.token(name, farm_dir=farm_dir))
 
 
-COMMANDS = [controller, worker, submit, status, retry, cancel, logs, token]
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8471, show_default=True)
+@farm_option()
+def dashboard(host: str, port: int, farm_dir: Path) -> None:
+    """Serve the farm's dashboard and /metrics: its queue, the local builds of
+    its history and its published index (`wheelfarm controller` serves them too)."""
+    import uvicorn
+
+    _logging()
+    app = api.dashboard(farm_dir=farm_dir)
+    err.print(f"dashboard: http://{host}:{port}/", markup=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+COMMANDS = [controller, dashboard, worker, submit, status, retry, cancel, logs, token]

@@ -122,7 +122,7 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
                         on_step=on_step, keep_work=req.keep_work, normalize=req.normalize,
                         locked=req.locked, check_reproducible=req.check_reproducible,
                         use_cache=req.use_cache, compare_upstream=req.compare_upstream)
-    history = Recorder(planned.config, pipeline.log_dir.name)
+    history = Recorder(planned.config, pipeline.log_dir)
     run = LocalRun(pipeline, planned.jobs, req.jobs or planned.config.jobs, keep=req.keep_work,
                    history=history)
     with supervise(run) if supervise else nullcontext():

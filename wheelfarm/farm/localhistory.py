@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,10 +42,11 @@ T = TypeVar("T")
 class Recorder:
     """Writes a run's attempts to the farm's state; opened on first use."""
 
-    def __init__(self, config: FarmConfig, run: str, *,
+    def __init__(self, config: FarmConfig, log_dir: Path, *,
                  opener: Callable[[FarmConfig], Queue] | None = None) -> None:
         self.config = config
-        self.run = run
+        self.run = log_dir.name
+        self.log_dir = log_dir  # the pipeline's: each job's log is <job id>.log there
         self.host = f"{socket.gethostname()}:{os.getpid()}"
         self._opener = opener
         self._queue: Queue | None = None
@@ -87,7 +89,7 @@ class Recorder:
         attempt = LocalAttempt(
             run=self.run, host=self.host, key=job.key, job=job.id, recipe=job.recipe.name,
             target=job.target.name, python=job.python, executor=job.executor,
-            owners=job.recipe.owners)
+            owners=job.recipe.owners, log=str(self.log_dir / f"{job.id}.log"))
         row = self._safely(lambda q: q.local_started(attempt))
         if row is not None:
             with self._guard:

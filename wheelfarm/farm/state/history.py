@@ -33,6 +33,7 @@ class LocalAttempt:
     python: str
     executor: str
     owners: Sequence[str] = ()
+    log: str | None = None  # where the log is written while it runs
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class History:
             conn.execute(update(local_builds).where(local_builds.c.id == row_id).values(
                 state="succeeded" if end.ok else "failed", cached=int(end.cached), ended=now,
                 duration=end.duration, step=end.step, cause=end.cause,
-                reason=end.reason or None, wheel=end.wheel, sha256=end.sha256, log=end.log))
+                reason=end.reason or None, wheel=end.wheel, sha256=end.sha256,
+                **({"log": end.log} if end.log else {})))
 
     def local_rows(self, key: str | None = None) -> list[Row[Any]]:
         """Every recorded local attempt (of the job ``key``), oldest first."""
