@@ -33,8 +33,9 @@ def new_job(key: str, recipe: str, python: str, owners: tuple[str, ...] = ()) ->
                   spec={"recipe_text": "x"}, max_attempts=1, owners=owners)
 
 
-def make_farm(root: Path) -> DashFarm:
-    (root / "wheelfarm.toml").write_text("lease = 300\n")
+def make_farm(root: Path, config: str = "") -> DashFarm:
+    """The farm in ``root``, whose wheelfarm.toml ends with ``config``."""
+    (root / "wheelfarm.toml").write_text("lease = 300\n" + config)
     queue = open_queue(farm_config.load(root))
     logs = root / ".wheelfarm" / "logs" / "jobs"
     logs.mkdir(parents=True)

@@ -23,7 +23,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "build": ("build",),
     "reproduce": ("lock", "rebuild"),
     "ci": ("plan", "merge"),
-    "farm": ("controller", "worker", "submit", "status", "retry", "cancel", "logs", "token"),
+    "farm": ("controller", "dashboard", "worker", "submit", "status", "retry", "cancel", "logs",
+             "token"),
     "publish": ("publish", "rollback", "history", "yank", "unyank", "refresh", "verify",
                 "serve"),
 }

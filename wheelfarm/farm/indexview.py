@@ -108,7 +108,7 @@ class IndexView:
         for generation in range(latest, max(0, latest - limit), -1):
             release, _ = self.gens.release_at(generation)
             rows.append(GenerationRow(release, generation == live,
-                                      getattr(release, "by", "") or ""))
+                                      release.by))
         return rows
 
     def generation_count(self) -> int:
