@@ -163,3 +163,22 @@ def test_first_errors() -> None:
     log = "ok\nfoo.c:1:2: error: x\nwarning: y\nld: undefined reference to `z'\n! build: failed\n"
     assert first_errors(log) == ["foo.c:1:2: error: x", "ld: undefined reference to `z'",
                                  "! build: failed"]
+
+
+def test_a_generation_names_who_published_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from wheelfarm.publish.manifest import Release
+    from wheelfarm.publish.publisher import PUBLISHER_ENV, publisher_name
+
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    release = Release(3, when, when, "publish x", ("x",), {}, {}, by="release-bot@ci")
+    text = release.render()
+    assert "Published-By: release-bot@ci\n" in text
+    assert Release.parse(text).by == "release-bot@ci"
+    older = Release(3, when, when, "publish x", ("x",), {}, {})
+    assert "Published-By" not in older.render() and Release.parse(older.render()).by == ""
+    monkeypatch.setenv(PUBLISHER_ENV, "nightly")
+    assert publisher_name() == "nightly"
+    monkeypatch.delenv(PUBLISHER_ENV)
+    assert "@" in publisher_name()
