@@ -128,7 +128,8 @@ def test_grid_job_and_log_pages(farm: DashFarm, base_url: str, browser: Any) -> 
     d.find_element(By.CSS_SELECTOR, f'a[href="/jobs/{farm.failed}"]').click()
     assert d.find_element(By.ID, "failing-step").text == "build"
     assert d.find_element(By.ID, "job-cause").text == "compiler-error"
-    assert COMPILER_ERROR in d.find_element(By.ID, "first-errors").text
+    first = d.find_element(By.ID, "first-errors").text.splitlines()
+    assert first == [COMPILER_ERROR, "! build: the build failed"]
     shot(d, "job-failed")
 
     d.find_element(By.LINK_TEXT, "log").click()

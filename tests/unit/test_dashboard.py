@@ -76,8 +76,10 @@ def test_failures_are_grouped_by_cause(farm: DashFarm, client: TestClient) -> No
     run = farm.queue.local_started(LocalAttempt(
         run="r", host="h:1", key="e" * 64, job="x", recipe="slowtest", target="linux_x86_64",
         python="cp312", executor="host"))
+    log = farm.root / "slowtest.log"
+    log.write_text("FAILED tests/test_slow.py::test_speed\n")
     farm.queue.local_ended(run, LocalEnd(ok=False, step="test", cause="test-failure",
-                                         reason="2 tests failed"))
+                                         reason="2 tests failed", log=str(log)))
     text = client.get("/failures").text
     compiler = text.split('id="cause-compiler-error"')[1].split("</section>")[0]
     tests = text.split('id="cause-test-failure"')[1].split("</section>")[0]
@@ -86,6 +88,20 @@ def test_failures_are_grouped_by_cause(farm: DashFarm, client: TestClient) -> No
     assert "fastadd" not in text.split("<main>")[1]
     local = client.get("/jobs/" + "e" * 64 + "?source=local").text
     assert "2 tests failed" in local and "test-failure" in local
+    link = f'/jobs/{"e" * 64}/log?attempt=1&amp;source=local'
+    assert f'href="{link}"' in local
+    page = client.get(html.unescape(link)).text
+    assert "FAILED tests/test_slow.py::test_speed" in page
+    assert 'data-src="/jobs/' + "e" * 64 + '/log.txt?attempt=1&amp;source=local"' in page
+
+
+def test_grid_orders_pythons_as_numbers(farm: DashFarm, client: TestClient) -> None:
+    from tests.dashfarm import new_job
+
+    farm.queue.submit([new_job("9" * 64, "fastadd", "cp39"), new_job("8" * 64, "fastadd",
+                                                                        "cp310")])
+    head = client.get("/").text.split("<thead>")[1].split("</thead>")[0]
+    assert head.index("cp39") < head.index("cp310") < head.index("cp311")
 
 
 def test_recipe_page_without_an_index(farm: DashFarm, client: TestClient) -> None:
@@ -161,8 +177,8 @@ def test_extra_collectors_are_asked_at_each_scrape(farm: DashFarm, client: TestC
 
 def test_first_errors() -> None:
     log = "ok\nfoo.c:1:2: error: x\nwarning: y\nld: undefined reference to `z'\n! build: failed\n"
-    assert first_errors(log) == ["foo.c:1:2: error: x", "ld: undefined reference to `z'",
-                                 "! build: failed"]
+    assert first_errors(log + "1 error generated.\n") == [
+        "foo.c:1:2: error: x", "ld: undefined reference to `z'", "! build: failed"]
 
 
 def test_a_generation_names_who_published_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,6 +43,7 @@ MAX_FORM = 4096  # bytes of an action's form
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")
 # What a compiler, linker or the pipeline's own summary calls an error.
 _ERROR = re.compile(r"(\berror\b|\bError:|^! |undefined reference|fatal:)")
+_COUNT = re.compile(r"^\d+ errors? generated\.$")  # clang's tally: no news
 
 
 def operator_token_sha256(token: str) -> str:
@@ -61,7 +62,8 @@ def issue_operator_token(queue: Queue, name: str) -> str:
 def first_errors(text: str, limit: int = ERROR_LINES) -> list[str]:
     """The first lines of a log that name an error (a compiler's ``error:``, the
     linker's, the pipeline's ``!`` summary)."""
-    found = [line for line in text.splitlines() if _ERROR.search(line)]
+    found = [line for line in text.splitlines()
+             if _ERROR.search(line) and not _COUNT.match(line)]
     return found[:limit]
 
 
@@ -75,11 +77,23 @@ def job_url(job: JobView) -> str:
     return f"/jobs/{job.key}" + ("?source=local" if job.source == LOCAL else "")
 
 
+def log_url(job: JobView, n: int, suffix: str = "") -> str:
+    return (f"/jobs/{job.key}/log{suffix}?attempt={n}"
+            + ("&source=local" if job.source == LOCAL else ""))
+
+
+def _python_order(tag: str) -> tuple[int, str]:
+    """cp39 before cp310 (as numbers, not text)."""
+    digits = "".join(c for c in tag if c.isdigit())
+    return (int(digits) if digits else 0, tag)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("wheelfarm.farm", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["when"] = _when
     env.globals["job_url"] = job_url
+    env.globals["log_url"] = log_url
     return env
 
 
@@ -151,7 +165,8 @@ class Dashboard:
         cells: dict[tuple[str, str, str], JobView] = {}
         for j in jobs:  # newest first: the first seen is the latest
             cells.setdefault((j.recipe, j.target, j.python), j)
-        columns = sorted({(t, p) for _, t, p in cells})
+        columns = sorted({(t, p) for _, t, p in cells},
+                         key=lambda c: (c[0], _python_order(c[1])))
         counts: dict[str, int] = {}
         for j in cells.values():
             counts[j.state] = counts.get(j.state, 0) + 1
@@ -202,8 +217,7 @@ class Dashboard:
         if attempt is None:
             return None
         log = read_log(attempt.log, LOG_PAGE_LIMIT) or Log("(no log recorded)", 0)
-        text_url = (f"/jobs/{job.key}/log.txt?attempt={attempt.n}"
-                    + ("&source=local" if job.source == LOCAL else ""))
+        text_url = log_url(job, attempt.n, ".txt")
         return "log.html", {"job": job, "attempt": attempt, "text": log.text, "cut": log.cut,
                             "text_url": text_url, "refresh": REFRESH if job.active else 0}
 
