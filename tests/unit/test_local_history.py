@@ -112,3 +112,31 @@ def test_verbose_prints_every_log_path(farm: Path, capsys: pytest.CaptureFixture
     assert "lonely-cp312-linux_x86_64: failed, log " in err
     path = err.split("lonely-cp312-linux_x86_64: failed, log ")[1].split()[0]
     assert Path(path).is_file() and path != job["attempts"][0]["log"]  # a new run's log
+
+
+def test_a_killed_builds_attempts_end_at_the_next_build(farm: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    queue = open_queue(farm_config.load(farm))
+    here = socket.gethostname()
+
+    def running(host: str, key: str) -> None:
+        queue.local_started(LocalAttempt(run="old", host=host, key=key, job="j", recipe="old",
+                                         target="x", python="cp312", executor="zig"))
+
+    running(f"{here}:{gone.pid}", "1" * 64)  # killed
+    running(f"{here}:{os.getpid()}", "2" * 64)  # still running (this process)
+    running(f"elsewhere-{here}:{gone.pid}", "3" * 64)  # another machine's: not ours to judge
+    _recipe(farm, "lonely")
+    assert main(["build", str(farm / "recipes"), "--farm", str(farm), "--out",
+                 str(farm / "out"), "--target", "linux_x86_64", "--python", "cp312"]) == 1
+    capsys.readouterr()
+    states = {j["key"][0]: (j["state"], j["attempts"][-1]["step"])
+              for j in report.local_jobs(queue)}
+    assert states["1"] == ("failed", "lost")
+    assert states["2"] == ("running", None) and states["3"] == ("running", None)

@@ -65,9 +65,21 @@ class Recorder:
                         from wheelfarm.farm.state import open_queue
 
                         self._queue = open_queue(self.config)
-                except WheelfarmError as exc:
+                    self._abandoned(self._queue)
+                except (SQLAlchemyError, WheelfarmError) as exc:
                     self._give_up(exc)
             return self._queue
+
+    def _abandoned(self, queue: Queue) -> None:
+        """End the attempts a build on this machine left ``running`` when it was
+        killed (its process is gone), so that history does not show them running
+        for ever."""
+        for row in queue.local_running(f"{socket.gethostname()}:"):
+            pid = row.host.rpartition(":")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                queue.local_ended(row.id, LocalEnd(
+                    ok=False, step="lost", reason=f"the build (pid {pid}) ended without "
+                    "recording this attempt: killed?"))
 
     def _give_up(self, exc: BaseException) -> None:
         self._broken = True
@@ -121,6 +133,16 @@ class Recorder:
     def close(self) -> None:
         if self._queue is not None:
             self._queue.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class RecordingRunner:

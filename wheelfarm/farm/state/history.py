@@ -81,6 +81,13 @@ class History:
         with self.engine.begin() as conn:
             return list(conn.execute(query).all())
 
+    def local_running(self, host_prefix: str) -> list[Row[Any]]:
+        """The attempts still ``running`` whose host starts with ``host_prefix``."""
+        with self.engine.begin() as conn:
+            return list(conn.execute(select(local_builds).where(
+                local_builds.c.state == "running",
+                local_builds.c.host.startswith(host_prefix, autoescape=True))).all())
+
     def local_keys(self, prefix: str) -> list[str]:
         """The keys of local builds that start with ``prefix`` (at most three)."""
         with self.engine.begin() as conn:
