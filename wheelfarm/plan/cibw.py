@@ -99,7 +99,7 @@ def migrate(pyproject: Mapping[str, Any], environ: Mapping[str, str], path: Path
         if key in _MAPPED:
             section, name, convert = _MAPPED[key]
             tool[section][name] = convert(value, where, path, warnings)
-    _selectors(chosen, tool, path)
+    _selectors(chosen, tool, path, warnings)
     return Migration({k: v for k, v in tool.items() if v}, tuple(warnings))
 
 
@@ -191,7 +191,7 @@ def _matches(identifier: str, selector: str) -> bool:
 
 
 def _selectors(chosen: Mapping[str, tuple[str, Any]], tool: dict[str, dict[str, Any]],
-               path: Path) -> None:
+               path: Path, warnings: list[str]) -> None:
     if not any(k in chosen for k in _SELECTORS) and not any(_IMAGE.match(k) for k in chosen):
         return
     text = {k: " ".join(_strings(chosen[k][1], chosen[k][0], path, split=True))
@@ -214,10 +214,11 @@ def _selectors(chosen: Mapping[str, tuple[str, Any]], tool: dict[str, dict[str, 
             image = chosen.get(f"{kind}-{arch}-image")
             policy = _DEFAULT_POLICY[kind]
             if image is not None:
-                if image[1] not in _POLICIES or not _POLICIES[image[1]].startswith(kind):
-                    raise RecipeError(path, image[0], f"{image[1]!r}: wheelfarm knows the "
-                                      f"policies {', '.join(_POLICIES)}, not an image")
-                policy = _POLICIES[image[1]]
+                if _POLICIES.get(image[1], "").startswith(kind):
+                    policy = _POLICIES[image[1]]
+                else:  # an image of its own: wheelfarm builds to a policy, not in an image
+                    warnings.append(f"{image[0]}: {image[1]!r} is not a policy wheelfarm "
+                                    f"knows ({', '.join(_POLICIES)}); building {policy}")
             targets.append(f"{policy}_{arch}")
     tool["build"]["targets"] = targets
 
