@@ -57,7 +57,8 @@ class Migration:
 def settings(pyproject: Mapping[str, Any], environ: Mapping[str, str]
              ) -> list[tuple[str, str, Any]]:
     """(where, key, value) of every cibuildwheel setting, lowest precedence first."""
-    table = pyproject.get("tool", {}).get("cibuildwheel", {})
+    tool = pyproject.get("tool", {})
+    table = tool.get("cibuildwheel", {}) if isinstance(tool, Mapping) else {}
     found: list[tuple[str, str, Any]] = []
     if isinstance(table, Mapping):
         found += [(f"tool.cibuildwheel.{k}", k, v) for k, v in table.items()
