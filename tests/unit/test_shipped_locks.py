@@ -18,6 +18,6 @@ def test_recipe_has_a_lock_for_each_of_its_pythons(path: Path) -> None:
     lock = lockfile.load(loaded)
     assert lock is not None, f"{path}: run 'wheelfarm lock {path}' and commit the lock"
     assert loaded.pythons is not None
-    assert sorted(lock.pythons) == sorted(loaded.pythons)
+    assert set(lock.pythons) >= set(loaded.pythons)  # fastadd: cp311 too, for `make run`
     for entry in lock.pythons.values():
         assert not entry.unsatisfied(entry.static)
