@@ -22,6 +22,7 @@ from wheelfarm.errors import Reported, WheelfarmError
 MODULES: dict[str, tuple[str, ...]] = {
     "build": ("build",),
     "reproduce": ("lock", "rebuild"),
+    "recipes": ("add", "init", "outdated", "bump"),
     "ci": ("plan", "merge"),
     "farm": ("controller", "dashboard", "worker", "submit", "status", "retry", "cancel", "logs",
              "token"),

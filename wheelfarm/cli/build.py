@@ -87,6 +87,12 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
         check_reproducible=check_reproducible, use_cache=not no_cache, entry=entry,
         shard=shard, profile=profile, compare_upstream=not no_compare_upstream,
         normalize=not no_normalize))
+    shown: set[str] = set()
+    for job in planned.jobs:  # settings read but not used (cibuildwheel's), once per recipe
+        for warning in job.recipe.warnings:
+            if warning not in shown:
+                shown.add(warning)
+                err.print(f"warning: {job.recipe.path}: {warning}", markup=False)
     for job in planned.added:
         err.print(f"building {job.id} too: a selected job needs it", markup=False)
     if planned.unlocked:
