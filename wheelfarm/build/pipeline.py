@@ -170,7 +170,7 @@ class Pipeline:
         timeout = job.recipe.timeout or self.config.timeout
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout,
                          network=job.recipe.network, profile=job.profile,
-                         private=self._private())
+                         private=self._private(), tools_dir=self.config.tools_dir)
         with executor.open(ctx) as place:
             built = self._produce(place, job, work, fh, enter)
             if self.check_reproducible:
@@ -254,7 +254,8 @@ class Pipeline:
         executor = self.executors[job.executor]
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh,
                          job.recipe.timeout or self.config.timeout, network=job.recipe.network,
-                         profile=job.profile, private=self._private())
+                         profile=job.profile, private=self._private(),
+                         tools_dir=self.config.tools_dir)
         with executor.open(ctx) as place:
             again = self._produce(place, job, work, fh, enter)
         enter("reproduce")

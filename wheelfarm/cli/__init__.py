@@ -26,6 +26,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "farm": ("controller", "worker", "submit", "status", "retry", "cancel", "logs", "token"),
     "publish": ("publish", "rollback", "history", "yank", "unyank", "refresh", "verify",
                 "serve"),
+    "cache": ("cache",),
 }
 
 
