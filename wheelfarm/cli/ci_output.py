@@ -32,6 +32,8 @@ def result_json(r: JobResult) -> dict[str, object]:
         artifact = (r.wheel.name, sha256_file(r.wheel))
     data = job_json(r.job.key, r.job.recipe.name, r.job.target.name, r.job.python,
                     _STATE[r.status], [attempt], artifact)
+    # the executor that built the wheel (of the job's build.toolchains), or failed last
+    data["toolchain"] = r.toolchain or None
     if r.parity is not None:
         data["parity"] = r.parity.to_json()
     # "tested", "built and checked, not run" (nothing here runs the wheel) or "no
