@@ -179,7 +179,7 @@ class Pipeline:
             except CompileError as exc:
                 if n == len(chain):
                     raise
-                fh.write(f"! {state.step} failed with toolchain {name}: {exc}\n"
+                fh.write(f"! {state.step} failed with toolchain {name}: {_first_error(exc)}\n"
                          f"# falling back to toolchain {chain[n]}: {name} could not compile "
                          f"this project\n")
                 fh.flush()
@@ -372,6 +372,16 @@ def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
         where = spec.location or f"pypi:{spec.name}=={spec.version}"
         return {"uri": where, "digest": f"sha256:{spec.sha256}"}
     return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
+
+
+def _first_error(exc: CompileError) -> str:
+    """The compiler's first ``error:`` line, which says why a toolchain gave up."""
+    cause = exc.__cause__
+    tail = cause.tail if isinstance(cause, CommandError) else ""
+    for line in tail.splitlines():
+        if "error:" in line and not line.lstrip().startswith("error: Command"):
+            return line.strip()
+    return str(exc)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
