@@ -73,7 +73,8 @@ def test_recipe_and_config_keys_are_checked(tmp_path: Path) -> None:
     recipe.write_text(body + 'executor = "zig"\ntoolchains = ["zig", "host"]\n')
     with pytest.raises(RecipeError, match=r"build.toolchains: give either"):
         load(recipe)
-    (tmp_path / "wheelfarm.toml").write_text('[toolchains]\n"manylinux2014_x86_64" = ["zig", "host"]\n')
+    config = tmp_path / "wheelfarm.toml"
+    config.write_text('[toolchains]\n"manylinux2014_x86_64" = ["zig", "host"]\n')
     assert farm_config.load(tmp_path).toolchains == ((X86, ("zig", "host")),)
     (tmp_path / "wheelfarm.toml").write_text('[toolchains]\n"manylinux2014_x86_64" = []\n')
     with pytest.raises(RecipeError, match=r"wheelfarm.toml: toolchains.manylinux2014_x86_64"):
