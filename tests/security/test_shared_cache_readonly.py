@@ -10,6 +10,8 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,42 @@ def test_a_build_cannot_write_into_the_shared_cache(tmp_path: Path) -> None:
     finally:
         canary.unlink()
         (suite_zig / "h" / f"{token}.txt").unlink(missing_ok=True)
+
+
+def test_not_root_the_shared_dir_is_an_overlay_in_a_user_namespace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A farm user other than root (here: nobody) gets the same overlay, mounted in
+    a user namespace of its own: the build writes, the shared cache does not change."""
+    if sandbox.unavailable() is not None or shutil.which("setpriv") is None:
+        pytest.skip("needs bwrap and setpriv")
+    nobody = 65534
+    # pytest's tmp_path is root's own (0700): nobody could not reach it.
+    tmp_path = Path(tempfile.mkdtemp(prefix="wheelfarm-nobody-"))
+    try:
+        _overlay_as_nobody(tmp_path, nobody, monkeypatch)
+    finally:
+        shutil.rmtree(tmp_path)
+
+
+def _overlay_as_nobody(tmp_path: Path, nobody: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared, scratch, work = tmp_path / "shared", tmp_path / "scratch", tmp_path / "work"
+    for d in (shared, work):
+        d.mkdir()
+    (shared / "runtime.a").write_text("the runtimes every farm links\n")
+    for sub in ("upper", "work", "merged"):
+        (scratch / sub).mkdir(parents=True)
+    for path in (tmp_path, shared, shared / "runtime.a", work, scratch, *scratch.iterdir()):
+        os.chown(path, nobody, nobody)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # wrap() as a farm that is not root
+    box = sandbox.Sandbox(hidden=(), readable=(), writable=(work,), network=False,
+                          bwrap=sandbox.find_bwrap() or "bwrap", overlays=((shared, scratch),))
+    argv = box.wrap(["sh", "-c", f"echo poisoned >> {shared}/runtime.a; touch {shared}/new; "
+                                 f"cat {shared}/runtime.a"], work)
+    assert argv[:4] == ["unshare", "--user", "--map-root-user", "--mount"]
+    result = subprocess.run(["setpriv", f"--reuid={nobody}", f"--regid={nobody}",
+                             "--clear-groups", *argv], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("poisoned\n")  # the build saw its own write
+    assert (shared / "runtime.a").read_text() == "the runtimes every farm links\n"
+    assert not (shared / "new").exists()
