@@ -6,8 +6,8 @@
   "artifact": {"filename", "sha256"} | null}]}
 ```
 ``build --json`` adds ``"toolchain"`` (the executor that built the wheel, or
-failed last, of the job's ``build.toolchains``), ``"parity"`` to a job that was compared with upstream's
-wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
+failed last, of the job's ``build.toolchains``), ``"parity"`` to a job that was
+compared with upstream's wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
 ``{"status", "note"}``, the status ``"tested"``, ``"built and checked, not run"``
 (nothing on the machine runs the target's binaries, e.g. macOS wheels built on
 Linux) or ``"no tests"`` (see :mod:`wheelfarm.build.testplaces`), the note where
