@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from wheelfarm.build.executors import Executor
     from wheelfarm.build.lockresolve import LockJob
     from wheelfarm.build.recipeops import Added, Bumped, Outdated
+    from wheelfarm.build.usercache import CacheInfo, Part
     from wheelfarm.farm.controller import Controller
     from wheelfarm.farm.merge import Merged
     from wheelfarm.farm.notify.service import Status as NotifyStatus
@@ -269,6 +270,23 @@ def verify(source: str, key_file: Path, state_dir: Path | None = None) -> Report
     with Keyring(key_file) as keyring:
         return v.verify(open_store(source, read_only=True), keyring,
                         state_dir or v.default_state_dir())
+
+
+# -- the shared cache ---------------------------------------------------------------------
+
+
+def cache_info(farm_dir: Path = HERE) -> CacheInfo:
+    """What the farm's shared cache holds (the user's, unless configured otherwise)."""
+    from wheelfarm.build import usercache
+
+    return usercache.info(load_config(farm_dir).cache_dir)
+
+
+def cache_clean(parts: Sequence[Part] | None = None, *, farm_dir: Path = HERE) -> list[Path]:
+    """Empty ``parts`` of the shared cache (None: all of it); the paths removed."""
+    from wheelfarm.build import usercache
+
+    return usercache.clean(load_config(farm_dir).cache_dir, parts)
 
 
 # -- the standing farm --------------------------------------------------------------------

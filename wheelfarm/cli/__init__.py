@@ -29,6 +29,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "publish": ("publish", "rollback", "history", "yank", "unyank", "refresh", "verify",
                 "serve"),
     "notify": ("notify",),
+    "cache": ("cache",),
 }
 
 

@@ -38,6 +38,7 @@ _BUILD: schema.Schema = {
     "before-build": "list[str]",
     "abi3": str,
     "executor": str,
+    "toolchains": "list[str]",
     "timeout": float,
     "number": int,
     "network": bool,
@@ -86,6 +87,8 @@ class Recipe:
     before_build: tuple[str, ...] = ()
     abi3: str | None = None
     executor: str | None = None
+    # build.toolchains: executors tried in turn; the job key holds the chain, not the digest
+    toolchains: tuple[str, ...] | None = None
     timeout: float | None = None
     build_number: int | None = None  # the PEP 427 build tag, for a rebuild of one version
     source_date_epoch: int | None = None  # else taken from the source (see reproducible)
@@ -118,7 +121,7 @@ class Recipe:
         # How often to try is scheduling, not an input of the wheel.
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
                                 if f.name not in ("path", "max_attempts", "profile", "owners",
-                                                  "track", "warnings")}
+                                                  "track", "warnings", "toolchains")}
         data["test"] = asdict(self.test)
         data["source"] = self.source.identity()
         data["targets"] = [t.name for t in self.targets] if self.targets else None
@@ -126,6 +129,19 @@ class Recipe:
         digest = hashlib.sha256(blob).hexdigest()
         self.__dict__["_digest"] = digest  # a frozen dataclass still has a __dict__
         return digest
+
+
+def _toolchains(path: Path, where: str, build: dict[str, Any]) -> tuple[str, ...] | None:
+    names = build.get("toolchains")
+    if names is None:
+        return None
+    if "executor" in build:
+        raise RecipeError(path, f"{where}.toolchains",
+                          "give either build.executor or build.toolchains, not both")
+    if not names or len(set(names)) != len(names):
+        raise RecipeError(path, f"{where}.toolchains",
+                          "expected executors to try in turn, each once")
+    return tuple(names)
 
 
 def load(path: Path) -> Recipe:
@@ -265,6 +281,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         before_build=tuple(build.get("before-build", ())),
         abi3=abi3,
         executor=build.get("executor"),
+        toolchains=_toolchains(path, f"{prefix}build", build),
         timeout=float(timeout) if timeout is not None else None,
         build_number=number,
         source_date_epoch=build.get("source-date-epoch"),
