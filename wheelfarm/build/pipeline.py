@@ -23,6 +23,7 @@ from wheelfarm import proc
 from wheelfarm.build import (
     ccwrap,
     debuginfo,
+    errorlines,
     parity,
     provenance,
     quality,
@@ -139,8 +140,9 @@ class Pipeline:
         else:
             outcome = Outcome(True, took, log=str(log_path), artifact=Artifact(
                 wheel.name, sha256_file(wheel), str(wheel)))
-        return JobResult(job, replace(outcome, started_at=wall),
-                         tail="" if wheel else _tail(log_path), parity=state.parity,
+        tail, errors = ("", ()) if wheel else _failure(log_path, f"! {state.step} failed: ")
+        return JobResult(job, replace(outcome, started_at=wall), tail=tail, errors=errors,
+                         parity=state.parity,
                          test_status=state.test_status if wheel else "",
                          test_note=state.test_note if wheel else "")
 
@@ -343,9 +345,15 @@ def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
     return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    """The end of the failing step's part of the log (from its ``## step`` marker)."""
+def _failure(path: Path, last: str, lines: int = 25) -> tuple[str, tuple[str, ...]]:
+    """The end of the failing step's part of the log (from its ``## step`` marker),
+    less build's advice and the closing ``last`` line (the report shows the
+    message), and the first compiler/linker errors of that part."""
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     starts = [i for i, line in enumerate(text) if line.startswith("## ")]
     since = text[starts[-1]:] if starts else text
-    return "\n".join(since[-lines:])
+    errors = tuple(errorlines.first_errors("\n".join(since)))
+    shown = errorlines.without_noise(since)
+    if shown and shown[-1].startswith(last):
+        shown.pop()
+    return "\n".join(shown[-lines:]), errors

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -194,9 +195,7 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
             err.print(f"warning: {r.job.id}: {ratio:.2f}x slower than upstream's "
                       f"{r.parity.upstream if r.parity else ''} (test.bench)", markup=False)
         if r.status == "failed" and r.step != "interrupted":
-            err.print(f"[red]{r.job.id}[/]: {r.step}: {r.message}", markup=True)
-            err.print(f"  log: {r.log}")
-            err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
+            _failure(r)
     for r in results:  # why a wheel was not run, and how to run it
         if r.status != "failed" and r.test_status == testplaces.NOT_RUN:
             err.print(f"{r.job.id}: {r.test_note}", markup=False)
@@ -205,6 +204,18 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
     console.print(f"{ok} of {len(results)} jobs succeeded ({cached} from the cache); "
               f"index: {out_dir / 'simple'}")
 
+
+def _failure(r: JobResult) -> None:
+    """Why a job failed: the step and reason, the first compiler and linker errors
+    (the cause, often far above the end of the log), the log's end, the log."""
+    err.print(f"[red]{escape(r.job.id)}[/]: {r.step}: {escape(r.message)}")
+    errors = [e for e in r.errors if e != r.message]
+    if errors:
+        err.print("  first errors:\n" + "\n".join(f"    {e}" for e in r.errors),
+                  markup=False)
+    if r.tail.strip():
+        err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
+    err.print(f"  log: {r.log}", markup=False)
 
 
 COMMANDS = [build]
