@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 @click.option("--target", "targets", multiple=True, metavar="TARGET",
               help="Build for this target instead of the recipes' (repeatable), e.g. native.")
 @click.option("--python", "pythons", multiple=True, metavar="cpXY",
-              help="Build for this Python instead of the recipes' (repeatable), e.g. cp312.")
+              help="Build for this Python instead of the recipes' (repeatable): cp312 or 3.12.")
 @click.option("--executor", type=click.Choice(executors.names()),
               help="Override the executor chosen per target.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel jobs [default: cores].")
@@ -85,6 +85,8 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
         check_reproducible=check_reproducible, use_cache=not no_cache, entry=entry,
         shard=shard, profile=profile, compare_upstream=not no_compare_upstream,
         normalize=not no_normalize))
+    for note in planned.skipped:
+        err.print(f"note: {note}", markup=False)
     for job in planned.added:
         err.print(f"building {job.id} too: a selected job needs it", markup=False)
     if planned.unlocked:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +62,7 @@ class BuildPlan:
     added: list[Job]  # jobs the selection left out that a selected job needs
     unlocked: list[str]  # recipes without a lock file (empty with ``locked``)
     executors: dict[str, Executor]
+    skipped: list[str] = field(default_factory=list)  # default Pythons left out, per recipe
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def plan_build(request: BuildRequest) -> BuildPlan:
     chosen, added = with_needs(chosen, planned.jobs)
     unlocked = [] if request.locked else [
         r.name for r in recipes if not lockfile.path_for(r).exists()]
-    return BuildPlan(request, config, chosen, added, unlocked, planned.executors)
+    return BuildPlan(request, config, chosen, added, unlocked, planned.executors,
+                     planned.skipped)
 
 
 Supervise = Callable[["LocalRun"], AbstractContextManager[None]]

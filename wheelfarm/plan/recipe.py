@@ -24,9 +24,9 @@ from packaging.version import InvalidVersion, Version
 from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.profiles import MODES, PROFILES, DebugSymbols, parse_mode
-from wheelfarm.plan.pythons import parse_tag
+from wheelfarm.plan.pythons import as_tag
 from wheelfarm.plan.sourcespec import SourceSpec, location_problem
-from wheelfarm.plan.targets import Target, parse_target
+from wheelfarm.plan.targets import Target, buildable_target
 
 _BUILD: schema.Schema = {
     "targets": "list[str]",
@@ -330,17 +330,16 @@ def _check_version(path: Path, key: str, value: str) -> str:
 
 def _target(path: Path, key: str, value: str) -> Target:
     try:
-        return parse_target(value)
+        return buildable_target(value)
     except ConfigError as exc:
         raise RecipeError(path, key, str(exc)) from None
 
 
 def _python(path: Path, key: str, value: str) -> str:
     try:
-        parse_tag(value)
+        return as_tag(value)
     except ConfigError as exc:
         raise RecipeError(path, key, str(exc)) from None
-    return value
 
 
 def normalized_name(recipe: Recipe) -> str:
