@@ -54,6 +54,7 @@ from wheelfarm.plan.jobs import Job
 STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity", "output")
 # With --check-reproducible the first five run twice, then "reproduce" compares.
 OnStep = Callable[[Job, str], None]
+OnResult = Callable[["JobResult"], None]
 
 class Output(Protocol):
     """Where finished wheels go: a wheelhouse (``wheelfarm.farm.wheelhouse``)."""
@@ -72,13 +73,16 @@ class Pipeline:
                  *, on_step: OnStep | None = None, keep_work: bool = False,
                  normalize: bool = True, locked: bool = False,
                  check_reproducible: bool = False, use_cache: bool = True,
-                 compare_upstream: bool = True, remote: OpenRemote | None = None) -> None:
-        """``remote`` opens the second cache (the published store) on the first miss."""
+                 compare_upstream: bool = True, remote: OpenRemote | None = None,
+                 on_result: OnResult | None = None) -> None:
+        """``remote`` opens the second cache (the published store) on the first miss;
+        ``on_step`` is told each step a job enters, ``on_result`` each attempt's result."""
         self.config = config
         self.executors = executors
         self.output = output
         self.out_dir = output.root
         self.on_step = on_step
+        self.on_result = on_result
         self.keep_work = keep_work
         self.normalize = normalize
         self.locked = locked  # strict: a missing or stale lock fails the job
@@ -99,6 +103,12 @@ class Pipeline:
         return path
 
     def run_job(self, job: Job) -> JobResult:
+        result = self._run_job(job)
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    def _run_job(self, job: Job) -> JobResult:
         started = time.monotonic()
         wall = time.time()
         log_path = self.log_dir / f"{job.id}.log"

@@ -23,7 +23,7 @@ from wheelfarm.plan import config as farm_config
 
 if TYPE_CHECKING:
     from wheelfarm.build.executors import Executor
-    from wheelfarm.build.pipeline import JobResult, OnStep
+    from wheelfarm.build.pipeline import JobResult, OnResult, OnStep
     from wheelfarm.build.rebuild import Comparison, Recorded
     from wheelfarm.farm.localrun import LocalRun
     from wheelfarm.plan.config import FarmConfig
@@ -107,9 +107,11 @@ Supervise = Callable[["LocalRun"], AbstractContextManager[None]]
 
 
 def build(planned: BuildPlan, *, on_step: OnStep | None = None,
-          supervise: Supervise | None = None) -> BuildReport:
+          supervise: Supervise | None = None,
+          on_result: OnResult | None = None) -> BuildReport:
     """Run the planned jobs through a queue of the run's own. ``supervise`` wraps
-    the run (the CLI's signal handlers stop or hand back its jobs)."""
+    the run (the CLI's signal handlers stop or hand back its jobs); ``on_step`` and
+    ``on_result`` hear of each step and each attempt's result as they happen."""
     from wheelfarm.build.pipeline import Pipeline
     from wheelfarm.farm.localrun import LocalRun
     from wheelfarm.farm.wheelhouse import Wheelhouse
@@ -120,7 +122,8 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
     out = Wheelhouse(req.out_dir.resolve(), index=False)
     pipeline = Pipeline(planned.config, planned.executors, out,
                         remote=partial(store_cache, planned.config),
-                        on_step=on_step, keep_work=req.keep_work, normalize=req.normalize,
+                        on_step=on_step, on_result=on_result, keep_work=req.keep_work,
+                        normalize=req.normalize,
                         locked=req.locked, check_reproducible=req.check_reproducible,
                         use_cache=req.use_cache, compare_upstream=req.compare_upstream)
     run = LocalRun(pipeline, planned.jobs, req.jobs or planned.config.jobs, keep=req.keep_work)
