@@ -153,3 +153,5 @@ def test_a_default_python_outside_requires_python_is_skipped_with_a_note(
                                               targets=["linux_x86_64"]))
     assert [j.python for j in planned.jobs] == ["cp313"]
     assert planned.skipped == ["demo: cp312 skipped (Requires-Python >=3.13)"]
+    code, lines = run(["plan", str(demo), "--target", "linux_x86_64", "--farm", str(tmp_path)])
+    assert code == 0 and lines[0] == "note: demo: cp312 skipped (Requires-Python >=3.13)"

@@ -268,3 +268,14 @@ def test_expected_failures_keep_their_codes(tmp_path: Path) -> None:
     code, lines = run(["plan", str(tmp_path / "missing.toml"), "--farm", str(tmp_path)])
     assert code == 2 and lines == [f"error: {tmp_path / 'missing.toml'}: no such file or "
                                    "directory"]
+
+
+def test_a_closed_pipe_is_not_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wheelfarm import api
+
+    def reader_gone(*_args: object, **_kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(api, "plan", reader_gone)
+    # click's own handling (| head): exit 1, nothing said, no trace written
+    assert run(["plan", "x.toml"]) == (1, [])

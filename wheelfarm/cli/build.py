@@ -243,8 +243,9 @@ def _failure(r: JobResult) -> None:
     if errors:
         err.print("  first errors:\n" + "\n".join(f"    {e}" for e in r.errors),
                   markup=False)
-    if r.tail.strip():
-        err.print("  " + "\n  ".join(r.tail.splitlines()[-12:]), markup=False)
+    tail = [line for line in r.tail.splitlines()[-12:] if line != f"! {r.message}"]
+    if any(line.strip() for line in tail):
+        err.print("  " + "\n  ".join(tail), markup=False)
     err.print(f"  log: {r.log}", markup=False)
 
 
