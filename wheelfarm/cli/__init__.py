@@ -27,10 +27,13 @@ from wheelfarm.errors import Reported, WheelfarmError
 MODULES: dict[str, tuple[str, ...]] = {
     "build": ("build",),
     "reproduce": ("lock", "rebuild"),
+    "recipes": ("add", "init", "outdated", "bump"),
     "ci": ("plan", "merge"),
-    "farm": ("controller", "worker", "submit", "status", "retry", "cancel", "logs", "token"),
+    "farm": ("controller", "dashboard", "worker", "submit", "status", "retry", "cancel", "logs",
+             "token"),
     "publish": ("publish", "rollback", "history", "yank", "unyank", "refresh", "verify",
                 "serve"),
+    "notify": ("notify",),
 }
 
 

@@ -62,7 +62,9 @@ if TYPE_CHECKING:
                    "optimized, -DNDEBUG, no sanitizer; debug: unoptimized, for debugging].")
 @click.option("--no-compare-upstream", is_flag=True,
               help="Do not compare with the upstream wheel on the index (modules, test.bench).")
-@click.option("-v", "--verbose", is_flag=True, help="Also say when each job enters a step.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also say when each job enters a step, and print every job's log path "
+                   "(failures always show theirs).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only the results table and the failures.")
 @click.option("--no-normalize", is_flag=True, hidden=True,
@@ -72,7 +74,7 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
           no_cache: bool, entry: str | None, shard: str | None, json_report: str | None,
           no_compare_upstream: bool, no_normalize: bool, profile: str | None,
-          verbose: bool, quiet: bool) -> None:
+          verbose: bool = False, quiet: bool = False) -> None:
     """Build, repair and test wheels for recipes or project directories.
 
     PATHS are recipe files (*.toml), directories of recipes, or project
@@ -94,6 +96,12 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
         shard=shard, profile=profile, compare_upstream=not no_compare_upstream,
         normalize=not no_normalize))
     if not quiet:
+        shown: set[str] = set()
+        for job in planned.jobs:  # settings read but not used (cibuildwheel's), once per recipe
+            for warning in job.recipe.warnings:
+                if warning not in shown:
+                    shown.add(warning)
+                    err.print(f"warning: {job.recipe.path}: {warning}", markup=False)
         for note in planned.skipped:
             err.print(f"note: {note}", markup=False)
         for job in planned.added:
@@ -109,6 +117,9 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     if os.environ.get("GITHUB_ACTIONS") == "true":
         ci_output.github(results)
     _report(results, out_dir, err if json_report == "-" else out)
+    if verbose:
+        for r in results:
+            err.print(f"{r.job.id}: {r.status}, log {r.log}", markup=False, soft_wrap=True)
     if json_report:
         ci_output.write_json(results, json_report)
     if report.database is not None:

@@ -113,6 +113,7 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
     the run (the CLI's signal handlers stop or hand back its jobs); ``on_step`` and
     ``on_result`` hear of each step and each attempt's result as they happen."""
     from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.farm.localhistory import Recorder
     from wheelfarm.farm.localrun import LocalRun
     from wheelfarm.farm.wheelhouse import Wheelhouse
     from wheelfarm.publish.storecache import store_cache
@@ -126,7 +127,9 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
                         normalize=req.normalize,
                         locked=req.locked, check_reproducible=req.check_reproducible,
                         use_cache=req.use_cache, compare_upstream=req.compare_upstream)
-    run = LocalRun(pipeline, planned.jobs, req.jobs or planned.config.jobs, keep=req.keep_work)
+    history = Recorder(planned.config, pipeline.log_dir)
+    run = LocalRun(pipeline, planned.jobs, req.jobs or planned.config.jobs, keep=req.keep_work,
+                   history=history)
     with supervise(run) if supervise else nullcontext():
         results = run.run()
     return BuildReport(results, req.out_dir, run.signal,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tomllib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelfarm.errors import ConfigError, RecipeError
+from wheelfarm.plan import cibw, tracking
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.profiles import MODES, PROFILES, DebugSymbols, parse_mode
 from wheelfarm.plan.pythons import as_tag
@@ -48,12 +50,12 @@ _BUILD: schema.Schema = {
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]",
                         "bench": str, "bench-command": str, "bench-max-ratio": float}
 RECIPE_SCHEMA: schema.Schema = {
-    "package": {"name": str, "version": str},
+    "package": {"name": str, "version": str, "owners": "list[str]", "track": str},
     "source": {"path": str, "pypi": bool, "url": str, "git": str, "rev": str, "sha256": str},
     "build": _BUILD,
     "test": _TEST,
 }
-_TOOL_SCHEMA: schema.Schema = {"build": _BUILD, "test": _TEST}
+_TOOL_SCHEMA: schema.Schema = {"build": _BUILD, "test": _TEST, "owners": "list[str]"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_REV = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
@@ -94,6 +96,11 @@ class Recipe:
     max_attempts: int | None = None  # None: the queue's default; not part of the content key
     profile: str | None = None  # build.profile; None: release (the job key holds the effective one)
     debug_symbols: DebugSymbols = "split"  # see wheelfarm.build.debuginfo
+    # Who is told when it fails (package.owners): names, @handles or addresses;
+    # not part of the content key.
+    owners: tuple[str, ...] = ()
+    track: str | None = None  # which upstream releases `outdated` proposes (plan.tracking)
+    warnings: tuple[str, ...] = ()  # settings read but not used (cibuildwheel's), for the CLI
 
     @property
     def label(self) -> str:
@@ -110,7 +117,8 @@ class Recipe:
             return str(cached)
         # How often to try is scheduling, not an input of the wheel.
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                                if f.name not in ("path", "max_attempts", "profile")}
+                                if f.name not in ("path", "max_attempts", "profile", "owners",
+                                                  "track", "warnings")}
         data["test"] = asdict(self.test)
         data["source"] = self.source.identity()
         data["targets"] = [t.name for t in self.targets] if self.targets else None
@@ -155,7 +163,24 @@ def _from_data(path: Path, data: dict[str, Any]) -> Recipe:
     name = _check_name(path, "package.name", package["name"])
     version = _check_version(path, "package.version", package["version"])
     source = _source(path, data.get("source", {}), name, version)
-    return _with_build_and_test(path, name, version, source, data, _local_requires_python(source))
+    track = package.get("track")
+    problem = tracking.check(track) if track is not None else None
+    if problem is not None:
+        raise RecipeError(path, "package.track", problem)
+    recipe = _with_build_and_test(path, name, version, source, data,
+                                  _local_requires_python(source))
+    return replace(recipe, track=track,
+                   owners=_owners(path, "package.owners", package.get("owners", ())))
+
+
+def _owners(path: Path, key: str, owners: Sequence[str]) -> tuple[str, ...]:
+    # They reach notifications and pages: one short printable word each.
+    for owner in owners:
+        if not 0 < len(owner) <= 100 or not owner.isprintable() or any(
+                c.isspace() for c in owner):
+            raise RecipeError(path, key, f"{owner[:100]!r}: expected a name, @handle or "
+                              "address without spaces")
+    return tuple(dict.fromkeys(owners))
 
 
 def _local_requires_python(source: SourceSpec) -> str | None:
@@ -179,9 +204,13 @@ def _load_project(directory: Path) -> Recipe:
     version = str(project.get("version") or "dynamic")
     tool = data.get("tool", {}).get("wheelfarm", {})
     schema.check(tool, _TOOL_SCHEMA, pyproject, "tool.wheelfarm.")
+    # cibuildwheel's settings are a migration source, below [tool.wheelfarm] (plan.cibw).
+    tool, warnings = cibw.merge(tool, cibw.migrate(data, os.environ, pyproject), pyproject)
     source = SourceSpec(kind="path", location=str(directory.resolve()))
     requires_python = project.get("requires-python")
-    return _with_build_and_test(pyproject, name, version, source, tool, requires_python)
+    recipe = _with_build_and_test(pyproject, name, version, source, tool, requires_python)
+    return replace(recipe, warnings=warnings,
+                   owners=_owners(pyproject, "tool.wheelfarm.owners", tool.get("owners", ())))
 
 
 def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec,
@@ -270,8 +299,13 @@ def _source(path: Path, table: dict[str, Any], name: str, version: str) -> Sourc
     sha = table.get("sha256")
     if sha is not None and not _SHA256.match(sha.lower()):
         raise RecipeError(path, "source.sha256", "expected 64 hexadecimal digits")
-    if kind in ("pypi", "url") and sha is None:
-        raise RecipeError(path, "source.sha256", f"required with source.{kind}")
+    if kind == "pypi" and sha is None:
+        raise RecipeError(path, "source.sha256", "required with source.pypi; pin the index's "
+                          f"hash with 'wheelfarm bump {path} --to {version}' (keeps the rest "
+                          f"of the recipe) or 'wheelfarm add {name}=={version} --dir "
+                          f"{path.parent} --force' (writes a new one)")
+    if kind == "url" and sha is None:
+        raise RecipeError(path, "source.sha256", "required with source.url")
     if "rev" in table and kind != "git":
         raise RecipeError(path, "source.rev", "only valid with source.git")
     if kind == "path":
