@@ -82,9 +82,11 @@ def test_build_shows_the_compilers_error_line_first(tmp_path: Path) -> None:
     result = wheelfarm("build", project, "--python", "cp312", "--out", farm / "wh", cwd=farm)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
-    first = next(i for i, text in enumerate(lines) if text.startswith("fastadd-cp312-"))
-    assert lines[first].startswith("fastadd-cp312-manylinux_2_17_x86_64: build: "
-                                   f"src/fastadd.c:{line}:27: error: "), result.stderr
+    job = "fastadd-cp312-manylinux_2_17_x86_64"
+    assert any(text.startswith(f"{job}: failed (build) in ") for text in lines)  # as it ended
+    summary = [text for text in lines if text.startswith(f"{job}: build: ")]
+    assert len(summary) == 1 and summary[0].startswith(
+        f"{job}: build: src/fastadd.c:{line}:27: error: "), result.stderr
     assert "build failed: build failed" not in result.stderr
     assert "--env-dir" not in result.stderr
     assert lines[-1].startswith("  log: ") and lines[-1].endswith(".log")  # the last word
