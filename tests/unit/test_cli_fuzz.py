@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from wheelfarm.cli import main
 from wheelfarm.plan.config import FARM_SCHEMA
-from wheelfarm.plan.recipe import RECIPE_SCHEMA
+from wheelfarm.plan.notifyconfig import NOTIFY_SCHEMA
+from wheelfarm.plan.recipe import _TOOL_SCHEMA, RECIPE_SCHEMA
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -170,9 +171,45 @@ def test_random_toml_recipes_are_planned_or_refused_in_one_line(doc: dict[str, A
         fine_or_refused(*run(["plan", str(path), "--farm", str(root)]))
 
 
+field = words | values
+cibw_keys = st.sampled_from(["build", "skip", "archs", "test-command", "test-requires",
+                             "before-build", "environment", "manylinux-x86_64-image",
+                             "musllinux-aarch64-image", "repair-wheel-command", "x"])
+cibw_values = (st.sampled_from(["cp312-*", "cp3?-*", "*-musllinux*", "x86_64 aarch64", "auto",
+                                "manylinux_2_28", "musllinux_1_2", "pytest {project}", "{",
+                                'A="b c" D=$E', "native", "pp*"]) | values)
+cibw_tables = st.dictionaries(cibw_keys, cibw_values, max_size=4)
+projects = st.fixed_dictionaries({"project": st.fixed_dictionaries({}, optional={
+    "name": st.just("demo") | field, "version": st.just("1.0") | field,
+    "requires-python": st.sampled_from([">=3.9", ">=3.13", "<3", "~=3.12", "x"]) | field}),
+    "tool": st.fixed_dictionaries({}, optional={
+        "wheelfarm": shaped(_TOOL_SCHEMA) | values,
+        "cibuildwheel": st.tuples(cibw_tables, st.dictionaries(
+            st.sampled_from(["linux", "macos"]), cibw_tables | values, max_size=1)).map(
+            lambda t: {**t[0], **t[1]}) | values})})
+
+
 @FUZZ
-@given(st.binary(max_size=300) | shaped(FARM_SCHEMA).map(
-    lambda d: toml_text(d).encode()))
+@given(st.binary(max_size=300).map(lambda b: (b, "")) | projects.map(
+    lambda d: (toml_text(d).encode(), "")) | st.tuples(projects.map(
+        lambda d: toml_text(d).encode()), cibw_values.map(str)))
+def test_random_project_directories_are_planned_or_refused_in_one_line(
+        case: tuple[bytes, str]) -> None:
+    """A project's pyproject.toml is its recipe: [project], [tool.wheelfarm] and
+    cibuildwheel's settings (the file's and a CIBW_BUILD) are read."""
+    data, cibw_build = case
+    with farm() as root, pytest.MonkeyPatch.context() as patch:
+        if cibw_build:
+            patch.setenv("CIBW_BUILD", cibw_build)
+        (root / "src" / "pyproject.toml").write_bytes(data)
+        fine_or_refused(*run(["plan", str(root / "src"), "--target", "linux_x86_64",
+                              "--farm", str(root)]))
+
+
+@FUZZ
+@given(st.binary(max_size=300) | st.tuples(shaped(FARM_SCHEMA), st.lists(
+    shaped(NOTIFY_SCHEMA), max_size=2)).map(
+    lambda t: toml_text({**t[0], "notify": t[1]} if t[1] else t[0]).encode()))
 def test_random_farm_configs_are_refused_in_one_line(data: bytes) -> None:
     with farm() as root:
         (root / "wheelfarm.toml").write_bytes(data)
@@ -197,7 +234,6 @@ def test_random_lock_files_are_refused_in_one_line(data: bytes) -> None:
         fine_or_refused(*run(["plan", str(root / "r.toml"), "--farm", str(root)]))
 
 
-field = words | values
 statements = st.fixed_dictionaries({
     "subject": st.tuples(st.fixed_dictionaries({
         "name": field, "digest": st.fixed_dictionaries({"sha256": field}) | values})) | values,

@@ -83,6 +83,11 @@ def _describe(kind: Any) -> str:
     }.get(kind, str(kind))
 
 
+def describe(value: object) -> str:
+    """``value``'s TOML type, for a message: "a string", "a table" ..."""
+    return _type(value)
+
+
 def _type(value: object) -> str:
     return {
         str: "a string", bool: "a boolean", int: "an integer", float: "a number",
