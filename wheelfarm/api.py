@@ -69,6 +69,7 @@ class Planned:
     recipes: list[Recipe]
     jobs: list[Job]  # every job of the recipes, in plan order
     executors: dict[str, Executor]
+    skipped: list[str] = field(default_factory=list)  # default Pythons a Requires-Python excludes
 
 
 def plan(paths: Sequence[Path], *, targets: Sequence[str] = (), pythons: Sequence[str] = (),
@@ -85,7 +86,7 @@ def plan(paths: Sequence[Path], *, targets: Sequence[str] = (), pythons: Sequenc
     memo.save()
     selection = jobs.Selection.parse(targets, pythons, executor)
     planned = planning.plan_recipes(recipes, config, selection)
-    return Planned(config, recipes, planned.jobs, planned.executors)
+    return Planned(config, recipes, planned.jobs, planned.executors, planned.skipped)
 
 
 def known(planned: Planned) -> tuple[dict[str, Any], str | None]:

@@ -172,10 +172,13 @@ def test_webhook_messages_are_counted_from_the_outbox(farm: DashFarm,
                       outbox.delivery_counts(farm.queue.engine).items()}, "pending": 3.0}
 
 
-def test_first_errors() -> None:
-    log = "ok\nfoo.c:1:2: error: x\nwarning: y\nld: undefined reference to `z'\n! build: failed\n"
+def test_first_errors_are_the_compilers_else_the_pipelines() -> None:
+    log = ("ok\nfoo.c:1:2: error: x\nwarning: y\n"
+           "foo.c:(.text+0x5): undefined reference to `z'\n! build failed: foo.c:1:2: error: x\n")
     assert first_errors(log + "1 error generated.\n") == [
-        "foo.c:1:2: error: x", "ld: undefined reference to `z'", "! build: failed"]
+        "foo.c:1:2: error: x", "foo.c:(.text+0x5): undefined reference to `z'"]
+    assert first_errors("## test\n! test failed: test on cp312 failed\n") == [
+        "! test failed: test on cp312 failed"]
 
 
 def test_a_generation_names_who_published_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,6 +96,7 @@ class JobResult:
     job: Job
     outcome: Outcome
     tail: str = ""  # the end of the log, for a failure
+    errors: tuple[str, ...] = ()  # a failure's first compiler/linker errors (build.errorlines)
     parity: ParityReport | None = None  # the comparison with upstream's wheel
     # build.testplaces' TESTED, NOT_RUN (nothing here runs the target's binaries) or
     # NO_TESTS, and where the tests ran or why they did not; "" for a failure.

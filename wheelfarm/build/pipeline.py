@@ -24,6 +24,7 @@ from wheelfarm.build import (
     causes,
     ccwrap,
     debuginfo,
+    errorlines,
     parity,
     provenance,
     quality,
@@ -55,6 +56,7 @@ from wheelfarm.plan.jobs import Job
 STEPS = ("source", "toolchain", "build", "repair", "normalize", "test", "parity", "output")
 # With --check-reproducible the first five run twice, then "reproduce" compares.
 OnStep = Callable[[Job, str], None]
+OnResult = Callable[["JobResult"], None]
 
 class Output(Protocol):
     """Where finished wheels go: a wheelhouse (``wheelfarm.farm.wheelhouse``)."""
@@ -73,13 +75,16 @@ class Pipeline:
                  *, on_step: OnStep | None = None, keep_work: bool = False,
                  normalize: bool = True, locked: bool = False,
                  check_reproducible: bool = False, use_cache: bool = True,
-                 compare_upstream: bool = True, remote: OpenRemote | None = None) -> None:
-        """``remote`` opens the second cache (the published store) on the first miss."""
+                 compare_upstream: bool = True, remote: OpenRemote | None = None,
+                 on_result: OnResult | None = None) -> None:
+        """``remote`` opens the second cache (the published store) on the first miss;
+        ``on_step`` is told each step a job enters, ``on_result`` each attempt's result."""
         self.config = config
         self.executors = executors
         self.output = output
         self.out_dir = output.root
         self.on_step = on_step
+        self.on_result = on_result
         self.keep_work = keep_work
         self.normalize = normalize
         self.locked = locked  # strict: a missing or stale lock fails the job
@@ -100,6 +105,12 @@ class Pipeline:
         return path
 
     def run_job(self, job: Job) -> JobResult:
+        result = self._run_job(job)
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    def _run_job(self, job: Job) -> JobResult:
         started = time.monotonic()
         wall = time.time()
         log_path = self.log_dir / f"{job.id}.log"
@@ -142,8 +153,9 @@ class Pipeline:
         else:
             outcome = Outcome(True, took, log=str(log_path), artifact=Artifact(
                 wheel.name, sha256_file(wheel), str(wheel)))
-        return JobResult(job, replace(outcome, started_at=wall),
-                         tail="" if wheel else _tail(log_path), parity=state.parity,
+        tail, errors = ("", ()) if wheel else _failure(log_path, f"! {state.step} failed: ")
+        return JobResult(job, replace(outcome, started_at=wall), tail=tail, errors=errors,
+                         parity=state.parity,
                          test_status=state.test_status if wheel else "",
                          test_note=state.test_note if wheel else "", toolchain=state.toolchain)
 
@@ -181,7 +193,7 @@ class Pipeline:
             except CompileError as exc:
                 if n == len(chain):
                     raise
-                fh.write(f"! {state.step} failed with toolchain {name}: {_first_error(exc)}\n"
+                fh.write(f"! {state.step} failed with toolchain {name}: {exc}\n"
                          f"# falling back to toolchain {chain[n]}: {name} could not compile "
                          f"this project\n")
                 fh.flush()
@@ -376,19 +388,15 @@ def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
     return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
 
 
-def _first_error(exc: CompileError) -> str:
-    """The compiler's first ``error:`` line, which says why a toolchain gave up."""
-    cause = exc.__cause__
-    tail = cause.tail if isinstance(cause, CommandError) else ""
-    for line in tail.splitlines():
-        if "error:" in line and not line.lstrip().startswith("error: Command"):
-            return line.strip()
-    return str(exc)
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    """The end of the failing step's part of the log (from its ``## step`` marker)."""
+def _failure(path: Path, last: str, lines: int = 25) -> tuple[str, tuple[str, ...]]:
+    """The end of the failing step's part of the log (from its ``## step`` marker),
+    less build's advice and the closing ``last`` line (the report shows the
+    message), and the first compiler/linker errors of that part."""
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     starts = [i for i, line in enumerate(text) if line.startswith("## ")]
     since = text[starts[-1]:] if starts else text
-    return "\n".join(since[-lines:])
+    errors = tuple(errorlines.first_errors("\n".join(since)))
+    shown = errorlines.without_noise(since)
+    if shown and shown[-1].startswith(last):
+        shown.pop()
+    return "\n".join(shown[-lines:]), errors

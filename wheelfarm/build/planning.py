@@ -5,12 +5,12 @@ recipes need, ask them which Pythons they run, and expand the recipes into jobs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wheelfarm.build import executors as registry
 from wheelfarm.build.executors import Executor
 from wheelfarm.plan.config import FarmConfig
-from wheelfarm.plan.jobs import Job, Selection, executor_names, make_plan
+from wheelfarm.plan.jobs import Job, Selection, executor_names, make_plan, skipped_pythons
 from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.recipe import Recipe
 
@@ -19,6 +19,8 @@ from wheelfarm.plan.recipe import Recipe
 class Planned:
     jobs: list[Job]
     executors: dict[str, Executor]
+    # "<recipe>: <python> ... skipped" for each default Python a Requires-Python excludes
+    skipped: list[str] = field(default_factory=list)
 
 
 def plan_recipes(recipes: Sequence[Recipe], config: FarmConfig,
@@ -30,4 +32,11 @@ def plan_recipes(recipes: Sequence[Recipe], config: FarmConfig,
     }
     available = sorted({p for e in instances.values() for p in e.available_pythons()},
                        key=parse_tag)
-    return Planned(make_plan(recipes, config, selection, instances, available), instances)
+    jobs = make_plan(recipes, config, selection, instances, available)
+    skipped = []
+    for r in recipes:
+        left_out = skipped_pythons(r, config, selection, available)
+        if left_out:
+            skipped.append(f"{r.name}: {', '.join(left_out)} skipped (Requires-Python "
+                           f"{r.requires_python})")
+    return Planned(jobs, instances, skipped)

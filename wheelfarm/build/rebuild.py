@@ -49,14 +49,17 @@ def recorded(artifact: Path) -> Recorded:
         data = provenance.read(statement)
         subject = data["subject"][0]
         params = data["predicate"]["buildDefinition"]["externalParameters"]
-        return Recorded(
-            statement=statement, wheel=subject["name"], sha256=subject["digest"]["sha256"],
-            recipe_path=params["recipe"]["path"], recipe_digest=params["recipe"]["sha256"],
-            target=params["target"], python=params["python"], executor=params["executor"],
-            # Statements from before build profiles were release builds.
-            profile=str(params.get("profile", "release")),
-        )
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        fields = {"wheel": subject["name"], "sha256": subject["digest"]["sha256"],
+                  "recipe_path": params["recipe"]["path"],
+                  "recipe_digest": params["recipe"]["sha256"], "target": params["target"],
+                  "python": params["python"], "executor": params["executor"],
+                  # Statements from before build profiles were release builds.
+                  "profile": params.get("profile", "release")}
+        odd = sorted(k for k, v in fields.items() if not isinstance(v, str) or "\0" in v)
+        if odd:
+            raise TypeError(f"{', '.join(odd)}: not a string")
+        return Recorded(statement=statement, **fields)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{statement}: not a wheelfarm provenance statement ({exc})") from None
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from wheelfarm.build import buildenv
+from wheelfarm.build import buildenv, errorlines
 from wheelfarm.build.executors import Place
 from wheelfarm.errors import BuildError, CommandError, CompileError, TestFailure
 from wheelfarm.plan.recipe import Recipe, TestSpec
@@ -128,7 +128,7 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, env_dir: Path,
                    "--skip-dependency-check", *settings, "--outdir", str(dist), str(src)],
                   cwd=src, env=env, untrusted=True)
     except CommandError as exc:
-        raise CompileError(f"build failed: {_explain(exc)}") from exc
+        raise CompileError(_explain(exc)) from exc
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one wheel from the build, found {len(wheels)}")
@@ -187,14 +187,24 @@ def test_wheel(place: Place, tag: str, wheel: Path, spec: TestSpec, work: Path, 
 _NO_STD = re.compile(r"the `([\w-]+)` target may not be installed")
 
 
+# What pypa/build says of every failure, whatever the cause.
+_FRONTEND = ("ERROR Backend subprocess exited", errorlines.BUILD_TIP)
+
+
 def _explain(exc: CommandError) -> str:
-    """The failure's last line, or what it means when it is a known cause."""
+    """What a failed build means when it is a known cause, else its first compiler
+    or linker error, else the last line that is not the frontend's own."""
     if m := _NO_STD.search(exc.tail):
         triple = m.group(1)
         return (f"Rust's standard library for {triple} is not installed "
                 f"(rustup target add {triple}); a Rust extension cannot be cross-built "
                 f"for this target here")
-    return _last(exc)
+    errors = errorlines.first_errors(exc.tail, limit=1)
+    if errors:
+        return errors[0]
+    lines = [line for line in exc.tail.strip().splitlines()
+             if line.strip() and not line.startswith(_FRONTEND)]
+    return f"the build backend failed: {lines[-1] if lines else _last(exc)}"
 
 
 def _last(exc: CommandError) -> str:

@@ -7,8 +7,13 @@ in ``COMMANDS``; the group below collects them.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -63,10 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                  standalone_mode=False)
     except Reported as exc:
         if str(exc):  # the command showed the details; what is left is the last line
-            err.print(str(exc), markup=False)
+            err.print(_one_line(exc), markup=False)
         return exc.exit_code
     except WheelfarmError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {_one_line(exc)}", markup=False)
         return exc.exit_code
     except click.exceptions.Abort:
         err.print("aborted")
@@ -76,7 +81,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # a bug: one line for the user, the trace in a file
+        where = _save_trace(list(argv) if argv is not None else sys.argv[1:])
+        err.print(f"error: internal error: {type(exc).__name__}: {_one_line(exc, 300)} "
+                  f"(full trace in {where})", markup=False)
+        return 1
     return 0
+
+
+def _one_line(exc: BaseException, limit: int = 0) -> str:
+    """The error's message as one line: a value quoted from a file may hold a line
+    break or a control character, which is shown escaped."""
+    text = "".join(ch if ch.isprintable() or ch == " " else
+                   ascii(ch)[1:-1] for ch in str(exc).strip())
+    return text[:limit] + "..." if limit and len(text) > limit else text
+
+
+def _farm_of(argv: Sequence[str]) -> Path:
+    """The farm directory the command was given (``--farm DIR``), else the current one."""
+    for i, arg in enumerate(argv):
+        if arg == "--farm" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--farm="):
+            return Path(arg.split("=", 1)[1])
+    return Path(".")
+
+
+def _save_trace(argv: Sequence[str]) -> Path:
+    """Write the current exception's trace under the farm's logs when the farm
+    exists, else under the user's state directory (``XDG_STATE_HOME``), else a
+    temporary directory; the file's path."""
+    from wheelfarm.plan.config import STATE_DIR  # only a crash pays for the import
+
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    farm = _farm_of(argv) / STATE_DIR
+    # A farm's own directory only when it is already one: a crash must not make a farm.
+    places = ([farm / "logs"] if farm.is_dir() else []) + [
+        state / "wheelfarm" / "crashes", Path(tempfile.gettempdir())]
+    text = f"wheelfarm {__version__}: {' '.join(argv)}\n{traceback.format_exc()}"
+    for place in places:
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=time.strftime("crash-%Y%m%d-%H%M%S-"),
+                                        suffix=".log", dir=place)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return Path(name).resolve()
+        except OSError:
+            continue
+    return Path("(nowhere: no writable directory)")
 
 
 def entry() -> None:

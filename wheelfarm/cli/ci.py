@@ -46,6 +46,8 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     """
     planned = api.plan(paths, targets=targets, pythons=pythons, executor=executor,
                        farm_dir=farm_dir)
+    for note in planned.skipped:
+        err.print(f"note: {note}", markup=False)
     config = planned.config
     local = ArtifactCache(config.state_dir)
     cached, problem = api.known(planned)

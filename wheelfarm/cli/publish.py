@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,10 +102,20 @@ def unyank(url: str, spec: str, farm_dir: Path, sign_key: str | None,
 @click.command(name="history")
 @click.argument("url", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"url", "generations": [{"generation", "date", "valid_until", '
+                   '"change", "changed", "live"}]} instead of a table.')
 @farm_option(_FARM_HELP)
-def history_command(url: str | None, limit: int, farm_dir: Path) -> None:
+def history_command(url: str | None, limit: int, farm_dir: Path, as_json: bool) -> None:
     """List the generations of an index, newest first, with what each changed."""
     where, entries = api.history(url, limit=limit, farm_dir=farm_dir)
+    if as_json:
+        click.echo(json.dumps({"url": where, "generations": [
+            {"generation": e.release.generation, "date": _iso(e.release.date),
+             "valid_until": _iso(e.release.valid_until), "change": e.release.change,
+             "changed": list(e.release.changed), "live": e.live} for e in entries]},
+            indent=2))
+        return
     if not entries:
         out.print(f"nothing published at {where}", markup=False)
         return
@@ -129,7 +141,10 @@ def history_command(url: str | None, limit: int, farm_dir: Path) -> None:
 @click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where the newest generation seen is kept "
                    "[default: ~/.local/state/wheelfarm/verify].")
-def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"source", "ok", "generation", "files", "signatures", "failures", '
+                   '"warnings", "missing"} instead of lines; the exit code is the same.')
+def verify_command(source: str, key_file: Path, state_dir: Path | None, as_json: bool) -> None:
     """Verify an index (a directory or URL) offline against the farm's public key.
 
     Checks the root manifest's signature, Valid-Until and generation (never
@@ -137,6 +152,15 @@ def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
     only if everything holds; each failure is named.
     """
     report = api.verify(source, key_file, state_dir)
+    if as_json:
+        click.echo(json.dumps({
+            "source": report.source, "ok": report.ok, "generation": report.generation,
+            "files": report.files, "signatures": report.signatures,
+            "failures": report.failures, "warnings": report.warnings,
+            "missing": report.missing}, indent=2))
+        if report.failures:
+            raise ChecksFailed("")  # named in the document
+        return
     for warning in report.warnings:
         err.print(f"warning: {warning}", markup=False)
     for requirement in report.missing:
@@ -147,6 +171,12 @@ def verify_command(source: str, key_file: Path, state_dir: Path | None) -> None:
         raise ChecksFailed(f"{len(report.failures)} check(s) failed for {report.source}")
     out.print(f"verified generation {report.generation} of {report.source}: {report.files} "
               f"files, {report.signatures} signatures", markup=False)
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as the job JSON writes times."""
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 @click.command(name="serve")

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ from wheelfarm.plan import config as farm_config
 
 if TYPE_CHECKING:
     from wheelfarm.build.executors import Executor
-    from wheelfarm.build.pipeline import JobResult, OnStep
+    from wheelfarm.build.pipeline import JobResult, OnResult, OnStep
     from wheelfarm.build.rebuild import Comparison, Recorded
     from wheelfarm.farm.localrun import LocalRun
     from wheelfarm.plan.config import FarmConfig
@@ -62,6 +62,7 @@ class BuildPlan:
     added: list[Job]  # jobs the selection left out that a selected job needs
     unlocked: list[str]  # recipes without a lock file (empty with ``locked``)
     executors: dict[str, Executor]
+    skipped: list[str] = field(default_factory=list)  # default Pythons left out, per recipe
 
 
 @dataclass(frozen=True)
@@ -98,16 +99,19 @@ def plan_build(request: BuildRequest) -> BuildPlan:
     chosen, added = with_needs(chosen, planned.jobs)
     unlocked = [] if request.locked else [
         r.name for r in recipes if not lockfile.path_for(r).exists()]
-    return BuildPlan(request, config, chosen, added, unlocked, planned.executors)
+    return BuildPlan(request, config, chosen, added, unlocked, planned.executors,
+                     planned.skipped)
 
 
 Supervise = Callable[["LocalRun"], AbstractContextManager[None]]
 
 
 def build(planned: BuildPlan, *, on_step: OnStep | None = None,
-          supervise: Supervise | None = None) -> BuildReport:
+          supervise: Supervise | None = None,
+          on_result: OnResult | None = None) -> BuildReport:
     """Run the planned jobs through a queue of the run's own. ``supervise`` wraps
-    the run (the CLI's signal handlers stop or hand back its jobs)."""
+    the run (the CLI's signal handlers stop or hand back its jobs); ``on_step`` and
+    ``on_result`` hear of each step and each attempt's result as they happen."""
     from wheelfarm.build.pipeline import Pipeline
     from wheelfarm.farm.localhistory import Recorder
     from wheelfarm.farm.localrun import LocalRun
@@ -119,7 +123,8 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
     out = Wheelhouse(req.out_dir.resolve(), index=False)
     pipeline = Pipeline(planned.config, planned.executors, out,
                         remote=partial(store_cache, planned.config),
-                        on_step=on_step, keep_work=req.keep_work, normalize=req.normalize,
+                        on_step=on_step, on_result=on_result, keep_work=req.keep_work,
+                        normalize=req.normalize,
                         locked=req.locked, check_reproducible=req.check_reproducible,
                         use_cache=req.use_cache, compare_upstream=req.compare_upstream)
     history = Recorder(planned.config, pipeline.log_dir)

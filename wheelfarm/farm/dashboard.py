@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from wheelfarm.build import errorlines
 from wheelfarm.errors import ConfigError, WheelfarmError
 from wheelfarm.farm import indexview, metrics
 from wheelfarm.farm.state import views
@@ -41,9 +42,6 @@ LOG_PAGE_LIMIT = 2 * 1024 * 1024  # bytes of a log shown on its page (the rest: 
 ERROR_LINES = 12
 MAX_FORM = 4096  # bytes of an action's form
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")
-# What a compiler, linker or the pipeline's own summary calls an error.
-_ERROR = re.compile(r"(\berror\b|\bError:|^! |undefined reference|fatal:)")
-_COUNT = re.compile(r"^\d+ errors? generated\.$")  # clang's tally: no news
 
 
 def operator_token_sha256(token: str) -> str:
@@ -60,11 +58,11 @@ def issue_operator_token(queue: Queue, name: str) -> str:
 
 
 def first_errors(text: str, limit: int = ERROR_LINES) -> list[str]:
-    """The first lines of a log that name an error (a compiler's ``error:``, the
-    linker's, the pipeline's ``!`` summary)."""
-    found = [line for line in text.splitlines()
-             if _ERROR.search(line) and not _COUNT.match(line)]
-    return found[:limit]
+    """The compiler's and linker's first errors with their file:line (the same
+    lines as ``wheelfarm build``'s summary); else the pipeline's own ``!`` lines,
+    which say which step failed and why."""
+    return errorlines.first_errors(text, limit) or [
+        line for line in text.splitlines() if line.startswith("! ")][:limit]
 
 
 def _when(seconds: float | None) -> str:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
-from wheelfarm.plan.pythons import parse_tag
-from wheelfarm.plan.targets import parse_target
+from wheelfarm.plan.pythons import as_tag
+from wheelfarm.plan.targets import buildable_target
 
 if TYPE_CHECKING:
     from wheelfarm.farm.broker import Broker
@@ -45,9 +45,8 @@ def submit(config: FarmConfig, queue: Queue, paths: Sequence[Path], *,
            probes: Probes | None = None) -> Submitted:
     """Queue the jobs of the recipes in ``paths``, or ``probes``; a bad flag value
     is a ConfigError naming the flag."""
-    for tag in pythons:
-        _flag("--python", parse_tag, tag)
-    chosen = tuple(_flag("--target", parse_target, t) for t in targets)
+    pythons = [_flag("--python", as_tag, tag) for tag in pythons]
+    chosen = tuple(_flag("--target", buildable_target, t) for t in targets)
     new: list[NewJob]
     if probes:
         if paths:
@@ -130,8 +129,7 @@ def worker(config: FarmConfig, farm: Path, options: WorkerOptions, *,
     (a remote worker's go to the controller)."""
     from wheelfarm.farm.worker import Worker, default_capabilities
 
-    for tag in pythons:
-        _flag("--python", parse_tag, tag)
+    pythons = [_flag("--python", as_tag, tag) for tag in pythons]
     broker: Broker
     if controller_url:
         from wheelfarm.farm.remote import HttpBroker

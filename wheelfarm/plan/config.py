@@ -49,8 +49,14 @@ from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import notifyconfig
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.defaults import DEFAULT_INDEX_URL
-from wheelfarm.plan.pythons import parse_tag
-from wheelfarm.plan.targets import Target, host_arch, host_glibc, parse_target
+from wheelfarm.plan.pythons import as_tag, parse_tag
+from wheelfarm.plan.targets import (
+    Target,
+    buildable_target,
+    host_arch,
+    host_glibc,
+    parse_target,
+)
 
 CONFIG_NAME = "wheelfarm.toml"
 STATE_DIR = ".wheelfarm"
@@ -233,11 +239,9 @@ def load(root: Path) -> FarmConfig:
     kwargs: dict[str, object] = {}
     try:
         if "targets" in data:
-            kwargs["targets"] = tuple(parse_target(t) for t in data["targets"])
+            kwargs["targets"] = tuple(buildable_target(t) for t in data["targets"])
         if "pythons" in data:
-            kwargs["pythons"] = tuple(data["pythons"])
-            for tag in data["pythons"]:
-                parse_tag(tag)
+            kwargs["pythons"] = tuple(as_tag(tag) for tag in data["pythons"])
         for tag in data.get("python-paths", {}):
             parse_tag(tag)
         for target in data.get("executors", {}):

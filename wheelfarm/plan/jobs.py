@@ -14,9 +14,9 @@ from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import lockfile as lock
 from wheelfarm.plan.config import FarmConfig
 from wheelfarm.plan.profiles import DEFAULT_PROFILE, PROFILES
-from wheelfarm.plan.pythons import parse_tag
+from wheelfarm.plan.pythons import as_tag, parse_tag
 from wheelfarm.plan.recipe import Recipe
-from wheelfarm.plan.targets import Target, parse_target
+from wheelfarm.plan.targets import Target, buildable_target
 
 
 class Toolchains(Protocol):
@@ -69,12 +69,11 @@ class Selection:
     def parse(cls, targets: Sequence[str], pythons: Sequence[str], executor: str | None,
               locked: bool = False, profile: str | None = None) -> Selection:
         """From command-line values; a bad one is a ConfigError naming its flag."""
-        for tag in pythons:
-            _flag("--python", parse_tag, tag)
+        tags = tuple(_flag("--python", as_tag, tag) for tag in pythons)
         if profile is not None and profile not in PROFILES:
             raise ConfigError(f"--profile {profile}: expected one of {', '.join(PROFILES)}")
-        return cls(targets=tuple(_flag("--target", parse_target, t) for t in targets),
-                   pythons=tuple(pythons), executor=executor, locked=locked, profile=profile)
+        return cls(targets=tuple(_flag("--target", buildable_target, t) for t in targets),
+                   pythons=tags, executor=executor, locked=locked, profile=profile)
 
 
 def _flag(flag: str, parse: Callable[[str], _T], value: str) -> _T:
@@ -104,19 +103,38 @@ def _allowed(recipe: Recipe, tag: str) -> bool:
     return SpecifierSet(recipe.requires_python).contains(Version(f"{major}.{minor}"))
 
 
-def _choose(explicit: Sequence[str] | None, default: Sequence[str],
-            wanted: Sequence[str]) -> list[str]:
-    if wanted:
-        return list(wanted)
-    return list(explicit) if explicit is not None else list(default)
-
-
 def pythons_for(recipe: Recipe, config: FarmConfig, selection: Selection,
                 available: Sequence[str]) -> list[str]:
     """The pythons a recipe builds for: the command line's, the recipe's, or the
-    farm's defaults within the project's Requires-Python."""
-    default = [p for p in (config.pythons or available) if _allowed(recipe, p)]
-    return _choose(recipe.pythons, default, selection.pythons)
+    farm's defaults within the project's Requires-Python.
+
+    A Python named explicitly (``--python``, ``build.pythons``) outside the
+    project's Requires-Python is refused before anything builds; one of the
+    defaults is left out (see :func:`skipped_pythons`)."""
+    spec = recipe.requires_python
+    if selection.pythons:
+        for tag in selection.pythons:
+            if not _allowed(recipe, tag):
+                raise ConfigError(f"--python {tag}: {recipe.name} requires Python {spec} "
+                                  f"({recipe.path})")
+        return list(selection.pythons)
+    if recipe.pythons is not None:
+        prefix = "tool.wheelfarm." if recipe.path.name == "pyproject.toml" else ""
+        for tag in recipe.pythons:
+            if not _allowed(recipe, tag):
+                raise RecipeError(recipe.path, f"{prefix}build.pythons",
+                                  f"{tag} is outside the project's Requires-Python {spec}")
+        return list(recipe.pythons)
+    return [p for p in (config.pythons or available) if _allowed(recipe, p)]
+
+
+def skipped_pythons(recipe: Recipe, config: FarmConfig, selection: Selection,
+                    available: Sequence[str]) -> list[str]:
+    """The default pythons a recipe leaves out because its Requires-Python excludes
+    them (none when the pythons were named explicitly: those are refused)."""
+    if selection.pythons or recipe.pythons is not None:
+        return []
+    return [p for p in (config.pythons or available) if not _allowed(recipe, p)]
 
 
 def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selection,

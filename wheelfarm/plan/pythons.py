@@ -14,6 +14,7 @@ from wheelfarm.errors import ConfigError
 
 MIN_PYTHON = (3, 9)
 _TAG = re.compile(r"^cp(\d)(\d+)$")
+_DOTTED = re.compile(r"^(\d)\.(\d+)$")
 _PYENV_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
@@ -23,6 +24,20 @@ def parse_tag(tag: str) -> tuple[int, int]:
     if not m:
         raise ConfigError(f"unknown python {tag!r}; expected a CPython tag like 'cp312'")
     return int(m.group(1)), int(m.group(2))
+
+
+def as_tag(text: str) -> str:
+    """A Python as a user may name it, ``cp312`` or ``3.12``, as its tag (``cp312``);
+    ConfigError for anything else."""
+    m = _DOTTED.match(text.strip())
+    if m:
+        return tag_of((int(m.group(1)), int(m.group(2))))
+    try:
+        parse_tag(text)
+    except ConfigError:
+        raise ConfigError(f"unknown python {text!r}; expected a CPython tag like 'cp312' "
+                          "or a version like '3.12'") from None
+    return text
 
 
 def tag_of(version: tuple[int, int]) -> str:

@@ -26,9 +26,9 @@ from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.plan import cibw, tracking
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.profiles import MODES, PROFILES, DebugSymbols, parse_mode
-from wheelfarm.plan.pythons import parse_tag
+from wheelfarm.plan.pythons import as_tag
 from wheelfarm.plan.sourcespec import SourceSpec, location_problem
-from wheelfarm.plan.targets import Target, parse_target
+from wheelfarm.plan.targets import Target, buildable_target
 
 _BUILD: schema.Schema = {
     "targets": "list[str]",
@@ -206,27 +206,44 @@ def _local_requires_python(source: SourceSpec) -> str | None:
     pyproject = Path(source.location) / "pyproject.toml"
     if not pyproject.is_file():
         return None
-    value = schema.load_toml(pyproject).get("project", {}).get("requires-python")
-    return str(value) if value else None
+    project = _table(schema.load_toml(pyproject), "project", pyproject)
+    value = _text(project, "requires-python", pyproject, "project.")
+    return value or None
 
 
 def _load_project(directory: Path) -> Recipe:
     pyproject = directory / "pyproject.toml"
     data = schema.load_toml(pyproject) if pyproject.is_file() else {}
-    project = data.get("project", {})
+    project = _table(data, "project", pyproject)
     # Checked like a recipe's package.name: it becomes part of log and work paths.
-    name = _check_name(pyproject, "project.name", str(project.get("name") or
-                                                      directory.resolve().name))
-    version = str(project.get("version") or "dynamic")
-    tool = data.get("tool", {}).get("wheelfarm", {})
+    name = _check_name(pyproject, "project.name", _text(project, "name", pyproject, "project.")
+                       or directory.resolve().name)
+    version = _text(project, "version", pyproject, "project.") or "dynamic"
+    tool = _table(_table(data, "tool", pyproject), "wheelfarm", pyproject, "tool.")
     schema.check(tool, _TOOL_SCHEMA, pyproject, "tool.wheelfarm.")
     # cibuildwheel's settings are a migration source, below [tool.wheelfarm] (plan.cibw).
     tool, warnings = cibw.merge(tool, cibw.migrate(data, os.environ, pyproject), pyproject)
     source = SourceSpec(kind="path", location=str(directory.resolve()))
-    requires_python = project.get("requires-python")
+    requires_python = _text(project, "requires-python", pyproject, "project.") or None
     recipe = _with_build_and_test(pyproject, name, version, source, tool, requires_python)
     return replace(recipe, warnings=warnings,
                    owners=_owners(pyproject, "tool.wheelfarm.owners", tool.get("owners", ())))
+
+
+def _table(data: dict[str, Any], key: str, path: Path, prefix: str = "") -> dict[str, Any]:
+    """``data[key]``, a table, or {} when absent (a pyproject.toml's own tables are
+    checked only as far as wheelfarm reads them)."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise RecipeError(path, prefix + key, f"expected a table, got {schema.describe(value)}")
+    return value
+
+
+def _text(table: dict[str, Any], key: str, path: Path, prefix: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise RecipeError(path, prefix + key, f"expected a string, got {schema.describe(value)}")
+    return value
 
 
 def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec,
@@ -381,17 +398,16 @@ def _check_version(path: Path, key: str, value: str) -> str:
 
 def _target(path: Path, key: str, value: str) -> Target:
     try:
-        return parse_target(value)
+        return buildable_target(value)
     except ConfigError as exc:
         raise RecipeError(path, key, str(exc)) from None
 
 
 def _python(path: Path, key: str, value: str) -> str:
     try:
-        parse_tag(value)
+        return as_tag(value)
     except ConfigError as exc:
         raise RecipeError(path, key, str(exc)) from None
-    return value
 
 
 def normalized_name(recipe: Recipe) -> str:

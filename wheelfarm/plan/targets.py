@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.resources
+import json
 import os
 import platform
 import re
@@ -126,8 +128,11 @@ def parse_target(text: str) -> Target:
         musl = (int(m.group(1)), int(m.group(2)))
         if musl not in MUSL_VERSIONS:
             known = ", ".join(f"musllinux_{a}_{b}" for a, b in MUSL_VERSIONS)
-            raise ConfigError(f"unknown target {name!r}: no musllinux policy for musl "
-                              f"{musl[0]}.{musl[1]} (known: {known})")
+            arch = m.group(3) if m.group(3) in ARCHES else ARCHES[0]
+            newest = max(MUSL_VERSIONS)
+            raise ConfigError(_unknown(
+                name, f"no musllinux policy for musl {musl[0]}.{musl[1]} (known: {known})",
+                f"musllinux_{newest[0]}_{newest[1]}_{arch}"))
         return _checked(Target("musllinux", m.group(3), musl=musl), name)
     elif m := _AUTO.match(name):
         return _checked(Target("manylinux-auto", m.group(1)), name)
@@ -146,19 +151,87 @@ def _checked(target: Target, text: str) -> Target:
     return target
 
 
-def _unknown(name: str) -> str:
-    known = [
-        "manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64",
-        "manylinux2014_aarch64", "manylinux_2_28_aarch64", "linux_x86_64", "native",
-        "manylinux_2_17_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64",
-        *MACOS_EXAMPLES,
-    ]
-    hint = difflib.get_close_matches(name, known, n=1)
+def _unknown(name: str, why: str = "", suggestion: str | None = None) -> str:
+    """"unknown target", why, and ``suggestion`` or else the closest known target of
+    the same family (a musllinux name gets a musllinux target, a macOS name a macOS one)."""
+    known = _suggestable()
+    family = difflib.get_close_matches(_family(name), _FAMILIES, n=1, cutoff=0.6)
+    if suggestion is not None:
+        hint = [suggestion]
+    elif family:
+        same = [k for k in known if _family(k) == family[0]]
+        hint = difflib.get_close_matches(name, same, n=1, cutoff=0.0)
+    else:
+        hint = difflib.get_close_matches(name, known, n=1)
     tail = f"; did you mean {hint[0]!r}?" if hint else (
         "; expected e.g. manylinux_2_17_x86_64, manylinux2014_x86_64, "
         "manylinux_2_17_aarch64, musllinux_1_2_x86_64, linux_x86_64 or native"
     )
-    return f"unknown target {name!r}{tail}"
+    return f"unknown target {name!r}{': ' + why if why else ''}{tail}"
+
+
+_FAMILIES = ("manylinux", "musllinux", "linux", "macosx", "native")
+
+
+def _family(name: str) -> str:
+    """The letters a target name starts with: ``manylinux2014_x86_64`` -> manylinux."""
+    return re.sub(r"[^a-z].*", "", name.lower())
+
+
+def _suggestable() -> list[str]:
+    names = [f"{policy}_{arch}" for kind in ("manylinux", "musllinux")
+             for policy, arches in policies(kind).items() for arch in ARCHES if arch in arches]
+    return [*names, *(f"{alias}_{arch}" for alias in _ALIASES for arch in ARCHES
+                      if f"manylinux_{_ALIASES[alias][0]}_{_ALIASES[alias][1]}_{arch}" in names),
+            *(f"linux_{arch}" for arch in ARCHES), "native", *MACOS_EXAMPLES]
+
+
+@functools.cache
+def policies(kind: str) -> dict[str, frozenset[str]]:
+    """auditwheel's policies of ``kind`` (manylinux, musllinux): name -> architectures.
+
+    auditwheel repairs only to a policy it knows, so these are the targets the
+    farm can build for."""
+    try:
+        ref = importlib.resources.files("auditwheel") / "policy" / f"{kind}-policy.json"
+        data = json.loads(ref.read_text(encoding="utf-8"))
+    except (ModuleNotFoundError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read auditwheel's {kind} policy data: {exc}") from exc
+    return {entry["name"]: frozenset(entry["symbol_versions"]) for entry in data
+            if entry["name"].startswith(kind)}
+
+
+def buildable_target(text: str) -> Target:
+    """:func:`parse_target`, refusing a manylinux or musllinux policy that auditwheel
+    does not know for the architecture (it could not repair a wheel to it): what a
+    user names to build for. A tag read from a built wheel may be newer than this
+    auditwheel and is parsed with :func:`parse_target`."""
+    target = parse_target(text)
+    version = target.glibc or target.musl
+    if target.kind in ("manylinux", "musllinux") and version is not None:
+        policy = target.name.removesuffix(f"_{target.arch}")
+        known = policies(target.kind)
+        if target.arch in known.get(policy, ()):
+            return target
+        why = (f"auditwheel's {policy} policy has no {target.arch}" if policy in known else
+               f"auditwheel has no {policy} policy")
+        raise ConfigError(_unknown(text.strip(), why,
+                                   _nearest(target.kind, version, target.arch)))
+    return target
+
+
+def _version(policy: str) -> tuple[int, int]:
+    major, minor = policy.split("_")[1:3]
+    return int(major), int(minor)
+
+
+def _nearest(kind: str, version: tuple[int, int], arch: str) -> str | None:
+    """The known policy of ``kind`` for ``arch`` closest below ``version`` (its wheels
+    run there too), else the oldest above it, as a target name."""
+    have = sorted(_version(p) for p, arches in policies(kind).items() if arch in arches)
+    lower = [v for v in have if v <= version]
+    best = max(lower) if lower else min(have, default=None)
+    return f"{kind}_{best[0]}_{best[1]}_{arch}" if best else None
 
 
 def platform_tags(target: Target) -> list[str]:
@@ -186,8 +259,11 @@ _MACOS_ARM64_FIRST = (11, 0)
 def _macos_target(m: re.Match[str], text: str) -> Target:
     version, arch = (int(m.group(1)), int(m.group(2))), m.group(3)
     if arch not in MACOS_ARCHES:
-        raise ConfigError(f"unknown target {text!r}: macOS wheels are arm64 or x86_64 "
-                          f"(e.g. {' or '.join(MACOS_EXAMPLES)})")
+        guess = difflib.get_close_matches(arch, ("arm64" if arch == "aarch64" else "",
+                                                 *MACOS_ARCHES), n=1, cutoff=0.0)
+        raise ConfigError(_unknown(
+            text, f"macOS wheels are arm64 or x86_64 (e.g. {' or '.join(MACOS_EXAMPLES)})",
+            f"macosx_{version[0]}_{version[1]}_{guess[0]}" if guess else None))
     if version[0] < 10:
         raise ConfigError(f"unknown target {text!r}: no macOS {version[0]}.{version[1]}")
     if version[0] >= 11 and version[1] != 0:

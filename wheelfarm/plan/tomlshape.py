@@ -7,6 +7,8 @@ same way: ``<file>: <dotted.key>: <what is wrong>``.
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +19,7 @@ from wheelfarm.errors import RecipeError
 # A field is a type check: str, bool, int, float, "list[str]", "dict[str,str]",
 # or a nested schema (a dict).
 Schema = Mapping[str, Any]
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -29,12 +32,18 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise RecipeError(path, None, "is a directory, not a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(path, None, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets the codec's error out
+        raise RecipeError(path, None, f"not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r})") from None
+    except OSError as exc:
+        raise RecipeError(path, None, f"cannot read: {exc.strerror or exc}") from None
 
 
 def check(data: Mapping[str, Any], schema: Schema, path: Path, prefix: str = "") -> None:
     """Raise RecipeError for the first unknown key or wrongly typed value."""
     for key, value in data.items():
-        dotted = f"{prefix}{key}"
+        # A key that TOML had to quote is shown quoted (an empty one, one with a newline).
+        dotted = prefix + (key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False))
         if key not in schema:
             hint = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
             advice = f"; did you mean {hint[0]!r}?" if hint else (
@@ -73,7 +82,13 @@ def _describe(kind: Any) -> str:
         str: "a string", bool: "true or false", int: "an integer", float: "a number",
         "list[str]": "a list of strings", "dict[str,str]": "a table of strings",
         "dict[str,list[str]]": "a table of lists of strings",
+        dict: "a table",
     }.get(kind, str(kind))
+
+
+def describe(value: object) -> str:
+    """``value``'s TOML type, for a message: "a string", "a table" ..."""
+    return _type(value)
 
 
 def _type(value: object) -> str:
