@@ -23,11 +23,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelfarm.errors import ConfigError, RecipeError
-from wheelfarm.plan import cibw, tracking
+from wheelfarm.plan import cibw, sourcespec, tracking
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.profiles import MODES, PROFILES, DebugSymbols, parse_mode
 from wheelfarm.plan.pythons import as_tag
-from wheelfarm.plan.sourcespec import SourceSpec, location_problem
+from wheelfarm.plan.sourcespec import SourceSpec
 from wheelfarm.plan.targets import Target, buildable_target
 
 _BUILD: schema.Schema = {
@@ -57,8 +57,6 @@ RECIPE_SCHEMA: schema.Schema = {
     "test": _TEST,
 }
 _TOOL_SCHEMA: schema.Schema = {"build": _BUILD, "test": _TEST, "owners": "list[str]"}
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_GIT_REV = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
 
@@ -178,7 +176,7 @@ def _from_data(path: Path, data: dict[str, Any]) -> Recipe:
             raise RecipeError(path, f"package.{key}", "required")
     name = _check_name(path, "package.name", package["name"])
     version = _check_version(path, "package.version", package["version"])
-    source = _source(path, data.get("source", {}), name, version)
+    source = sourcespec.from_table(path, data.get("source", {}), name, version)
     track = package.get("track")
     problem = tracking.check(track) if track is not None else None
     if problem is not None:
@@ -319,51 +317,6 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         debug_symbols=_debug_symbols(path, f"{prefix}build.debug-symbols",
                                      build.get("debug-symbols")),
     )
-
-
-def _source(path: Path, table: dict[str, Any], name: str, version: str) -> SourceSpec:
-    kinds = [k for k in ("path", "pypi", "url", "git") if k in table]
-    if table.get("pypi") is False:
-        kinds.remove("pypi")
-    if not kinds:
-        raise RecipeError(path, "source", "missing; give exactly one of path, pypi, url, git")
-    if len(kinds) > 1:
-        raise RecipeError(path, "source", f"two sources ({' and '.join(kinds)}); give exactly one")
-    kind = kinds[0]
-    sha = table.get("sha256")
-    if sha is not None and not _SHA256.match(sha.lower()):
-        raise RecipeError(path, "source.sha256", "expected 64 hexadecimal digits")
-    if kind == "pypi" and sha is None:
-        raise RecipeError(path, "source.sha256", "required with source.pypi; pin the index's "
-                          f"hash with 'wheelfarm bump {path} --to {version}' (keeps the rest "
-                          f"of the recipe) or 'wheelfarm add {name}=={version} --dir "
-                          f"{path.parent} --force' (writes a new one)")
-    if kind == "url" and sha is None:
-        raise RecipeError(path, "source.sha256", "required with source.url")
-    if "rev" in table and kind != "git":
-        raise RecipeError(path, "source.rev", "only valid with source.git")
-    if kind == "path":
-        where = (path.parent / table["path"]).resolve()
-        if not where.is_dir():
-            raise RecipeError(path, "source.path", f"no such directory: {where}")
-        return SourceSpec(kind="path", location=str(where))
-    if kind == "git":
-        rev = table.get("rev")
-        if rev is None:
-            raise RecipeError(path, "source.rev", "required with source.git (a full commit id)")
-        if not _GIT_REV.match(rev):
-            raise RecipeError(path, "source.rev", "expected a full 40-digit commit id")
-        problem = location_problem(table["git"])
-        if problem is not None:
-            raise RecipeError(path, "source.git", problem)
-        return SourceSpec(kind="git", location=table["git"], rev=rev)
-    if kind == "url":
-        url = table["url"]
-        if not url.startswith(("https://", "http://", "file://")):
-            raise RecipeError(path, "source.url", "expected an http(s):// or file:// URL")
-        return SourceSpec(kind="url", location=url, sha256=sha.lower() if sha else None)
-    return SourceSpec(kind="pypi", location="", sha256=sha.lower() if sha else None,
-                      name=name, version=version)
 
 
 def _debug_symbols(path: Path, key: str, value: str | None) -> DebugSymbols:

@@ -12,12 +12,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, RecipeError
 from wheelfarm.fsutil import sha256_file
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -131,3 +131,49 @@ def tree_digest(root: Path) -> str:
             executable = "x" if os.access(path, os.X_OK) else "-"
             digest.update(f"F {rel} {executable} {sha256_file(path)}\n".encode())
     return digest.hexdigest()
+
+
+def from_table(path: Path, table: dict[str, Any], name: str, version: str) -> SourceSpec:
+    """A recipe's ``[source]`` table (already checked for unknown keys and types)."""
+    kinds = [k for k in ("path", "pypi", "url", "git") if k in table]
+    if table.get("pypi") is False:
+        kinds.remove("pypi")
+    if not kinds:
+        raise RecipeError(path, "source", "missing; give exactly one of path, pypi, url, git")
+    if len(kinds) > 1:
+        raise RecipeError(path, "source", f"two sources ({' and '.join(kinds)}); give exactly one")
+    kind = kinds[0]
+    sha = table.get("sha256")
+    if sha is not None and not _SHA256_RE.fullmatch(sha.lower()):
+        raise RecipeError(path, "source.sha256", "expected 64 hexadecimal digits")
+    if kind == "pypi" and sha is None:
+        raise RecipeError(path, "source.sha256", "required with source.pypi; pin the index's "
+                          f"hash with 'wheelfarm bump {path} --to {version}' (keeps the rest "
+                          f"of the recipe) or 'wheelfarm add {name}=={version} --dir "
+                          f"{path.parent} --force' (writes a new one)")
+    if kind == "url" and sha is None:
+        raise RecipeError(path, "source.sha256", "required with source.url")
+    if "rev" in table and kind != "git":
+        raise RecipeError(path, "source.rev", "only valid with source.git")
+    if kind == "path":
+        where = (path.parent / table["path"]).resolve()
+        if not where.is_dir():
+            raise RecipeError(path, "source.path", f"no such directory: {where}")
+        return SourceSpec(kind="path", location=str(where))
+    if kind == "git":
+        rev = table.get("rev")
+        if rev is None:
+            raise RecipeError(path, "source.rev", "required with source.git (a full commit id)")
+        if not _REV_RE.fullmatch(rev):
+            raise RecipeError(path, "source.rev", "expected a full 40-digit commit id")
+        problem = location_problem(table["git"])
+        if problem is not None:
+            raise RecipeError(path, "source.git", problem)
+        return SourceSpec(kind="git", location=table["git"], rev=rev)
+    if kind == "url":
+        url = table["url"]
+        if not url.startswith(("https://", "http://", "file://")):
+            raise RecipeError(path, "source.url", "expected an http(s):// or file:// URL")
+        return SourceSpec(kind="url", location=url, sha256=sha.lower() if sha else None)
+    return SourceSpec(kind="pypi", location="", sha256=sha.lower() if sha else None,
+                      name=name, version=version)
