@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from wheelfarm.farm.state.queue import Queue
 
+API = "/api/v1"  # the path prefix of the controller's API, which workers speak
+LEASE_HEADER = "X-Wheelfarm-Lease"  # the lease token of an upload: never in a URL
 MAX_BODY = 16 * 1024**2  # bytes of a JSON request (a batch of a thousand reports fits)
 MAX_UPLOAD = 4 * 1024**3  # bytes of an uploaded log or wheel
 
