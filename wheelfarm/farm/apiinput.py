@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from wheelfarm.errors import ConfigError, FailureKind, LeaseLost, TooLarge
+from wheelfarm.errors import ConfigError, FailureKind, LeaseLost, TooLarge, needs_extra
 from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome
 from wheelfarm.farm.state.sql import lease_of
 
@@ -31,7 +31,8 @@ MAX_UPLOAD = 4 * 1024**3  # bytes of an uploaded log or wheel
 
 def error(status: int, message: str) -> JSONResponse:
     """One clear line, whatever the exception said."""
-    from starlette.responses import JSONResponse
+    with needs_extra("farm", "the controller"):
+        from starlette.responses import JSONResponse
 
     return JSONResponse({"error": " ".join(message.split())[:500]}, status)
 
