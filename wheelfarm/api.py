@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from wheelfarm.build.lockresolve import LockJob
     from wheelfarm.farm.controller import Controller
     from wheelfarm.farm.merge import Merged
+    from wheelfarm.farm.notify.service import Status as NotifyStatus
     from wheelfarm.farm.state.queue import Queue
     from wheelfarm.farm.worker import Worker, WorkerOptions
     from wheelfarm.plan.jobs import Job
@@ -173,7 +174,17 @@ def publisher(index: Index) -> Publisher:
 
 def _change(index: Index, act: Callable[[Publisher], Change]) -> Published:
     chosen = publisher(index)
-    return Published(act(chosen), chosen.store.url)
+    done = Published(act(chosen), chosen.store.url)
+    config = load_config(index.farm_dir)
+    if done.outcome.created and config.notify:
+        from wheelfarm.farm.notify import service
+
+        # Into the farm's state, for its controller to deliver: never waited for.
+        service.publish_news(config, {
+            "generation": done.outcome.generation, "change": done.outcome.change,
+            "added": list(done.outcome.published), "index": done.url,
+            "signer": chosen.signer.fingerprint})
+    return done
 
 
 def publish(dirs: Sequence[Path], index: Index = Index()) -> Published:
@@ -246,16 +257,20 @@ def submit(paths: Sequence[Path] = (), *, targets: Sequence[str] = (),
 
 @dataclass(frozen=True)
 class Status:
-    jobs: list[dict[str, Any]]  # report.queue_jobs's JSON shape (schema 1)
+    # report.queue_jobs's JSON shape (schema 1): the farm's jobs, then local builds
+    # (report.local_jobs, "source": "local")
+    jobs: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def status(*, events: bool = False, farm_dir: Path = HERE) -> Status:
-    """Every job of the farm, oldest first, and the event log if asked."""
+    """Every job of the farm, oldest first, then the local builds recorded in its
+    history, and the event log if asked."""
     from wheelfarm.farm.state import report
 
     queue = open_queue(farm_dir)
-    return Status(report.queue_jobs(queue), report.job_events(queue) if events else [])
+    return Status(report.queue_jobs(queue) + report.local_jobs(queue),
+                  report.job_events(queue) if events else [])
 
 
 def job_log(job: str, *, attempt: int | None = None, farm_dir: Path = HERE) -> str:
@@ -287,10 +302,55 @@ def controller(*, wheelhouse: Path | None = None, farm_dir: Path = HERE,
     """The controller's HTTP application over the farm's queue (serve it with
     :func:`wheelfarm.farm.controller.serve`); ``limits``: max_body, max_upload."""
     from wheelfarm.farm.controller import Controller
+    from wheelfarm.farm.notify import service
 
     farm = farm_dir.resolve()
-    return Controller(open_queue(farm_dir), farm, (wheelhouse or farm / "wheelhouse").resolve(),
-                      **limits)
+    config = load_config(farm_dir)
+    queue = _queue(config)
+    found = Controller(queue, farm, (wheelhouse or farm / "wheelhouse").resolve(),
+                       index=_index_view(config, farm), **limits)
+    notifier = service.notifier(config, queue.engine)  # a missing secret: refused at start
+    if notifier is not None:
+        found.background.append(notifier.run)
+    return found
+
+
+def notify_status(*, farm_dir: Path = HERE) -> NotifyStatus:
+    """The farm's webhook outbox: messages by state, cursors, the last errors."""
+    from wheelfarm.farm.notify import service
+
+    return service.status(load_config(farm_dir))
+
+
+def notify_test(names: Sequence[str] = (), *, farm_dir: Path = HERE,
+                ) -> list[tuple[str, str | None]]:
+    """Send a test message to the farm's [[notify]] targets (or those named)."""
+    from wheelfarm.farm.notify import service
+
+    return service.send_test(load_config(farm_dir), names)
+
+
+def _index_view(config: FarmConfig, farm: Path) -> Any:
+    from wheelfarm.farm.dashboard import open_index
+
+    return open_index(config.publish.url, config.publish.s3_endpoint_url, farm)
+
+
+def dashboard(*, farm_dir: Path = HERE) -> Any:
+    """The dashboard of a farm (its queue, the local builds of its history, its
+    published index) as an ASGI application; serve it with uvicorn."""
+    from wheelfarm.farm import dashboard as dash
+
+    config = load_config(farm_dir)
+    return dash.app(_queue(config), _index_view(config, farm_dir.resolve()), farm_dir.resolve())
+
+
+def operator_token(name: str, *, farm_dir: Path = HERE) -> str:
+    """A new operator token for ``name`` (the dashboard's retry and cancel need
+    one); its old one stops working. Shown once."""
+    from wheelfarm.farm.dashboard import issue_operator_token
+
+    return issue_operator_token(open_queue(farm_dir), name)
 
 
 def worker(options: WorkerOptions, *, controller_url: str | None = None,
@@ -314,7 +374,9 @@ def _mkdir(path: Path) -> Path:
 __all__ = [
     "BuildPlan", "BuildReport", "BuildRequest", "Index", "LockJob", "Planned", "Probes",
     "Published", "Rebuilt", "Status", "Submitted", "WheelfarmError", "build", "cancel",
-    "controller", "history", "job_log", "load_config", "lock", "lock_jobs", "open_index",
-    "open_queue", "plan", "plan_build", "publish", "publisher", "rebuild", "refresh", "retry",
-    "rollback", "status", "submit", "token", "unyank", "verify", "worker", "yank",
+    "controller", "dashboard", "history", "job_log", "load_config", "lock", "lock_jobs",
+    "notify_status", "notify_test", "open_index", "open_queue", "operator_token", "plan",
+    "plan_build", "publish", "publisher",
+    "rebuild", "refresh", "retry", "rollback", "status", "submit", "token", "unyank", "verify",
+    "worker", "yank",
 ]

@@ -245,6 +245,29 @@ class FailureKind(enum.StrEnum):
             return None
 
 
+class FailureCause(enum.StrEnum):
+    """What broke, for people: the taxonomy a failure is grouped by on the
+    dashboard and in notifications. :class:`FailureKind` says which step failed
+    (and whether to retry); this says why, read from the step and its log
+    (see :mod:`wheelfarm.build.causes`)."""
+
+    COMPILER = "compiler-error"  # the code does not compile or link with this toolchain
+    MISSING_DEPENDENCY = "missing-dependency"  # a header, library or pkg-config package
+    TOO_NEW_SYMBOL = "too-new-symbol"  # the wheel needs a newer libc than its target allows
+    TEST = "test-failure"  # the built wheel's tests (or its bench against upstream) failed
+    TIMEOUT = "timeout"
+    NETWORK = "network"  # a download failed: the source, a build requirement
+    INFRASTRUCTURE = "infrastructure"  # the worker, the toolchain, the store, a bug of ours
+    OTHER = "other"
+
+    @classmethod
+    def parse(cls, value: str) -> FailureCause | None:
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
 _TRANSIENT = frozenset({FailureKind.SOURCE, FailureKind.TOOLCHAIN, FailureKind.OUTPUT,
                         FailureKind.TIMEOUT, FailureKind.WORKER, FailureKind.LEASE_EXPIRED,
                         FailureKind.INTERNAL, FailureKind.LOST, FailureKind.INTERRUPTED})

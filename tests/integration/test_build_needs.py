@@ -146,6 +146,8 @@ def test_a_failed_dependency_fails_its_dependent_with_a_reason(tmp_path: Path) -
     report = {j["recipe"]: j for j in json.loads(result.stdout)["jobs"]}
     assert report["wfbbase"]["state"] == "failed"
     assert "test on cp312 failed" in report["wfbbase"]["attempts"][0]["reason"]
+    assert report["wfbbase"]["cause"] == "test-failure"
+    assert report["wfbuser"]["cause"] is None  # it never ran: its cause is its need's
     reason = report["wfbuser"]["attempts"][0]["reason"]
     assert report["wfbuser"]["state"] == "failed"
     assert reason.startswith("needs wfbbase, whose job ") and "did not succeed" in reason

@@ -31,6 +31,7 @@ CANARIES = {
     "WHEELFARM_SIGN_PASSPHRASE": "canary-passphrase-92be40",
     "WHEELFARM_SIGN_KEY": "canary-signkey-0d5e77",
     "AWS_SECRET_ACCESS_KEY": "canary-aws-4b8c21",
+    "WHEELFARM_HOOK_SECRET": "canary-webhook-secret-3e9d70",  # [[notify]] secret-env
 }
 CONFIG_CANARY = "canary-config-5a9e13"
 STATE_CANARY = "canary-statefile-c61d08"

@@ -529,3 +529,35 @@ def test_a_lease_is_bound_to_the_worker_that_claimed_it(queue: Queue) -> None:
     with pytest.raises(LeaseLost):
         queue.release(stolen, "no")
     assert queue.finish(mine, ok()) == JobState.SUCCEEDED
+
+
+def test_a_failure_records_its_cause_and_a_success_clears_it(queue: Queue,
+                                                             clock: Clock) -> None:
+    from wheelfarm.errors import FailureCause
+
+    queue.submit([NewJob(key="k1", kind="build", recipe="demo", target="t1", python="cp312",
+                         executor="host", arch="x86_64", pythons=("cp312",),
+                         max_attempts=2, owners=("@alice", "bob@example.org"))])
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    failed = Outcome.failed(FailureKind.SOURCE, "download failed: https://x/y: HTTP 503",
+                            cause=FailureCause.NETWORK)
+    assert queue.finish(lease, failed) == JobState.PENDING  # a download may work next time
+    [doc] = state_report.queue_jobs(queue)
+    assert doc["cause"] == "network" and doc["attempts"][0]["cause"] == "network"
+    assert doc["owners"] == ["@alice", "bob@example.org"]
+    clock.now += 60
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    clock.now += 11  # the worker went silent: the queue decides the cause itself
+    assert queue.reclaim() == 1
+    [doc] = state_report.queue_jobs(queue)
+    assert doc["state"] == "failed" and doc["cause"] == "infrastructure"
+    assert [a["cause"] for a in doc["attempts"]] == ["network", "infrastructure"]
+    queue.retry("k1")
+    [lease] = queue.claim("w1", LINUX)
+    queue.start(lease)
+    assert queue.finish(lease, ok()) == JobState.SUCCEEDED
+    [doc] = state_report.queue_jobs(queue)
+    assert doc["cause"] is None
+    assert doc["attempts"][-1]["cause"] is None

@@ -119,3 +119,23 @@ def test_discover_directory_and_duplicates(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ConfigError, match="no recipes"):
         recipe.discover([empty])
+
+
+def test_owners_are_read_checked_and_not_part_of_the_key(tmp_path: Path) -> None:
+    base = '[package]\nname = "demo"\nversion = "1.0"\n{owners}\n[source]\npath = "."\n'
+    path = tmp_path / "demo.toml"
+    path.write_text(base.format(owners='owners = ["@alice", "bob@example.org", "@alice"]'))
+    owned = recipe.load(path)
+    assert owned.owners == ("@alice", "bob@example.org")
+    path.write_text(base.format(owners=""))
+    assert recipe.load(path).digest() == owned.digest()
+    path.write_text(base.format(owners='owners = ["two words"]'))
+    with pytest.raises(RecipeError, match=r"demo.toml: package.owners: 'two words'"):
+        recipe.load(path)
+
+
+def test_a_project_names_its_owners_under_tool_wheelfarm(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "1.0"\n'
+        '[tool.wheelfarm]\nowners = ["@team-wheels"]\n')
+    assert recipe.load(tmp_path).owners == ("@team-wheels",)

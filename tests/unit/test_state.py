@@ -113,7 +113,8 @@ def test_job_json_shape() -> None:
           "reason": None, "log": "/x.log"}], ("demo.whl", "a" * 64))])
     assert doc["schema"] == 1
     [job] = doc["jobs"]
-    assert list(job) == ["key", "recipe", "target", "python", "state", "attempts", "artifact"]
+    assert list(job) == ["key", "recipe", "target", "python", "state", "attempts", "artifact",
+                         "cause", "owners"]
     assert list(job["attempts"][0]) == ["n", "worker", "started", "ended", "reason", "log"]
     assert job["attempts"][0]["started"] == "1970-01-01T00:00:00.000Z"
     assert job["attempts"][0]["ended"] == "1970-01-01T00:00:01.500Z"
@@ -226,3 +227,25 @@ def test_a_workers_outcome_names_a_known_failure_kind() -> None:
     assert as_outcome({"ok": True, "duration": 1}).kind is None
     with pytest.raises(ConfigError, match="outcome: kind: 'made-up' is none of source, "):
         as_outcome({"ok": False, "duration": 1, "kind": "made-up"})
+    got = as_outcome({"ok": False, "duration": 1, "kind": "build", "cause": "compiler-error"})
+    assert got.cause is not None and got.cause.value == "compiler-error"
+    with pytest.raises(ConfigError, match="outcome: cause: 'made-up' is none of compiler-"):
+        as_outcome({"ok": False, "duration": 1, "kind": "build", "cause": "made-up"})
+
+
+def test_a_version_2_database_gains_the_cause_and_owners_columns(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine = open_engine(url)
+    with engine.begin() as conn:  # back to what version 2 left
+        for table, column in (("jobs", "cause"), ("jobs", "owners"), ("attempts", "cause")):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(schema.migrations_table.delete().where(
+            schema.migrations_table.c.version > 2))
+    engine.dispose()
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        jobs_columns = {r[1] for r in conn.execute(text("PRAGMA table_info(jobs)"))}
+        attempts_columns = {r[1] for r in conn.execute(text("PRAGMA table_info(attempts)"))}
+        assert schema.migrate(conn) == schema.VERSION
+    engine.dispose()
+    assert {"cause", "owners"} <= jobs_columns and "cause" in attempts_columns

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from wheelfarm.errors import FailureKind
+from wheelfarm.errors import FailureCause, FailureKind
 
 if TYPE_CHECKING:
     from wheelfarm.build.parity import ParityReport
@@ -49,11 +49,12 @@ class Outcome:
     artifact: Artifact | None = None
     cached: bool = False
     started_at: float = 0.0
+    cause: FailureCause | None = None  # why, for people (see wheelfarm.build.causes)
 
     @classmethod
     def failed(cls, kind: FailureKind, reason: str, duration: float = 0.0,
-               log: str | None = None) -> Outcome:
-        return cls(False, duration, kind, reason, log)
+               log: str | None = None, cause: FailureCause | None = None) -> Outcome:
+        return cls(False, duration, kind, reason, log, cause=cause)
 
     def with_run(self, duration: float, log: str | None) -> Outcome:
         """The same result, timed and logged by whoever ran the attempt."""
@@ -63,7 +64,8 @@ class Outcome:
         """The report a worker sends (see ``apiinput.as_outcome``)."""
         return {"ok": self.ok, "duration": self.duration,
                 "kind": self.kind.value if self.kind else "", "reason": self.reason,
-                "log": self.log, "artifact": asdict(self.artifact) if self.artifact else None}
+                "cause": self.cause.value if self.cause else "", "log": self.log,
+                "artifact": asdict(self.artifact) if self.artifact else None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
@@ -71,6 +73,7 @@ class Outcome:
         return cls(ok=bool(data["ok"]), duration=float(data.get("duration", 0.0)),
                    kind=FailureKind.parse(str(data.get("kind") or "")),
                    reason=str(data.get("reason", "")), log=data.get("log"),
+                   cause=FailureCause.parse(str(data.get("cause") or "")),
                    artifact=Artifact(**art) if art else None,
                    cached=bool(data.get("cached", False)),
                    started_at=float(data.get("started_at", 0.0)))
@@ -120,6 +123,10 @@ class JobResult:
     def step(self) -> FailureKind | None:
         """The failing step (or why the job never ran: needs, interrupted ...)."""
         return self.outcome.kind
+
+    @property
+    def cause(self) -> FailureCause | None:
+        return self.outcome.cause
 
     @property
     def message(self) -> str:

@@ -21,6 +21,7 @@ from typing import IO, Literal, Protocol
 
 from wheelfarm import proc
 from wheelfarm.build import (
+    causes,
     ccwrap,
     debuginfo,
     parity,
@@ -134,8 +135,9 @@ class Pipeline:
         self._emit(job, "done")
         took = time.monotonic() - started
         if wheel is None:
-            outcome = Outcome.failed(FailureKind(state.step) if kind is None else kind, message,
-                                     took, str(log_path))
+            failed_kind = FailureKind(state.step) if kind is None else kind
+            outcome = Outcome.failed(failed_kind, message, took, str(log_path), causes.classify(
+                failed_kind, message, causes.read_tail(str(log_path))))
         else:
             outcome = Outcome(True, took, log=str(log_path), artifact=Artifact(
                 wheel.name, sha256_file(wheel), str(wheel)))

@@ -23,15 +23,18 @@ MODULES: dict[str, tuple[str, ...]] = {
     "build": ("build",),
     "reproduce": ("lock", "rebuild"),
     "ci": ("plan", "merge"),
-    "farm": ("controller", "worker", "submit", "status", "retry", "cancel", "logs", "token"),
+    "farm": ("controller", "dashboard", "worker", "submit", "status", "retry", "cancel", "logs",
+             "token"),
     "publish": ("publish", "rollback", "history", "yank", "unyank", "refresh", "verify",
                 "serve"),
+    "notify": ("notify",),
 }
 
 # Commands that are wholly a feature of an optional extra: resolving one loads its
 # module, so that `wheelfarm controller --help` already names the extra to install.
 NEEDS_EXTRA: dict[str, str] = {
     "controller": "wheelfarm.farm.controller",
+    "dashboard": "wheelfarm.farm.dashboard",
     "serve": "wheelfarm.publish.serve",
 }
 

@@ -61,13 +61,16 @@ if TYPE_CHECKING:
                    "optimized, -DNDEBUG, no sanitizer; debug: unoptimized, for debugging].")
 @click.option("--no-compare-upstream", is_flag=True,
               help="Do not compare with the upstream wheel on the index (modules, test.bench).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also print the log path of every job (failures always show theirs).")
 @click.option("--no-normalize", is_flag=True, hidden=True,
               help="Skip the deterministic rewrite and provenance (to measure their cost).")
 def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
           pythons: tuple[str, ...], executor: str | None, jobs: int | None,
           farm_dir: Path, keep_work: bool, locked: bool, check_reproducible: bool,
           no_cache: bool, entry: str | None, shard: str | None, json_report: str | None,
-          no_compare_upstream: bool, no_normalize: bool, profile: str | None) -> None:
+          no_compare_upstream: bool, no_normalize: bool, profile: str | None,
+          verbose: bool = False) -> None:
     """Build, repair and test wheels for recipes or project directories.
 
     PATHS are recipe files (*.toml), directories of recipes, or project
@@ -95,6 +98,9 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
     if os.environ.get("GITHUB_ACTIONS") == "true":
         ci_output.github(results)
     _report(results, out_dir, err if json_report == "-" else out)
+    if verbose:
+        for r in results:
+            err.print(f"{r.job.id}: {r.status}, log {r.log}", markup=False, soft_wrap=True)
     if json_report:
         ci_output.write_json(results, json_report)
     if report.database is not None:

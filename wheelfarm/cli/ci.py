@@ -65,7 +65,8 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
                 hit = local.record(job.key, hit)
             docs.append(job_json(job.key, job.recipe.name, job.target.name, job.python,
                                  "cached" if job.key in cached else "planned", (),
-                                 (hit.filename, hit.sha256) if hit else None))
+                                 (hit.filename, hit.sha256) if hit else None,
+                                 owners=job.recipe.owners))
         _print(json.dumps(document(docs), indent=2))
         err.print(f"{len(planned.jobs) - len(cached)} of {len(planned.jobs)} jobs to build")
         return

@@ -24,14 +24,16 @@ def _not_run(r: JobResult) -> str:
 def result_json(r: JobResult) -> dict[str, object]:
     attempt = {"n": 1, "worker": "local", "started": when(r.started_at),
                "ended": when(r.started_at + r.seconds),
-               "reason": r.message or None, "log": str(r.log)}
+               "reason": r.message or None, "log": str(r.log),
+               "cause": r.cause.value if r.cause else None}
     artifact = None
     if r.wheel is not None:
         from wheelfarm.build.archive import sha256_file
 
         artifact = (r.wheel.name, sha256_file(r.wheel))
     data = job_json(r.job.key, r.job.recipe.name, r.job.target.name, r.job.python,
-                    _STATE[r.status], [attempt], artifact)
+                    _STATE[r.status], [attempt], artifact,
+                    cause=r.cause.value if r.cause else None, owners=r.job.recipe.owners)
     if r.parity is not None:
         data["parity"] = r.parity.to_json()
     # "tested", "built and checked, not run" (nothing here runs the wheel) or "no

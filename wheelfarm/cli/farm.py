@@ -16,7 +16,7 @@ from wheelfarm import api
 from wheelfarm.build import executors
 from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, needs_extra
 from wheelfarm.farm.apiinput import MAX_BODY, MAX_UPLOAD
 from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS
 
@@ -72,7 +72,8 @@ def submit(paths: tuple[Path, ...], targets: tuple[str, ...], pythons: tuple[str
 @click.option("--events", "with_events", is_flag=True, help="Also show the event log.")
 @farm_option()
 def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
-    """Every job, its state and attempts, oldest first."""
+    """Every job, its state and attempts, oldest first; then the local builds
+    (`wheelfarm build` in this farm directory), worker "local HOST:PID"."""
     from wheelfarm.farm.state import report
 
     found = api.status(events=with_events, farm_dir=farm_dir)
@@ -91,6 +92,8 @@ def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
         counts[j["state"]] = counts.get(j["state"], 0) + 1
         last = j["attempts"][-1] if j["attempts"] else {}
         note = j["artifact"]["filename"] if j["artifact"] else (last.get("reason") or "")
+        if last.get("cause"):
+            note = f"{last['cause']}: {note}"
         table.add_row(j["key"][:12], j["recipe"], j["target"] or "-", j["python"] or "-",
                       j["state"], str(len(j["attempts"])), last.get("worker") or "", note)
     out.print(table)
@@ -211,10 +214,29 @@ def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max
 
 @click.command()
 @click.argument("name")
+@click.option("--operator", is_flag=True,
+              help="An operator's token (the dashboard's retry and cancel), not a worker's.")
 @farm_option()
-def token(name: str, farm_dir: Path) -> None:
+def token(name: str, operator: bool, farm_dir: Path) -> None:
     """Issue a new token for worker NAME (the old one stops working) and print it."""
-    click.echo(api.token(name, farm_dir=farm_dir))
+    click.echo(api.operator_token(name, farm_dir=farm_dir) if operator
+               else api.token(name, farm_dir=farm_dir))
 
 
-COMMANDS = [controller, worker, submit, status, retry, cancel, logs, token]
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8471, show_default=True)
+@farm_option()
+def dashboard(host: str, port: int, farm_dir: Path) -> None:
+    """Serve the farm's dashboard and /metrics: its queue, the local builds of
+    its history and its published index (`wheelfarm controller` serves them too)."""
+    with needs_extra("farm", "the dashboard"):
+        import uvicorn
+
+    _logging()
+    app = api.dashboard(farm_dir=farm_dir)
+    err.print(f"dashboard: http://{host}:{port}/", markup=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+COMMANDS = [controller, dashboard, worker, submit, status, retry, cancel, logs, token]

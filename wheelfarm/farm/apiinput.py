@@ -13,7 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from wheelfarm.errors import ConfigError, FailureKind, LeaseLost, TooLarge, needs_extra
+from wheelfarm.errors import (
+    ConfigError,
+    FailureCause,
+    FailureKind,
+    LeaseLost,
+    TooLarge,
+    needs_extra,
+)
 from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome
 from wheelfarm.farm.state.sql import lease_of
 
@@ -97,7 +104,7 @@ def as_outcome(value: Any) -> Outcome:
     if isinstance(duration, bool) or not isinstance(duration, int | float) \
             or not 0 <= duration < 1e9:
         raise ConfigError("bad request: outcome: duration: expected seconds")
-    for key in ("kind", "reason"):
+    for key in ("kind", "reason", "cause"):
         if not isinstance(data.get(key, ""), str):
             raise ConfigError(f"bad request: outcome: {key}: expected a string")
     art = data.get("artifact")
@@ -112,8 +119,12 @@ def as_outcome(value: Any) -> Outcome:
     if kind and FailureKind.parse(kind) is None:
         raise ConfigError(f"bad request: outcome: kind: {kind[:100]!r} is none of "
                           f"{', '.join(k.value for k in FailureKind)}")
+    cause = data.get("cause", "")
+    if cause and FailureCause.parse(cause) is None:
+        raise ConfigError(f"bad request: outcome: cause: {cause[:100]!r} is none of "
+                          f"{', '.join(c.value for c in FailureCause)}")
     return Outcome(ok=data["ok"], duration=float(duration), kind=FailureKind.parse(kind),
-                   reason=data.get("reason", "")[:4000],
+                   reason=data.get("reason", "")[:4000], cause=FailureCause.parse(cause),
                    artifact=Artifact(art["filename"], str(art.get("sha256", "")))
                    if art is not None else None)
 

@@ -109,6 +109,7 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
     """Run the planned jobs through a queue of the run's own. ``supervise`` wraps
     the run (the CLI's signal handlers stop or hand back its jobs)."""
     from wheelfarm.build.pipeline import Pipeline
+    from wheelfarm.farm.localhistory import Recorder
     from wheelfarm.farm.localrun import LocalRun
     from wheelfarm.farm.wheelhouse import Wheelhouse
     from wheelfarm.publish.storecache import store_cache
@@ -121,7 +122,9 @@ def build(planned: BuildPlan, *, on_step: OnStep | None = None,
                         on_step=on_step, keep_work=req.keep_work, normalize=req.normalize,
                         locked=req.locked, check_reproducible=req.check_reproducible,
                         use_cache=req.use_cache, compare_upstream=req.compare_upstream)
-    run = LocalRun(pipeline, planned.jobs, req.jobs or planned.config.jobs, keep=req.keep_work)
+    history = Recorder(planned.config, pipeline.log_dir)
+    run = LocalRun(pipeline, planned.jobs, req.jobs or planned.config.jobs, keep=req.keep_work,
+                   history=history)
     with supervise(run) if supervise else nullcontext():
         results = run.run()
     return BuildReport(results, req.out_dir, run.signal,

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.wheelcheck import Expected, check_name, check_sound, expected_of
@@ -55,6 +55,7 @@ from wheelfarm.farm.apiinput import (
     receive,
     resolve_leases,
 )
+from wheelfarm.farm.dashboard import Dashboard
 from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome, report
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.wheelhouse import Debug, Wheelhouse
@@ -65,6 +66,9 @@ with needs_extra("farm", "the controller"):
     from starlette.requests import Request
     from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from wheelfarm.farm.indexview import IndexView
 
 log = logging.getLogger(__name__)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")
@@ -90,8 +94,10 @@ def issue_token(queue: Queue, name: str) -> str:
 
 class Controller:
     def __init__(self, queue: Queue, farm: Path, wheelhouse: Path, *,
-                 max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD) -> None:
+                 max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD,
+                 index: IndexView | None = None) -> None:
         self.queue = queue
+        self.index = index  # the published index, for the dashboard
         self.farm = farm
         self.wheelhouse = wheelhouse
         self.max_body = max_body
@@ -99,6 +105,8 @@ class Controller:
         self.uploads = farm / ".wheelfarm" / "uploads"
         self._tokens: dict[str, tuple[str, float]] = {}  # token sha256 -> (worker, until)
         self.stopping = threading.Event()
+        # Loops run beside the API until it stops (the webhook notifier).
+        self.background: list[Callable[[threading.Event], None]] = []
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -164,6 +172,8 @@ class Controller:
             self._route("/upload/{job_id:int}/{n:int}/{filename}", self._upload, ["PUT"]),
             self._route("/artifact/{key}", self._artifact, ["GET"]),
             self._route("/status", self._status, ["GET"]),
+            # The dashboard and /metrics (farm/dashboard.py): read without a token.
+            *Dashboard(self.queue, self.index, farm=self.farm).routes(),
         ])
 
     # -- endpoints ------------------------------------------------------------------------------
@@ -416,6 +426,9 @@ def serve(controller: Controller, host: str, port: int) -> None:
     reclaimer = threading.Thread(target=controller.reclaim_forever, daemon=True,
                                  name="reclaim")
     reclaimer.start()
+    for loop in controller.background:
+        threading.Thread(target=loop, args=(controller.stopping,), daemon=True,
+                         name=getattr(loop, "__name__", "background")).start()
     try:
         uvicorn.run(controller.app(), host=host, port=port, log_level="warning",
                     access_log=False)

@@ -33,6 +33,10 @@ needs, every pip of the run finds wheels in its output directory first
 a needed wheel is there before its dependents are claimed. A dependency that
 fails fails its dependents, with a reason naming it.
 
+**History.** With a :class:`~wheelfarm.farm.localhistory.Recorder`, every
+attempt is also recorded in the farm's own state database (not this queue),
+so that ``status``, ``logs``, the dashboard and ``/metrics`` see it.
+
 **Stopping.** :meth:`LocalRun.stop` stops the claims and lets the running
 jobs end; :meth:`LocalRun.hand_back` kills their commands and hands them
 back to the queue. Jobs left over end as ``interrupted`` failures.
@@ -54,6 +58,7 @@ from wheelfarm.build.outcome import JobResult, Outcome
 from wheelfarm.errors import FailureKind, WheelfarmError
 from wheelfarm.farm import jobrun
 from wheelfarm.farm.direct import DirectBroker
+from wheelfarm.farm.localhistory import Recorder, RecordingRunner
 from wheelfarm.farm.runners import ThreadRunner
 from wheelfarm.farm.state import Capabilities, JobState, Lease, open_queue
 from wheelfarm.farm.state.models import host_os
@@ -122,7 +127,7 @@ class LocalRun:
     """
 
     def __init__(self, pipeline: Pipeline, jobs: Sequence[Job], parallel: int, *,
-                 keep: bool = False) -> None:
+                 keep: bool = False, history: Recorder | None = None) -> None:
         self.pipeline = pipeline
         self.jobs = list(jobs)
         self.by_key = {j.key: j for j in self.jobs}
@@ -133,6 +138,7 @@ class LocalRun:
         self.stopping = threading.Event()
         self.handing_back = threading.Event()
         self.runner = ThreadRunner(pipeline, self.by_key)
+        self.history = history
         self._worker: Worker | None = None
         self._results: dict[str, JobResult] = {}
 
@@ -154,8 +160,12 @@ class LocalRun:
             with jobrun.find_links([str(out_dir)] if needs else []):
                 self._work(queue, caps)
             results = self._collect(queue)
+            if self.history is not None:
+                self.history.unrun(results)
         finally:
             queue.close()
+            if self.history is not None:
+                self.history.close()
             if not self.keep:
                 shutil.rmtree(self.dir, ignore_errors=True)
         if any(r.status != "failed" for r in results):
@@ -181,7 +191,8 @@ class LocalRun:
     def _work(self, queue: Queue, caps: Capabilities) -> None:
         worker = Worker(LocalBroker(queue), caps, self.pipeline.config.root, None,
                         WorkerOptions(name="local", drain=True, poll=_IDLE, who="build"),
-                        runner=self.runner,
+                        runner=(RecordingRunner(self.runner, self.history)
+                                if self.history is not None else self.runner),
                         names=[f"local-{i + 1}" for i in range(self.parallel)],
                         on_report=self._reported)
         # The run's own events: a stop may come before the loops exist (or the

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wheelfarm.errors import ConfigError
 from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS, build_jobs, probe_jobs
@@ -72,23 +72,46 @@ def submit(config: FarmConfig, queue: Queue, paths: Sequence[Path], *,
 
 
 def job_log(queue: Queue, job: str, attempt: int | None = None) -> str:
-    """The log of ``job``'s last attempt (or of ``attempt``); a ConfigError naming why not."""
-    from wheelfarm.farm.state import report
-
-    row = queue.find(job)
-    tries = report.queue_jobs(queue, [row.key])[0]["attempts"]
+    """The log of ``job``'s last attempt (or of ``attempt``), a job of the farm's
+    queue or a local build of its history; a ConfigError naming why not."""
+    key, tries = _attempts(queue, job)
     if not tries:
-        raise ConfigError(f"job {row.key[:12]} has not run yet")
+        raise ConfigError(f"job {key[:12]} has not run yet")
     chosen = [t for t in tries if attempt is None or t["n"] == attempt]
     if not chosen:
-        raise ConfigError(f"job {row.key[:12]} has no attempt {attempt} (it has 1-{len(tries)})")
+        raise ConfigError(f"job {key[:12]} has no attempt {attempt} (it has 1-{len(tries)})")
     where = chosen[-1]["log"]
     if not where:
-        raise ConfigError(f"attempt {chosen[-1]['n']} of job {row.key[:12]} recorded no log")
+        raise ConfigError(f"attempt {chosen[-1]['n']} of job {key[:12]} recorded no log")
     try:
         return Path(where).read_text(encoding="utf-8", errors="replace")
     except OSError:
         raise ConfigError(f"the log {where} is not on this machine") from None
+
+
+def _attempts(queue: Queue, ref: str) -> tuple[str, list[dict[str, Any]]]:
+    """The key ``ref`` names and its attempts: those of the farm's job, unless the
+    key is only in the local builds' history, or its local attempts are newer."""
+    from wheelfarm.farm.state import report
+
+    ref = ref.strip().lower()
+    local = queue.local_keys(ref) if ref else []
+    try:
+        row = queue.find(ref)
+    except ConfigError:
+        if len(local) != 1:
+            if len(local) > 1:
+                raise ConfigError(f"{ref!r} matches several jobs ({', '.join(local)}); "
+                                  "give more of the key") from None
+            raise
+        return local[0], report.local_jobs(queue, local[0])[0]["attempts"]
+    if any(k != row.key for k in local):
+        raise ConfigError(f"{ref!r} matches several jobs; give more of the key")
+    farm = report.queue_jobs(queue, [row.key])[0]["attempts"]
+    mine = report.local_jobs(queue, row.key)[0]["attempts"] if local else []
+    if mine and (not farm or (mine[-1]["started"] or "") > (farm[-1]["started"] or "")):
+        return row.key, mine
+    return row.key, farm
 
 
 def _flag(flag: str, parse: Callable[[str], T], value: str) -> T:

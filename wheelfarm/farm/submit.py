@@ -48,7 +48,7 @@ def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) ->
             needs=r.needs, priority=priority,
             max_attempts=r.max_attempts or DEFAULT_MAX_ATTEMPTS,
             timeout=r.timeout or config.timeout,
-            target_limit=limits.get(job.target.name, 0),
+            target_limit=limits.get(job.target.name, 0), owners=r.owners,
         ))
     return found
 

@@ -10,6 +10,7 @@ state = "postgresql://farm@db/farm"   # the queue (default: SQLite in .wheelfarm
                                       # WHEELFARM_STATE overrides it
 lease = 30                            # seconds a claimed job stays a worker's without a heartbeat
 retry-backoff = 10                    # seconds before the first retry; doubles per failure
+dashboard-url = "https://farm.example"  # job links in notifications: {url}/jobs/{key}
 [executors]                           # target -> executor (host, zig)
 "manylinux_2_28_x86_64" = "host"
 [python-paths]                        # interpreters to use instead of discovery
@@ -25,6 +26,8 @@ timeout = 3600                        # wall clock for the whole job, seconds
 cp39 = "/opt/python/cp39-cp39/bin/python"
 [limits]                              # target -> most jobs leased or running at once
 "manylinux_2_17_aarch64" = 2
+[[notify]]                            # webhooks: see plan/notifyconfig.py
+url = "https://hooks.example/T0/B0"
 ```
 """
 
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelfarm.errors import ConfigError, RecipeError
+from wheelfarm.plan import notifyconfig
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.defaults import DEFAULT_INDEX_URL
 from wheelfarm.plan.pythons import parse_tag
@@ -64,6 +68,8 @@ FARM_SCHEMA: schema.Schema = {
     "images": "dict[str,str]",
     "container-limits": {"memory": (str, int), "cpus": float, "timeout": float},
     "image-pythons": "dict[str,str]",
+    "notify": list,  # [[notify]] tables, checked in notifyconfig
+    "dashboard-url": str,
 }
 STATE_ENV = "WHEELFARM_STATE"
 CACHE_ENV = "WHEELFARM_CACHE_DIR"
@@ -129,6 +135,8 @@ class FarmConfig:
     retry_backoff: float = 10.0
     limits: tuple[tuple[str, int], ...] = ()
     container: ContainerSettings = ContainerSettings()
+    notify: tuple[notifyconfig.NotifyTarget, ...] = ()  # [[notify]]: webhooks
+    dashboard_url: str | None = None  # job links in notifications: {this}/jobs/{key}
 
     @property
     def state_dir(self) -> Path:
@@ -228,6 +236,10 @@ def load(root: Path) -> FarmConfig:
             raise RecipeError(path, f"limits.{target}", "must be at least 1")
     kwargs["container"] = _container(data, path)
     kwargs["publish"] = _publish(data.get("publish", {}), path)
+    if "notify" in data:
+        kwargs["notify"] = notifyconfig.parse(data["notify"], path)
+    if "dashboard-url" in data:
+        kwargs["dashboard_url"] = notifyconfig.dashboard_url(data["dashboard-url"], path)
     return FarmConfig(root=root, **kwargs)  # type: ignore[arg-type]
 
 

@@ -2,9 +2,11 @@
 
 ```
 {"schema": 1, "jobs": [{"key", "recipe", "target", "python", "state",
-  "attempts": [{"n", "worker", "started", "ended", "reason", "log"}],
-  "artifact": {"filename", "sha256"} | null}]}
+  "attempts": [{"n", "worker", "started", "ended", "reason", "log", "cause"}],
+  "artifact": {"filename", "sha256"} | null, "cause", "owners": [...]}]}
 ```
+``cause`` is why the job last failed (:class:`wheelfarm.errors.FailureCause`), null
+otherwise; ``owners`` the recipe's ``package.owners``.
 ``build --json`` adds ``"parity"`` to a job that was compared with upstream's
 wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
 ``{"status", "note"}``, the status ``"tested"``, ``"built and checked, not run"``
@@ -36,11 +38,13 @@ def when(seconds: float | None) -> str | None:
 
 def job_json(key: str, recipe: str, target: str, python: str, state: str,
              tries: Iterable[dict[str, Any]] = (),
-             artifact: tuple[str, str] | None = None) -> dict[str, Any]:
+             artifact: tuple[str, str] | None = None, *, cause: str | None = None,
+             owners: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "key": key, "recipe": recipe, "target": target, "python": python, "state": state,
         "attempts": list(tries),
         "artifact": {"filename": artifact[0], "sha256": artifact[1]} if artifact else None,
+        "cause": cause, "owners": list(owners),
     }
 
 
@@ -50,4 +54,5 @@ def document(job_list: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def planned_job_json(job: Job) -> dict[str, Any]:
     """A job of a plan, not (yet) in a queue: state ``planned``."""
-    return job_json(job.key, job.recipe.name, job.target.name, job.python, "planned")
+    return job_json(job.key, job.recipe.name, job.target.name, job.python, "planned",
+                    owners=job.recipe.owners)

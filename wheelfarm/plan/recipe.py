@@ -12,8 +12,8 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,12 @@ _BUILD: schema.Schema = {
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]",
                         "bench": str, "bench-command": str, "bench-max-ratio": float}
 RECIPE_SCHEMA: schema.Schema = {
-    "package": {"name": str, "version": str},
+    "package": {"name": str, "version": str, "owners": "list[str]"},
     "source": {"path": str, "pypi": bool, "url": str, "git": str, "rev": str, "sha256": str},
     "build": _BUILD,
     "test": _TEST,
 }
-_TOOL_SCHEMA: schema.Schema = {"build": _BUILD, "test": _TEST}
+_TOOL_SCHEMA: schema.Schema = {"build": _BUILD, "test": _TEST, "owners": "list[str]"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_REV = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
@@ -94,6 +94,9 @@ class Recipe:
     max_attempts: int | None = None  # None: the queue's default; not part of the content key
     profile: str | None = None  # build.profile; None: release (the job key holds the effective one)
     debug_symbols: DebugSymbols = "split"  # see wheelfarm.build.debuginfo
+    # Who is told when it fails (package.owners): names, @handles or addresses;
+    # not part of the content key.
+    owners: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -110,7 +113,7 @@ class Recipe:
             return str(cached)
         # How often to try is scheduling, not an input of the wheel.
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                                if f.name not in ("path", "max_attempts", "profile")}
+                                if f.name not in ("path", "max_attempts", "profile", "owners")}
         data["test"] = asdict(self.test)
         data["source"] = self.source.identity()
         data["targets"] = [t.name for t in self.targets] if self.targets else None
@@ -155,7 +158,19 @@ def _from_data(path: Path, data: dict[str, Any]) -> Recipe:
     name = _check_name(path, "package.name", package["name"])
     version = _check_version(path, "package.version", package["version"])
     source = _source(path, data.get("source", {}), name, version)
-    return _with_build_and_test(path, name, version, source, data, _local_requires_python(source))
+    recipe = _with_build_and_test(path, name, version, source, data,
+                                  _local_requires_python(source))
+    return replace(recipe, owners=_owners(path, "package.owners", package.get("owners", ())))
+
+
+def _owners(path: Path, key: str, owners: Sequence[str]) -> tuple[str, ...]:
+    # They reach notifications and pages: one short printable word each.
+    for owner in owners:
+        if not 0 < len(owner) <= 100 or not owner.isprintable() or any(
+                c.isspace() for c in owner):
+            raise RecipeError(path, key, f"{owner[:100]!r}: expected a name, @handle or "
+                              "address without spaces")
+    return tuple(dict.fromkeys(owners))
 
 
 def _local_requires_python(source: SourceSpec) -> str | None:
@@ -181,7 +196,9 @@ def _load_project(directory: Path) -> Recipe:
     schema.check(tool, _TOOL_SCHEMA, pyproject, "tool.wheelfarm.")
     source = SourceSpec(kind="path", location=str(directory.resolve()))
     requires_python = project.get("requires-python")
-    return _with_build_and_test(pyproject, name, version, source, tool, requires_python)
+    recipe = _with_build_and_test(pyproject, name, version, source, tool, requires_python)
+    return replace(recipe, owners=_owners(pyproject, "tool.wheelfarm.owners",
+                                          tool.get("owners", ())))
 
 
 def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec,

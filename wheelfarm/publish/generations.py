@@ -76,8 +76,10 @@ def root_pages(projects: Mapping[str, object]) -> dict[str, bytes]:
 class Generations:
     def __init__(self, store: Store, signer: Signer | None, *,
                  valid_for: timedelta = timedelta(days=30),
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 by: str = "") -> None:
         self.store = store
+        self.by = by  # who publishes: each generation committed here says so
         self.signer = signer
         self.valid_for = valid_for
         self.now = now
@@ -174,7 +176,7 @@ class Generations:
                                if old.get(p) != projects.get(p)))
         now = self.now().replace(microsecond=0)
         release = Release(head.generation + 1, now, now + self.valid_for, change, changed,
-                          dict(projects), {})
+                          dict(projects), {}, by=self.by)
         root = _root_if_changed(head.release, release)
         sums = self._sums(head, release, root)
         root_refs = {key: FileRef.of(root[key]) for key in ROOT_PAGES} if root is not None \

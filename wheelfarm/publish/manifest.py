@@ -124,6 +124,7 @@ class Release:
     changed: tuple[str, ...]  # projects whose manifest differs from the previous generation
     projects: Mapping[str, FileRef]  # project -> its manifest
     files: Mapping[str, FileRef]  # SHA256SUMS and the root pages
+    by: str = ""  # who published it (Published-By; older generations have none)
 
     def render(self) -> str:
         lines = [
@@ -132,6 +133,7 @@ class Release:
             f"Date: {_date(self.date)}",
             f"Valid-Until: {_date(self.valid_until)}",
             f"Change: {_one_line(self.change)}",
+            *([f"Published-By: {_one_line(self.by)}"] if self.by else []),
             "Changed:",
             *(f" {p}" for p in self.changed),
             "SHA256:",
@@ -170,6 +172,7 @@ class Release:
                 changed=tuple(fields["Changed"]),
                 files=_refs(fields["SHA256"]),
                 projects=_refs(fields["Projects"]),
+                by=_single(fields, "Published-By") if "Published-By" in fields else "",
             )
         except KeyError as exc:
             raise ValueError(f"missing field {exc.args[0]}") from None

@@ -9,10 +9,13 @@ the winner's generation and tries again on top of it, so no publish is lost.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import logging
+import os
 import random
 import re
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -76,6 +79,22 @@ def parse_spec(spec: str) -> tuple[str, Version]:
         raise ConfigError(f"{spec!r}: {m.group(2)!r} is not a valid version") from None
 
 
+PUBLISHER_ENV = "WHEELFARM_PUBLISHER"
+
+
+def publisher_name() -> str:
+    """Who publishes, as each generation records it (``Published-By``):
+    ``WHEELFARM_PUBLISHER`` (a CI job names itself there), else user@host."""
+    named = os.environ.get(PUBLISHER_ENV, "").strip()
+    if named:
+        return named
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -86,7 +105,7 @@ class Publisher:
         self.store = store
         self.signer = signer
         self.now = now
-        self.gens = Generations(store, signer, valid_for=valid_for, now=now)
+        self.gens = Generations(store, signer, valid_for=valid_for, now=now, by=publisher_name())
 
     # -- operations ---------------------------------------------------------------------------
 

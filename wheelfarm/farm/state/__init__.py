@@ -3,7 +3,8 @@
 ``open_queue(config)`` is the one way in; :mod:`.queue` holds the operations
 (workers, claims, reclaims) with its parts :mod:`.intake` (submitting),
 :mod:`.leases` (a lease holder's reports), :mod:`.lookups` (what the
-controller and a local build read) and :mod:`.operators` (retry, cancel);
+controller and a local build read), :mod:`.operators` (retry, cancel) and
+:mod:`.history` (local builds' attempts, operators' tokens);
 :mod:`.sql` and :mod:`.batches` their statements, :mod:`.news` how an idle
 worker hears of new jobs, :mod:`.lifecycle` the states and the retry rule,
 :mod:`.schema` the tables and their migrations, :mod:`.report` the JSON

@@ -113,7 +113,7 @@ def succeed(pg: bool) -> Update:
         jobs.c.lease_expires >= bindparam("b_now", type_=Float),
         _state_in(sources(S.SUCCEEDED, ACTIVE))
     ).values(state=S.SUCCEEDED.value, updated=bindparam("b_now", type_=Float), reason=None,
-             artifact_filename=v.c.filename, artifact_sha256=v.c.sha256,
+             cause=None, artifact_filename=v.c.filename, artifact_sha256=v.c.sha256,
              artifact_location=v.c.location).returning(jobs.c.id)
 
 

@@ -202,6 +202,7 @@ def job_values(job: NewJob, now: float) -> dict[str, Any]:
         "state": JobState.PENDING.value, "attempts": 0, "failures": 0,
         "max_attempts": job.max_attempts, "timeout": job.timeout,
         "target_limit": job.target_limit, "not_before": 0.0, "created": now, "updated": now,
+        "owners": json.dumps(list(job.owners)) if job.owners else None,
     }
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select, update
 
-from wheelfarm.errors import FailureKind, LeaseLost
+from wheelfarm.build import causes
+from wheelfarm.errors import FailureCause, FailureKind, LeaseLost
 from wheelfarm.farm.state import batches, lifecycle, news, sql
 from wheelfarm.farm.state.lifecycle import ACTIVE, JobState
 from wheelfarm.farm.state.models import Lease, Outcome
@@ -163,12 +164,14 @@ class Leases:
             raise LeaseLost(f"job {lease.key[:12]}: the lease is no longer held")
 
     def _close(self, conn: Connection, lease: Lease, now: float, outcome: str,
-               reason: str | None, report: Outcome | None) -> None:
+               reason: str | None, report: Outcome | None,
+               cause: FailureCause | None = None) -> None:
         conn.execute(sql.CLOSE_ATTEMPT, {
             "b_id": lease.job_id, "b_n": lease.n, "b_now": now, "b_outcome": outcome,
             "b_reason": reason or (report.reason if report else None) or None,
             "b_log": report.log if report else None,
-            "b_duration": report.duration if report else None})
+            "b_duration": report.duration if report else None,
+            "b_cause": cause.value if cause else None})
 
     def _failed(self, conn: Connection, row: Row[Any], token: str, now: float,
                 kind: FailureKind,
@@ -176,17 +179,23 @@ class Leases:
         failures = row.failures + 1
         decision = lifecycle.decide(failures, row.max_attempts, kind, reason,
                                     backoff=self.backoff)
+        # A worker's report names the cause it read in the log; a failure the
+        # queue decides itself (a lease that expired) has only its kind.
+        cause = report.cause if report is not None and report.cause else \
+            causes.classify(kind, reason)
         to = S.PENDING if decision.retry else S.FAILED
         moved = conn.execute(update(jobs).where(
             jobs.c.id == row.id, jobs.c.lease == token,
             jobs.c.state.in_(lifecycle.sources(to, ACTIVE))
         ).values(state=to, failures=failures, lease=None, worker=None, lease_expires=None,
-                 not_before=now + decision.delay, reason=decision.reason, updated=now)).rowcount
+                 not_before=now + decision.delay, reason=decision.reason, updated=now,
+                 cause=cause.value if cause else None)).rowcount
         if not moved:
             raise LeaseLost(f"job {row.key[:12]}: the lease is no longer held")
         lease = sql.lease_of(row, token)
-        self._close(conn, lease, now, outcome, reason, report)
-        detail = {"kind": kind.value, "reason": reason, "retry_in": decision.delay}
+        self._close(conn, lease, now, outcome, reason, report, cause)
+        detail = {"kind": kind.value, "reason": reason, "retry_in": decision.delay,
+                  "cause": cause.value if cause else None}
         _event(conn, now, "retrying" if decision.retry else "failed", row.id, row.attempts,
                row.worker, detail)
         if to is S.FAILED:

@@ -81,6 +81,7 @@ class NewJob:
     timeout: float = 3600.0
     target_limit: int = 0
     image: str | None = None
+    owners: tuple[str, ...] = ()  # the recipe's, whom its failures are attributed to
 
 
 def instant(kind: str, spec: Mapping[str, Any]) -> bool:

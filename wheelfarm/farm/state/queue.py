@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Row, func, select, text, update
 
 from wheelfarm.errors import FailureKind
 from wheelfarm.farm.state import batches, sql
+from wheelfarm.farm.state.history import History
 from wheelfarm.farm.state.intake import Intake
 from wheelfarm.farm.state.leases import Leases
 from wheelfarm.farm.state.lifecycle import ACTIVE, JobState
@@ -34,7 +35,7 @@ S = JobState
 _RECLAIM_EVERY = 1.0  # seconds between automatic reclaim passes of one process
 
 
-class Queue(Intake, Leases, Lookups, Operations):
+class Queue(Intake, Leases, Lookups, Operations, History):
     """Domain operations on the state database; see :mod:`.lifecycle` for the states."""
 
     def __init__(self, engine: Engine, *, lease_seconds: float = 30.0, backoff: float = 10.0,

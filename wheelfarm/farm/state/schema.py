@@ -65,6 +65,10 @@ jobs = Table(
     Column("reason", Text, nullable=True),
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
+    # Added by version 3: why the job last failed (errors.FailureCause), and the
+    # recipe's owners (a JSON list), whom failures are attributed to.
+    Column("cause", String(32), nullable=True),
+    Column("owners", Text, nullable=True),
 )
 # In the claim's order (best priority first, then oldest), so that a claim reads
 # the first few pending rows instead of sorting every pending one (version 2).
@@ -92,6 +96,7 @@ attempts = Table(
     Column("reason", Text, nullable=True),
     Column("log", Text, nullable=True),
     Column("duration", Float, nullable=True),
+    Column("cause", String(32), nullable=True),  # version 3
     UniqueConstraint("job_id", "n"),
 )
 
@@ -116,6 +121,81 @@ events = Table(
 )
 Index("events_job", events.c.job_id, events.c.id)
 
+# The attempts of ``wheelfarm build`` (which runs its jobs through a private queue
+# of its own, see farm/localrun.py), one row each, so that ``status``, ``logs``,
+# the dashboard and the metrics see local builds too. Not rows of ``jobs``: a
+# pending row there is the farm's workers' to claim, and a job's key is unique
+# while a developer builds the same key again and again.
+local_builds = Table(
+    "local_builds", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run", String(100), nullable=False),  # the run's log directory name
+    Column("host", String(200), nullable=False),  # host:pid of the build
+    Column("key", String(64), nullable=False),
+    Column("job", String(300), nullable=False),  # the job's id (recipe-python-target)
+    Column("recipe", String(200), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("python", String(16), nullable=False),
+    Column("executor", String(32), nullable=False),
+    Column("owners", Text, nullable=True),  # JSON list
+    Column("state", String(16), nullable=False),  # running | succeeded | failed
+    Column("cached", Integer, nullable=False, default=0),  # 1: nothing ran, already built
+    Column("started", Float, nullable=False),
+    Column("ended", Float, nullable=True),
+    Column("duration", Float, nullable=True),
+    Column("step", String(32), nullable=True),  # the failing step (a FailureKind)
+    Column("cause", String(32), nullable=True),  # a FailureCause
+    Column("reason", Text, nullable=True),
+    Column("wheel", String(300), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("log", Text, nullable=True),  # the log's path on the building machine
+)
+Index("local_builds_key", local_builds.c.key, local_builds.c.id)
+Index("local_builds_recipe", local_builds.c.recipe, local_builds.c.target,
+      local_builds.c.python, local_builds.c.id)
+
+# Operators' tokens: the dashboard's actions (retry, cancel) need one. Separate
+# from workers' tokens, which are held by machines that run hostile builds.
+operator_tokens = Table(
+    "operator_tokens", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created", Float, nullable=False),
+)
+
+# Version 5: webhooks (wheelfarm.farm.notify). A target's cursor is the last
+# event its producer turned into messages; an outbox row is one message to one
+# target, written in the cursor's transaction and delivered after it.
+notify_cursors = Table(
+    "notify_cursors", metadata,
+    Column("target", String(64), primary_key=True),
+    Column("event_id", Integer, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+notify_outbox = Table(
+    "notify_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery", String(32), nullable=False, unique=True),  # the receivers' dedup key
+    Column("target", String(64), nullable=False),
+    Column("event", String(16), nullable=False),  # failure | recovery | publish | test
+    Column("group_key", String(300), nullable=True),  # what later events may join
+    Column("payload", Text, nullable=False),  # JSON: the message, rendered at delivery
+    Column("state", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", Float, nullable=False),
+    Column("window_end", Float, nullable=True),  # events at or after it start a new group
+    Column("lease", String(32), nullable=True),  # a deliverer's claim
+    Column("lease_expires", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("delivered", Float, nullable=True),
+)
+Index("notify_outbox_due", notify_outbox.c.state, notify_outbox.c.not_before)
+Index("notify_outbox_group", notify_outbox.c.target, notify_outbox.c.group_key,
+      notify_outbox.c.state)
+
 migrations_table = Table(
     "schema_migrations", metadata,
     Column("version", Integer, primary_key=True),
@@ -135,9 +215,35 @@ def _v2(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX jobs_claim ON jobs (state, priority DESC, id)"))
 
 
+def _v3(conn: Connection) -> None:
+    # Version 1's tables were created from the definitions above, which now hold
+    # these columns: a database made at version 1 or 2 lacks them.
+    for table, column in (("jobs", "cause VARCHAR(32)"), ("jobs", "owners TEXT"),
+                          ("attempts", "cause VARCHAR(32)")):
+        name = column.split()[0]
+        if name not in _columns(conn, table):
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    from sqlalchemy import inspect  # only a migration needs the inspector
+
+    return {c["name"] for c in inspect(conn).get_columns(table)}
+
+
+def _v4(conn: Connection) -> None:
+    for table in (local_builds, operator_tokens):
+        table.create(conn, checkfirst=True)
+
+
+def _v5(conn: Connection) -> None:
+    for table in (notify_cursors, notify_outbox):
+        table.create(conn, checkfirst=True)
+
+
 # Append-only: a released schema is changed by a new function (ALTER TABLE ...),
 # never by editing an old one, so every database reaches the same shape.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 VERSION = len(MIGRATIONS)
 _LOCK_ID = zlib.crc32(b"wheelfarm-migrate")
 

@@ -66,7 +66,7 @@ CLOSE_ATTEMPT = update(attempts).where(
     attempts.c.job_id == bindparam("b_id"), attempts.c.n == bindparam("b_n")
 ).values(ended=bindparam("b_now"), outcome=bindparam("b_outcome"),
          reason=bindparam("b_reason"), log=bindparam("b_log"),
-         duration=bindparam("b_duration"))
+         duration=bindparam("b_duration"), cause=bindparam("b_cause"))
 
 
 def lease_params(lease: Lease, now: float) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+"""Why a job failed, for people: a :class:`FailureCause` read from the failing
+step, its error and the end of its log.
+
+The step (:class:`FailureKind`) decides retries; the cause groups failures on
+the dashboard and in notifications, so that forty jobs that miss one header
+read as one problem. The patterns are the messages of the tools the pipeline
+runs (gcc, clang/zig, GNU ld and lld, pkg-config, pip, auditwheel); when none
+matches, the step alone decides.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wheelfarm.errors import FailureCause, FailureKind
+
+# How much of a log's end is read: a failing compiler's first error can be far
+# from the end when the build printed warnings after it (parallel jobs).
+TAIL_BYTES = 64 * 1024
+
+_MISSING = re.compile(
+    r"fatal error: [^\n]*: No such file or directory"  # gcc: a header
+    r"|fatal error: '[^'\n]+' file not found"  # clang: a header
+    r"|cannot find -l\S+"  # GNU ld
+    r"|unable to find library -l\S+"  # lld
+    r"|unable to find (?:dynamic |static )?system library"  # zig
+    r"|library not found for -l\S+"  # ld64
+    r"|Package '?[^'\s]+'?,? (?:required by [^\n]*, )?(?:was )?not found"  # pkg-config
+    r"|No package '[^']+' found"  # pkg-config's older wording
+    r"|Could NOT find \w+"  # CMake's find_package
+)
+_NETWORK = re.compile(
+    r"Could not find a version that satisfies the requirement"
+    r"|No matching distribution found for"
+    r"|Temporary failure in name resolution|Name or service not known"
+    r"|Connection (?:refused|reset|timed out)|Network is unreachable"
+    r"|Max retries exceeded|ReadTimeoutError|ConnectTimeout"
+    r"|HTTP 5\d\d|timed out: https?://|failed: https?://"
+)
+_TOO_NEW = re.compile(r"does not satisfy [^:\n]*:.*GLIBC_|needs glibc \d|too-recent versioned "
+                      r"symbols|GLIBC_\d+(?:\.\d+)+ (?:not found|is newer)")
+_COMPILER = re.compile(
+    r"^[^\s:][^:\n]*:\d+(?::\d+)?: (?:fatal )?error:"  # file:line[:col]: error:
+    r"|^error(?:\[E\d+\])?: "  # rustc, clang driver
+    r"|undefined reference to|undefined symbol:"  # linkers
+    r"|error: command '[^']+' failed"  # setuptools' compiler step
+    r"|ld(?:\.lld)?: error:|collect2: error:",
+    re.MULTILINE,
+)
+
+# Steps whose failure says nothing about the project: the worker, the farm, a bug.
+_INFRASTRUCTURE = frozenset({FailureKind.TOOLCHAIN, FailureKind.OUTPUT, FailureKind.WORKER,
+                             FailureKind.LEASE_EXPIRED, FailureKind.LOST, FailureKind.INTERNAL})
+
+
+def classify(kind: FailureKind | None, reason: str = "", log_tail: str = "") -> FailureCause | None:
+    """The cause of a failure of step ``kind``; None for a job that never ran
+    (a needed job failed, the build was stopped): it has no cause of its own."""
+    if kind in (FailureKind.NEEDS, FailureKind.INTERRUPTED):
+        return None
+    if kind is FailureKind.TIMEOUT:
+        return FailureCause.TIMEOUT
+    if kind in _INFRASTRUCTURE:
+        return FailureCause.INFRASTRUCTURE
+    if kind in (FailureKind.TEST, FailureKind.PARITY):
+        return FailureCause.TEST
+    text = f"{reason}\n{log_tail}"
+    if kind is FailureKind.REPAIR:
+        return FailureCause.TOO_NEW_SYMBOL if _TOO_NEW.search(text) else FailureCause.OTHER
+    if kind is FailureKind.SOURCE:
+        return FailureCause.NETWORK if _NETWORK.search(text) else FailureCause.OTHER
+    if kind is FailureKind.BUILD:
+        # A missing header makes the compiler fail too: look for it first.
+        if _MISSING.search(text):
+            return FailureCause.MISSING_DEPENDENCY
+        if _COMPILER.search(text):
+            return FailureCause.COMPILER
+        if _NETWORK.search(text):  # build requirements that could not be downloaded
+            return FailureCause.NETWORK
+    return FailureCause.OTHER
+
+
+def read_tail(path: str | None) -> str:
+    """The last :data:`TAIL_BYTES` of a log, decoded leniently; "" when unreadable."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - TAIL_BYTES))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
