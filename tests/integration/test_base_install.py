@@ -135,6 +135,7 @@ def test_the_base_install_builds_plans_and_merges(base_venv: Path, tmp_path: Pat
 
 @pytest.mark.parametrize(("args", "extra", "config"), [
     (("controller", "--help"), "farm", None),
+    (("dashboard",), "farm", None),
     (("serve", "."), "farm", None),
     (("status",), "farm", 'state = "postgresql://farm@127.0.0.1:9/farm"\n'),
     (("publish", ".", "--to", "s3://bucket/wheels"), "s3", None),
@@ -142,7 +143,7 @@ def test_the_base_install_builds_plans_and_merges(base_venv: Path, tmp_path: Pat
     (("verify", ".", "--key", "farm.asc"), "sign", None),
     (("build", ROOT / "recipes" / "fastadd.toml", "--executor", "container", "--python", "cp312"),
      "containers", None),
-], ids=["controller", "serve", "postgresql", "s3", "sign", "verify", "container"])
+], ids=["controller", "dashboard", "serve", "postgresql", "s3", "sign", "verify", "container"])
 def test_a_feature_of_an_extra_names_the_extra(base_venv: Path, tmp_path: Path,
                                                args: tuple[str, ...], extra: str,
                                                config: str | None) -> None:
@@ -175,11 +176,13 @@ def test_every_module_imports_or_names_its_extra(base_venv: Path) -> None:
     assert result.returncode == 0, result.stderr
     needing = dict(line.split() for line in result.stdout.splitlines())
     assert {"wheelfarm.farm.controller": "farm", "wheelfarm.publish.serve": "farm",
+            "wheelfarm.farm.dashboard": "farm", "wheelfarm.farm.metrics": "farm",
             "wheelfarm.publish.store.s3": "s3", "wheelfarm.build.executors.container": "containers",
             "wheelfarm.build.executors.engine": "containers"}.items() <= needing.items()
     for base in ("wheelfarm.cli.build", "wheelfarm.cli.ci", "wheelfarm.cli.farm",
                  "wheelfarm.cli.publish", "wheelfarm.api", "wheelfarm.build.pipeline",
                  "wheelfarm.farm.localrun", "wheelfarm.farm.worker", "wheelfarm.farm.remote",
+                 "wheelfarm.farm.localhistory", "wheelfarm.cli.notify",
                  "wheelfarm.publish.publisher", "wheelfarm.publish.verify",
                  "wheelfarm.publish.signing"):
         assert base not in needing
