@@ -118,6 +118,8 @@ def test_the_base_install_builds_plans_and_merges(base_venv: Path, tmp_path: Pat
     """The C fixture for Linux (the host's gcc, auditwheel and patchelf repair it) and
     for macOS (zig cross-builds it, lief reads the Mach-O): targets whose toolchains
     are cheap to prepare in a cache of its own (zig's C++ runtime takes minutes)."""
+    listed = _run(base_venv, "--help", cwd=tmp_path)  # every command, extras or not
+    assert listed.returncode == 0 and "controller" in listed.stdout, listed.stderr
     recipe = ROOT / "recipes" / "fastadd.toml"
     for target, executor in (("manylinux_2_36_x86_64", "host"), ("macosx_11_0_arm64", "zig")):
         built = _run(base_venv, "build", recipe, "--python", "cp312", "--target", target,
