@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
 RECIPES = ROOT / "recipes"
 
-# Every farm a test makes shares the checkout's cache (the one `make run`
-# fills): zig's runtimes and build environments are built once per machine,
-# not once per test.
+# Every farm a test makes shares one cache: zig's runtimes and build
+# environments are built once per machine, not once per test. It is the
+# checkout's, never the user's own (~/.cache/wheelfarm, every farm's default)
+# unless WHEELFARM_CACHE_DIR says so, as CI's .ci/setup.d/10-toolchains.sh does.
 os.environ.setdefault("WHEELFARM_CACHE_DIR", str(ROOT / ".wheelfarm" / "cache"))
 
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
     from wheelfarm.build.executors import Executor
     from wheelfarm.build.lockresolve import LockJob
+    from wheelfarm.build.recipeops import Added, Bumped, Outdated
+    from wheelfarm.build.usercache import CacheInfo, Part
     from wheelfarm.farm.controller import Controller
     from wheelfarm.farm.merge import Merged
     from wheelfarm.farm.notify.service import Status as NotifyStatus
@@ -126,6 +128,47 @@ def lock(job: LockJob) -> Lock:
     from wheelfarm.build import lockresolve
 
     return lockresolve.lock(job)
+
+
+# -- recipes kept in step with upstream (add, outdated, bump) and a new farm (init) ---------
+
+
+def add_recipe(requirement: str, directory: Path, *, git: str | None = None,
+               rev: str | None = None, force: bool = False, farm_dir: Path = HERE) -> Added:
+    """Write a recipe for ``NAME==VERSION`` pinned by the farm's index (or a git commit)."""
+    from wheelfarm.build import recipeops
+
+    return recipeops.add(load_config(farm_dir), requirement, directory, git=git, rev=rev,
+                         force=force)
+
+
+def lock_recipe(path: Path, *, farm_dir: Path = HERE) -> Lock | None:
+    """Lock one recipe file (``wheelfarm lock PATH``), for ``add``."""
+    from wheelfarm.build import recipeops
+
+    return recipeops.lock_added(load_config(farm_dir), path)
+
+
+def outdated(paths: Sequence[Path], *, farm_dir: Path = HERE) -> list[Outdated]:
+    """The index recipes of ``paths`` and the newer releases their tracks allow."""
+    from wheelfarm.build import recipeops
+
+    return recipeops.outdated(load_config(farm_dir), paths)
+
+
+def bump(path: Path, *, to: str | None = None, lock: bool = True,
+         farm_dir: Path = HERE) -> Bumped:
+    """Move a recipe to a newer release (version, sha256) and refresh its lock."""
+    from wheelfarm.build import recipeops
+
+    return recipeops.bump(load_config(farm_dir), path, to=to, lock=lock)
+
+
+def init_farm(farm_dir: Path = HERE, *, force: bool = False) -> Path:
+    """Write a commented ``wheelfarm.toml`` in ``farm_dir``."""
+    from wheelfarm.plan import farminit
+
+    return farminit.write(farm_dir, force=force)
 
 
 # -- publishing ---------------------------------------------------------------------------
@@ -227,6 +270,23 @@ def verify(source: str, key_file: Path, state_dir: Path | None = None) -> Report
     with Keyring(key_file) as keyring:
         return v.verify(open_store(source, read_only=True), keyring,
                         state_dir or v.default_state_dir())
+
+
+# -- the shared cache ---------------------------------------------------------------------
+
+
+def cache_info(farm_dir: Path = HERE) -> CacheInfo:
+    """What the farm's shared cache holds (the user's, unless configured otherwise)."""
+    from wheelfarm.build import usercache
+
+    return usercache.info(load_config(farm_dir).cache_dir)
+
+
+def cache_clean(parts: Sequence[Part] | None = None, *, farm_dir: Path = HERE) -> list[Path]:
+    """Empty ``parts`` of the shared cache (None: all of it); the paths removed."""
+    from wheelfarm.build import usercache
+
+    return usercache.clean(load_config(farm_dir).cache_dir, parts)
 
 
 # -- the standing farm --------------------------------------------------------------------

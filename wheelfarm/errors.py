@@ -85,6 +85,11 @@ class BuildError(JobError):
     """The build backend gave no wheel."""
 
 
+class CompileError(BuildError):
+    """The build command itself failed (the compiler, the linker or the backend exited
+    non-zero): the one failure after which a toolchain chain tries its next toolchain."""
+
+
 class PolicyError(JobError):
     """The wheel does not satisfy its target; ``violations`` names each symbol."""
 

@@ -116,7 +116,8 @@ def lock(job: LockJob) -> Lock:
                                  dir=_mkdir(config.state_dir / "work")))
     try:
         with job.log.open("w", encoding="utf-8") as fh:
-            ctx = JobContext(parse_target("native"), job.tags[0], work, config.cache_dir, fh)
+            ctx = JobContext(parse_target("native"), job.tags[0], work, config.cache_dir, fh,
+                             tools_dir=config.tools_dir)
             with job.host.open(ctx) as place:
                 result = lock_recipe(job.recipe, place, job.tags, config.cache_dir,
                                               work, config.index_url, fh)

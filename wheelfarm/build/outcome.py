@@ -101,6 +101,7 @@ class JobResult:
     # NO_TESTS, and where the tests ran or why they did not; "" for a failure.
     test_status: str = ""
     test_note: str = ""
+    toolchain: str = ""  # the executor that built the wheel (or failed last)
 
     @property
     def status(self) -> Status:

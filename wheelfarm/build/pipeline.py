@@ -42,6 +42,7 @@ from wheelfarm.build.parity import ParityReport
 from wheelfarm.build.steps import BuildEnv, build_wheel, prepare_env
 from wheelfarm.errors import (
     CommandError,
+    CompileError,
     FailureKind,
     JobError,
     NotReproducible,
@@ -113,11 +114,11 @@ class Pipeline:
         kind: FailureKind | None = None  # None: the failing step's
         # Appended: a job the queue retries keeps its earlier attempts' logs.
         with log_path.open("a", encoding="utf-8") as fh:
-            fh.write(f"# job {job.id}\n# key {job.key}\n# executor {job.executor}\n")
+            fh.write(f"# job {job.id}\n# key {job.key}\n# executor {', then '.join(job.chain)}\n")
             if note:
                 fh.write(note + "\n")
             try:
-                wheel = self._execute(job, work, fh, state)
+                wheel = self._chain(job, work, fh, state)
             except WheelfarmError as exc:
                 message = str(exc)
                 kind = exc.kind if isinstance(exc, JobError) else None
@@ -144,7 +145,7 @@ class Pipeline:
         return JobResult(job, replace(outcome, started_at=wall),
                          tail="" if wheel else _tail(log_path), parity=state.parity,
                          test_status=state.test_status if wheel else "",
-                         test_note=state.test_note if wheel else "")
+                         test_note=state.test_note if wheel else "", toolchain=state.toolchain)
 
     def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float,
                where: str) -> JobResult:
@@ -158,9 +159,35 @@ class Pipeline:
         status, note = testplaces.recorded_for(final) or ("", "")
         return JobResult(job, Outcome(True, time.monotonic() - started, log=str(log_path),
                                       artifact=Artifact(hit.filename, hit.sha256, str(final)),
-                                      cached=True), test_status=status, test_note=note)
+                                      cached=True), test_status=status, test_note=note,
+                         toolchain=provenance.executor_of(final))
 
-    def _execute(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
+    def _chain(self, job: Job, work: Path, fh: IO[str], state: _State) -> Path:
+        """Build with each executor of the job's chain in turn until one compiles it.
+
+        Only a failed compile (:class:`CompileError`: the build command exited
+        non-zero) moves on to the next toolchain; any other failure, and every
+        failure of the last toolchain, is the job's. Each attempt has its own work
+        directory, and its part of the log stays in the job's log.
+        """
+        chain = job.chain
+        for n, name in enumerate(chain, 1):
+            state.toolchain = name
+            if len(chain) == 1:
+                return self._execute(job, name, work, fh, state)
+            fh.write(f"# toolchain {n} of {len(chain)}: {name}\n")
+            try:
+                return self._execute(job, name, work / f"{n}-{name}", fh, state)
+            except CompileError as exc:
+                if n == len(chain):
+                    raise
+                fh.write(f"! {state.step} failed with toolchain {name}: {_first_error(exc)}\n"
+                         f"# falling back to toolchain {chain[n]}: {name} could not compile "
+                         f"this project\n")
+                fh.flush()
+        raise AssertionError("a chain has at least one executor")
+
+    def _execute(self, job: Job, name: str, work: Path, fh: IO[str], state: _State) -> Path:
         def enter(step: str) -> None:
             state.step = step
             fh.write(f"## {step}\n")
@@ -168,15 +195,16 @@ class Pipeline:
             self._emit(job, step)
 
         started = datetime.now(UTC)
-        executor = self.executors[job.executor]
+        work.mkdir(exist_ok=True)
+        executor = self.executors[name]
         timeout = job.recipe.timeout or self.config.timeout
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh, timeout,
                          network=job.recipe.network, profile=job.profile,
-                         private=self._private())
+                         private=self._private(), tools_dir=self.config.tools_dir)
         with executor.open(ctx) as place:
-            built = self._produce(place, job, work, fh, enter)
+            built = self._produce(place, job, name, work, fh, enter)
             if self.check_reproducible:
-                self._build_again(job, built, work / "again", fh, enter)
+                self._build_again(job, name, built, work / "again", fh, enter)
             enter("test")
             tests = run_tests(place, job.target, job.test_pythons, built.wheel,
                               job.recipe.test, work, fh, source=built.src,
@@ -195,13 +223,14 @@ class Pipeline:
             recipe_name=recipe.name, recipe_path=str(recipe.path.resolve()),
             recipe_digest=recipe.digest(),
             source=_source_facts(recipe.source), target=job.target.name, python=job.python,
-            test_pythons=job.test_pythons, executor=job.executor, job_key=job.key,
+            test_pythons=job.test_pythons, executor=name, job_key=job.key,
             source_date_epoch=built.epoch, network=network,
             toolchain={**provenance.host_toolchain(),
                        "executor": executor.toolchain_id(job.target)},
             build_requirements=built.env.requirements, locked=built.env.locked,
             started=started, finished=datetime.now(UTC), profile=job.profile,
             debug_files=built.debug, test_status=state.test_status, test_note=state.test_note,
+            toolchains=job.chain if job.fallbacks else (),
         )
         wheel = built.wheel
         sidecar = None
@@ -213,7 +242,7 @@ class Pipeline:
         """What a sandboxed build must not see: the farm's config and state."""
         return (self.config.root / CONFIG_NAME, self.config.state_dir)
 
-    def _produce(self, place: Place, job: Job, work: Path, fh: IO[str],
+    def _produce(self, place: Place, job: Job, name: str, work: Path, fh: IO[str],
                  enter: Callable[[str], None]) -> _Built:
         """source -> toolchain -> build -> repair/check -> normalize, in ``work``."""
         recipe = job.recipe
@@ -224,7 +253,7 @@ class Pipeline:
         epoch = recipe.source_date_epoch or reproducible.source_date_epoch(
             recipe.source.kind, src, git_time)
         enter("toolchain")
-        self.executors[job.executor].prepare(job.target, cache_dir, fh)
+        self.executors[name].prepare(job.target, cache_dir, fh)
         enter("build")
         extra = reproducible.build_environment(
             epoch, reproducible.path_maps(work, cache_dir), dict(recipe.env),
@@ -247,18 +276,19 @@ class Pipeline:
             reproducible.normalize_wheel(repaired, epoch)
         return _Built(repaired, benv, epoch, time.monotonic(), src, debug)
 
-    def _build_again(self, job: Job, first: _Built, work: Path, fh: IO[str],
+    def _build_again(self, job: Job, name: str, first: _Built, work: Path, fh: IO[str],
                      enter: Callable[[str], None]) -> None:
         """Build once more in another directory, later, and demand the same bytes."""
         # Zip timestamps have a two-second resolution: a clock leak must show.
         time.sleep(max(0.0, first.finished + 2.1 - time.monotonic()))
         work.mkdir()
-        executor = self.executors[job.executor]
+        executor = self.executors[name]
         ctx = JobContext(job.target, job.python, work, self.config.cache_dir, fh,
                          job.recipe.timeout or self.config.timeout, network=job.recipe.network,
-                         profile=job.profile, private=self._private())
+                         profile=job.profile, private=self._private(),
+                         tools_dir=self.config.tools_dir)
         with executor.open(ctx) as place:
-            again = self._produce(place, job, work, fh, enter)
+            again = self._produce(place, job, name, work, fh, enter)
         enter("reproduce")
         differ = debuginfo.differing_files(first.debug, again.debug)
         if differ:
@@ -304,6 +334,7 @@ class Pipeline:
 
 class _State:
     step = "source"
+    toolchain = ""  # the executor of the attempt under way (the last one tried)
     parity: ParityReport | None = None
     test_status = ""
     test_note = ""
@@ -343,6 +374,16 @@ def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
         where = spec.location or f"pypi:{spec.name}=={spec.version}"
         return {"uri": where, "digest": f"sha256:{spec.sha256}"}
     return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
+
+
+def _first_error(exc: CompileError) -> str:
+    """The compiler's first ``error:`` line, which says why a toolchain gave up."""
+    cause = exc.__cause__
+    tail = cause.tail if isinstance(cause, CommandError) else ""
+    for line in tail.splitlines():
+        if "error:" in line and not line.lstrip().startswith("error: Command"):
+            return line.strip()
+    return str(exc)
 
 
 def _tail(path: Path, lines: int = 25) -> str:

@@ -61,6 +61,8 @@ class BuildFacts:
     # where the tests ran or why they did not
     test_status: str = "tested"
     test_note: str = ""
+    # build.toolchains: the executors the job could try, in turn ("executor" produced it)
+    toolchains: Sequence[str] = ()
 
 
 def path_for(wheel: Path) -> Path:
@@ -104,6 +106,7 @@ def statement(wheel: Path, facts: BuildFacts) -> dict[str, Any]:
                     "testPythons": list(facts.test_pythons),
                     "executor": facts.executor,
                     "profile": facts.profile,
+                    **({"toolchains": list(facts.toolchains)} if facts.toolchains else {}),
                 },
                 "internalParameters": {
                     "jobKey": facts.job_key,
@@ -132,6 +135,15 @@ def write(wheel: Path, facts: BuildFacts, dest: Path) -> Path:
 def read(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+def executor_of(wheel: Path) -> str:
+    """The executor that built ``wheel``, from the provenance beside it ("" if unknown)."""
+    try:
+        return str(read(path_for(wheel))["predicate"]["buildDefinition"]
+                   ["externalParameters"]["executor"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def job_key(statement: bytes | None) -> tuple[str, str] | None:

@@ -245,27 +245,34 @@ def _file_url_path(url: str) -> Path:
 
 # -- index lookup (PEP 691 JSON, PEP 503 HTML) --------------------------------------------------
 
+def project_page(client: httpx.Client, page: str, what: str = "index lookup",
+                 ) -> tuple[bytes, bool] | None:
+    """The body of a simple index's project page and whether it is PEP 691 JSON (else
+    PEP 503 HTML); None for a project the index lacks."""
+    if page.startswith("file:"):
+        folder = _file_url_path(page)
+        if (folder / "index.json").is_file():
+            return (folder / "index.json").read_bytes(), True
+        if (folder / "index.html").is_file():
+            return (folder / "index.html").read_bytes(), False
+        return None
+    with _http_errors(page, what):
+        resp = client.get(page, headers={"Accept": _SIMPLE_ACCEPT})
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+    return resp.content, resp.headers.get("content-type", "").startswith(
+        "application/vnd.pypi.simple.v1+json")
+
+
 def project_files(client: httpx.Client, page: str, what: str = "index lookup",
                   ) -> list[tuple[str, str, str | None]]:
     """(filename, absolute URL, sha256 or None) for every file on a project page of a
     simple index (PEP 691 JSON, else PEP 503 HTML); ``[]`` for a project it lacks."""
-    if page.startswith("file:"):
-        folder = _file_url_path(page)
-        if (folder / "index.json").is_file():
-            body, is_json = (folder / "index.json").read_bytes(), True
-        elif (folder / "index.html").is_file():
-            body, is_json = (folder / "index.html").read_bytes(), False
-        else:
-            return []
-    else:
-        with _http_errors(page, what):
-            resp = client.get(page, headers={"Accept": _SIMPLE_ACCEPT})
-            if resp.status_code == 404:
-                return []
-            resp.raise_for_status()
-        body = resp.content
-        is_json = resp.headers.get("content-type", "").startswith(
-            "application/vnd.pypi.simple.v1+json")
+    found = project_page(client, page, what)
+    if found is None:
+        return []
+    body, is_json = found
     try:
         if is_json:
             return [(str(f["filename"]), urljoin(page, str(f["url"])).split("#", 1)[0],
@@ -350,12 +357,15 @@ class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.links: list[tuple[str, str]] = []  # (filename text, href)
+        self.attrs: list[dict[str, str | None]] = []  # each anchor's attributes (data-yanked)
         self._href: str | None = None
         self._text: list[str] = []
+        self._attrs: dict[str, str | None] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
-            self._href = dict(attrs).get("href") or ""
+            self._attrs = dict(attrs)
+            self._href = self._attrs.get("href") or ""
             self._text = []
 
     def handle_data(self, data: str) -> None:
@@ -365,11 +375,18 @@ class _Links(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self._href is not None:
             self.links.append(("".join(self._text).strip(), self._href))
+            self.attrs.append(self._attrs)
             self._href = None
 
 
 def parse_links(page: str) -> list[tuple[str, str]]:
     """(link text, href) of every anchor of a PEP 503 HTML page."""
+    return [(text, href) for text, href, _ in parse_anchors(page)]
+
+
+def parse_anchors(page: str) -> list[tuple[str, str, dict[str, str | None]]]:
+    """(link text, href, every attribute) of each anchor of a PEP 503 HTML page."""
     parser = _Links()
     parser.feed(page)
-    return parser.links
+    return [(text, href, attrs) for (text, href), attrs in zip(parser.links, parser.attrs,
+                                                                  strict=True)]

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 
 from wheelfarm.build import buildenv
 from wheelfarm.build.executors import Place
-from wheelfarm.errors import BuildError, CommandError, TestFailure
+from wheelfarm.errors import BuildError, CommandError, CompileError, TestFailure
 from wheelfarm.plan.recipe import Recipe, TestSpec
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def build_wheel(place: Place, job: Job, src: Path, work: Path, env_dir: Path,
                    "--skip-dependency-check", *settings, "--outdir", str(dist), str(src)],
                   cwd=src, env=env, untrusted=True)
     except CommandError as exc:
-        raise BuildError(f"build failed: {_explain(exc)}") from exc
+        raise CompileError(f"build failed: {_explain(exc)}") from exc
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one wheel from the build, found {len(wheels)}")

@@ -22,12 +22,14 @@ from wheelfarm.errors import Reported, WheelfarmError
 MODULES: dict[str, tuple[str, ...]] = {
     "build": ("build",),
     "reproduce": ("lock", "rebuild"),
+    "recipes": ("add", "init", "outdated", "bump"),
     "ci": ("plan", "merge"),
     "farm": ("controller", "dashboard", "worker", "submit", "status", "retry", "cancel", "logs",
              "token"),
     "publish": ("publish", "rollback", "history", "yank", "unyank", "refresh", "verify",
                 "serve"),
     "notify": ("notify",),
+    "cache": ("cache",),
 }
 
 # Commands that are wholly a feature of an optional extra: resolving one loads its

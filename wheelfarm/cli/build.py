@@ -87,6 +87,12 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
         check_reproducible=check_reproducible, use_cache=not no_cache, entry=entry,
         shard=shard, profile=profile, compare_upstream=not no_compare_upstream,
         normalize=not no_normalize))
+    shown: set[str] = set()
+    for job in planned.jobs:  # settings read but not used (cibuildwheel's), once per recipe
+        for warning in job.recipe.warnings:
+            if warning not in shown:
+                shown.add(warning)
+                err.print(f"warning: {job.recipe.path}: {warning}", markup=False)
     for job in planned.added:
         err.print(f"building {job.id} too: a selected job needs it", markup=False)
     if planned.unlocked:
@@ -182,7 +188,8 @@ class _progress:
 
 def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> None:
     table = Table(title="wheelfarm build")
-    for col in ("recipe", "python", "target", "result", "test", "seconds", "wheel"):
+    for col in ("recipe", "python", "target", "toolchain", "result", "test", "seconds",
+                "wheel"):
         table.add_column(col, justify="right" if col == "seconds" else "left")
     for r in results:
         mark = {"ok": "[green]ok[/]", "cached": "[cyan]cached[/]"}.get(
@@ -190,7 +197,7 @@ def _report(results: Sequence[JobResult], out_dir: Path, console: Console) -> No
         test = r.test_status
         if test == testplaces.NOT_RUN:
             test = f"[yellow]{test}[/]"  # never "tested": nothing here runs it
-        table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, mark,
+        table.add_row(r.job.recipe.name, r.job.python, r.job.target.name, r.toolchain, mark,
                       test, f"{r.seconds:.1f}",
                       r.wheel.name if r.wheel else "")
     console.print(table)

@@ -34,6 +34,8 @@ def result_json(r: JobResult) -> dict[str, object]:
     data = job_json(r.job.key, r.job.recipe.name, r.job.target.name, r.job.python,
                     _STATE[r.status], [attempt], artifact,
                     cause=r.cause.value if r.cause else None, owners=r.job.recipe.owners)
+    # the executor that built the wheel (of the job's build.toolchains), or failed last
+    data["toolchain"] = r.toolchain or None
     if r.parity is not None:
         data["parity"] = r.parity.to_json()
     # "tested", "built and checked, not run" (nothing here runs the wheel) or "no

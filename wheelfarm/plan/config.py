@@ -11,8 +11,13 @@ state = "postgresql://farm@db/farm"   # the queue (default: SQLite in .wheelfarm
 lease = 30                            # seconds a claimed job stays a worker's without a heartbeat
 retry-backoff = 10                    # seconds before the first retry; doubles per failure
 dashboard-url = "https://farm.example"  # job links in notifications: {url}/jobs/{key}
+cache-dir = "/srv/wheelfarm-cache"     # downloads and zig's runtimes, shared by farms
+                                      # (default: $XDG_CACHE_HOME/wheelfarm, ~/.cache/wheelfarm);
+                                      # WHEELFARM_CACHE_DIR overrides it
 [executors]                           # target -> executor (host, zig)
 "manylinux_2_28_x86_64" = "host"
+[toolchains]                          # target -> executors tried in turn (build.toolchains)
+"manylinux_2_17_x86_64" = ["zig", "host"]
 [python-paths]                        # interpreters to use instead of discovery
 cp312 = "/usr/bin/python3.12"
 engine = "unix:///run/podman/podman.sock"  # container engine (else DOCKER_HOST, the sockets)
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +76,8 @@ FARM_SCHEMA: schema.Schema = {
     "image-pythons": "dict[str,str]",
     "notify": list,  # [[notify]] tables, checked in notifyconfig
     "dashboard-url": str,
+    "cache-dir": str,
+    "toolchains": "dict[str,list[str]]",
 }
 STATE_ENV = "WHEELFARM_STATE"
 CACHE_ENV = "WHEELFARM_CACHE_DIR"
@@ -137,6 +145,8 @@ class FarmConfig:
     container: ContainerSettings = ContainerSettings()
     notify: tuple[notifyconfig.NotifyTarget, ...] = ()  # [[notify]]: webhooks
     dashboard_url: str | None = None  # job links in notifications: {this}/jobs/{key}
+    cache: str | None = None  # ``cache-dir``, relative to root; None: the user's cache
+    toolchains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # target -> executors in turn
 
     @property
     def state_dir(self) -> Path:
@@ -144,14 +154,30 @@ class FarmConfig:
 
     @property
     def cache_dir(self) -> Path:
-        """Downloads, build environments and zig's compiled runtimes.
+        """Downloads, build environments and zig's compiled runtimes: one cache per
+        user, shared by every farm directory (see :func:`user_cache_dir`).
 
-        ``WHEELFARM_CACHE_DIR`` lets several farm directories on one machine
-        (a test suite, CI jobs) share one; caches are keyed by content, so
-        sharing is safe.
+        ``WHEELFARM_CACHE_DIR``, then ``cache-dir`` choose another. Entries are
+        keyed by content and written by atomic renames under file locks, so
+        farms may share one at the same time.
         """
         shared = os.environ.get(CACHE_ENV)
-        return Path(shared) if shared else self.state_dir / "cache"
+        if shared:
+            return Path(shared)
+        if self.cache:
+            return self.root / self.cache
+        return user_cache_dir()
+
+    @property
+    def tools_dir(self) -> Path:
+        """The farm's own generated tools (compiler wrappers): they name this farm's
+        Python and wheelfarm package, so they are never shared with another farm."""
+        return self.state_dir / "tools"
+
+    def toolchains_for(self, target: Target) -> tuple[str, ...]:
+        """The executors tried in turn for ``target``: ``[toolchains]``, else the one
+        :meth:`executor_for` picks."""
+        return dict(self.toolchains).get(target.name) or (self.executor_for(target),)
 
     @property
     def state_url(self) -> str:
@@ -185,6 +211,17 @@ class FarmConfig:
         if glibc is not None and target.glibc is not None and target.glibc >= glibc:
             return "host"
         return "zig"
+
+
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/wheelfarm``, else ``~/.cache/wheelfarm`` (as pip, uv and zig do)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME", "")
+    # The XDG spec: a relative value is invalid and is ignored.
+    if base and os.path.isabs(base):
+        return Path(base) / "wheelfarm"
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".cache" / "wheelfarm"
 
 
 def load(root: Path) -> FarmConfig:
@@ -234,6 +271,11 @@ def load(root: Path) -> FarmConfig:
     for target, value in limits.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise RecipeError(path, f"limits.{target}", "must be at least 1")
+    if "cache-dir" in data:
+        if not data["cache-dir"].strip():
+            raise RecipeError(path, "cache-dir", "must name a directory")
+        kwargs["cache"] = data["cache-dir"]
+    kwargs["toolchains"] = _toolchains(data.get("toolchains", {}), path)
     kwargs["container"] = _container(data, path)
     kwargs["publish"] = _publish(data.get("publish", {}), path)
     if "notify" in data:
@@ -241,6 +283,20 @@ def load(root: Path) -> FarmConfig:
     if "dashboard-url" in data:
         kwargs["dashboard_url"] = notifyconfig.dashboard_url(data["dashboard-url"], path)
     return FarmConfig(root=root, **kwargs)  # type: ignore[arg-type]
+
+
+def _toolchains(table: dict[str, list[str]], path: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    chains = []
+    for target, names in sorted(table.items()):
+        try:
+            name = parse_target(target).name
+        except ConfigError as exc:
+            raise RecipeError(path, f"toolchains.{target}", str(exc)) from None
+        if not names or len(set(names)) != len(names):
+            raise RecipeError(path, f"toolchains.{target}",
+                              "expected executors to try in turn, each once")
+        chains.append((name, tuple(names)))
+    return tuple(chains)
 
 
 def _publish(table: dict[str, Any], path: Path) -> PublishSettings:

@@ -7,8 +7,9 @@
 ```
 ``cause`` is why the job last failed (:class:`wheelfarm.errors.FailureCause`), null
 otherwise; ``owners`` the recipe's ``package.owners``.
-``build --json`` adds ``"parity"`` to a job that was compared with upstream's
-wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
+``build --json`` adds ``"toolchain"`` (the executor that built the wheel, or
+failed last, of the job's ``build.toolchains``), ``"parity"`` to a job that was
+compared with upstream's wheel (see :class:`wheelfarm.build.parity.ParityReport`), and ``"test"``:
 ``{"status", "note"}``, the status ``"tested"``, ``"built and checked, not run"``
 (nothing on the machine runs the target's binaries, e.g. macOS wheels built on
 Linux) or ``"no tests"`` (see :mod:`wheelfarm.build.testplaces`), the note where

@@ -40,6 +40,13 @@ class Job:
     test_pythons: tuple[str, ...]  # where the wheel is tested (several for abi3)
     key: str
     profile: str = "release"  # build profile: the command line's, else the recipe's
+    # Executors tried in turn after ``executor`` when its build step fails to compile
+    # (build.toolchains); the key covers the whole chain.
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        return (self.executor, *self.fallbacks)
 
     @property
     def id(self) -> str:
@@ -123,7 +130,7 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
     # (executor, target) -> toolchain id, or the check's error: asked once per plan,
     # not once per recipe (a farm of 1,000 recipes shares a handful of pairs).
     toolchains: dict[tuple[str, str], str | ConfigError] = {}
-    chosen: dict[Target, str] = {}  # the farm's executor per target
+    chosen: dict[Target, tuple[str, ...]] = {}  # the farm's chain per target
     for recipe in recipes:
         recipe_lock = lock.load(recipe)
         digest = recipe.digest()
@@ -139,22 +146,25 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
                 raise RecipeError(recipe.path, "build.pythons", what)
             raise RecipeError(config.root / "wheelfarm.toml", "pythons", what)
         for target in targets:
-            name = selection.executor or recipe.executor or chosen.get(target)
-            if name is None:
-                name = chosen[target] = config.executor_for(target)
-            executor = executors.get(name)
-            if executor is None:
-                raise ConfigError(f"unknown executor {name!r}")
-            toolchain = toolchains.get((name, target.name))
-            if toolchain is None:
-                try:
-                    executor.check(target)
-                    toolchain = executor.toolchain_id(target)
-                except ConfigError as exc:
-                    toolchain = exc
-                toolchains[(name, target.name)] = toolchain
-            if isinstance(toolchain, ConfigError):
-                raise RecipeError(recipe.path, "build.targets", str(toolchain))
+            chain = _chain(recipe, config, selection, target, chosen)
+            idents = []
+            for name in chain:
+                executor = executors.get(name)
+                if executor is None:
+                    raise ConfigError(f"unknown executor {name!r}")
+                toolchain = toolchains.get((name, target.name))
+                if toolchain is None:
+                    try:
+                        executor.check(target)
+                        toolchain = executor.toolchain_id(target)
+                    except ConfigError as exc:
+                        toolchain = exc
+                    toolchains[(name, target.name)] = toolchain
+                if isinstance(toolchain, ConfigError):
+                    raise RecipeError(recipe.path, "build.targets", str(toolchain))
+                idents.append(toolchain)
+            # One executor keeps the key it always had; a chain's key names every link.
+            name, toolchain = ",".join(chain), " | ".join(idents)
             if recipe.abi3:
                 tests = tuple(p for p in pythons if parse_tag(p) >= parse_tag(recipe.abi3))
                 if recipe.abi3 not in available:
@@ -171,8 +181,25 @@ def make_plan(recipes: Sequence[Recipe], config: FarmConfig, selection: Selectio
                 profile = selection.profile or recipe.profile or DEFAULT_PROFILE
                 key = content_key(digest, target, python, name, toolchain, tests, locked,
                                   profile)
-                jobs.append(Job(recipe, target, python, name, tuple(tests), key, profile))
+                jobs.append(Job(recipe, target, python, chain[0], tuple(tests), key, profile,
+                                chain[1:]))
     return jobs
+
+
+def _chain(recipe: Recipe, config: FarmConfig, selection: Selection, target: Target,
+           chosen: dict[Target, tuple[str, ...]]) -> tuple[str, ...]:
+    """The executors a job tries in turn: ``--executor`` pins one; then the recipe's
+    ``build.executor`` or ``build.toolchains``; then the farm's ``[toolchains]``
+    or its executor for the target."""
+    if selection.executor:
+        return (selection.executor,)
+    if recipe.executor:
+        return (recipe.executor,)
+    if recipe.toolchains:
+        return recipe.toolchains
+    if target not in chosen:
+        chosen[target] = config.toolchains_for(target)
+    return chosen[target]
 
 
 def executor_names(recipes: Sequence[Recipe], config: FarmConfig,
@@ -184,7 +211,9 @@ def executor_names(recipes: Sequence[Recipe], config: FarmConfig,
     for r in recipes:
         if r.executor:
             names.add(r.executor)
+        elif r.toolchains:
+            names.update(r.toolchains)
         else:
-            names.update(config.executor_for(t)
-                         for t in selection.targets or r.targets or config.targets)
+            for t in selection.targets or r.targets or config.targets:
+                names.update(config.toolchains_for(t))
     return names

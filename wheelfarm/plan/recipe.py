@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelfarm.errors import ConfigError, RecipeError
+from wheelfarm.plan import cibw, tracking
 from wheelfarm.plan import tomlshape as schema
 from wheelfarm.plan.profiles import MODES, PROFILES, DebugSymbols, parse_mode
 from wheelfarm.plan.pythons import parse_tag
@@ -36,6 +38,7 @@ _BUILD: schema.Schema = {
     "before-build": "list[str]",
     "abi3": str,
     "executor": str,
+    "toolchains": "list[str]",
     "timeout": float,
     "number": int,
     "network": bool,
@@ -48,7 +51,7 @@ _BUILD: schema.Schema = {
 _TEST: schema.Schema = {"imports": "list[str]", "commands": "list[str]", "requires": "list[str]",
                         "bench": str, "bench-command": str, "bench-max-ratio": float}
 RECIPE_SCHEMA: schema.Schema = {
-    "package": {"name": str, "version": str, "owners": "list[str]"},
+    "package": {"name": str, "version": str, "owners": "list[str]", "track": str},
     "source": {"path": str, "pypi": bool, "url": str, "git": str, "rev": str, "sha256": str},
     "build": _BUILD,
     "test": _TEST,
@@ -84,6 +87,8 @@ class Recipe:
     before_build: tuple[str, ...] = ()
     abi3: str | None = None
     executor: str | None = None
+    # build.toolchains: executors tried in turn; the job key holds the chain, not the digest
+    toolchains: tuple[str, ...] | None = None
     timeout: float | None = None
     build_number: int | None = None  # the PEP 427 build tag, for a rebuild of one version
     source_date_epoch: int | None = None  # else taken from the source (see reproducible)
@@ -97,6 +102,8 @@ class Recipe:
     # Who is told when it fails (package.owners): names, @handles or addresses;
     # not part of the content key.
     owners: tuple[str, ...] = ()
+    track: str | None = None  # which upstream releases `outdated` proposes (plan.tracking)
+    warnings: tuple[str, ...] = ()  # settings read but not used (cibuildwheel's), for the CLI
 
     @property
     def label(self) -> str:
@@ -113,7 +120,8 @@ class Recipe:
             return str(cached)
         # How often to try is scheduling, not an input of the wheel.
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                                if f.name not in ("path", "max_attempts", "profile", "owners")}
+                                if f.name not in ("path", "max_attempts", "profile", "owners",
+                                                  "track", "warnings", "toolchains")}
         data["test"] = asdict(self.test)
         data["source"] = self.source.identity()
         data["targets"] = [t.name for t in self.targets] if self.targets else None
@@ -121,6 +129,19 @@ class Recipe:
         digest = hashlib.sha256(blob).hexdigest()
         self.__dict__["_digest"] = digest  # a frozen dataclass still has a __dict__
         return digest
+
+
+def _toolchains(path: Path, where: str, build: dict[str, Any]) -> tuple[str, ...] | None:
+    names = build.get("toolchains")
+    if names is None:
+        return None
+    if "executor" in build:
+        raise RecipeError(path, f"{where}.toolchains",
+                          "give either build.executor or build.toolchains, not both")
+    if not names or len(set(names)) != len(names):
+        raise RecipeError(path, f"{where}.toolchains",
+                          "expected executors to try in turn, each once")
+    return tuple(names)
 
 
 def load(path: Path) -> Recipe:
@@ -158,9 +179,14 @@ def _from_data(path: Path, data: dict[str, Any]) -> Recipe:
     name = _check_name(path, "package.name", package["name"])
     version = _check_version(path, "package.version", package["version"])
     source = _source(path, data.get("source", {}), name, version)
+    track = package.get("track")
+    problem = tracking.check(track) if track is not None else None
+    if problem is not None:
+        raise RecipeError(path, "package.track", problem)
     recipe = _with_build_and_test(path, name, version, source, data,
                                   _local_requires_python(source))
-    return replace(recipe, owners=_owners(path, "package.owners", package.get("owners", ())))
+    return replace(recipe, track=track,
+                   owners=_owners(path, "package.owners", package.get("owners", ())))
 
 
 def _owners(path: Path, key: str, owners: Sequence[str]) -> tuple[str, ...]:
@@ -194,11 +220,13 @@ def _load_project(directory: Path) -> Recipe:
     version = str(project.get("version") or "dynamic")
     tool = data.get("tool", {}).get("wheelfarm", {})
     schema.check(tool, _TOOL_SCHEMA, pyproject, "tool.wheelfarm.")
+    # cibuildwheel's settings are a migration source, below [tool.wheelfarm] (plan.cibw).
+    tool, warnings = cibw.merge(tool, cibw.migrate(data, os.environ, pyproject), pyproject)
     source = SourceSpec(kind="path", location=str(directory.resolve()))
     requires_python = project.get("requires-python")
     recipe = _with_build_and_test(pyproject, name, version, source, tool, requires_python)
-    return replace(recipe, owners=_owners(pyproject, "tool.wheelfarm.owners",
-                                          tool.get("owners", ())))
+    return replace(recipe, warnings=warnings,
+                   owners=_owners(pyproject, "tool.wheelfarm.owners", tool.get("owners", ())))
 
 
 def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec,
@@ -253,6 +281,7 @@ def _with_build_and_test(path: Path, name: str, version: str, source: SourceSpec
         before_build=tuple(build.get("before-build", ())),
         abi3=abi3,
         executor=build.get("executor"),
+        toolchains=_toolchains(path, f"{prefix}build", build),
         timeout=float(timeout) if timeout is not None else None,
         build_number=number,
         source_date_epoch=build.get("source-date-epoch"),
@@ -287,8 +316,13 @@ def _source(path: Path, table: dict[str, Any], name: str, version: str) -> Sourc
     sha = table.get("sha256")
     if sha is not None and not _SHA256.match(sha.lower()):
         raise RecipeError(path, "source.sha256", "expected 64 hexadecimal digits")
-    if kind in ("pypi", "url") and sha is None:
-        raise RecipeError(path, "source.sha256", f"required with source.{kind}")
+    if kind == "pypi" and sha is None:
+        raise RecipeError(path, "source.sha256", "required with source.pypi; pin the index's "
+                          f"hash with 'wheelfarm bump {path} --to {version}' (keeps the rest "
+                          f"of the recipe) or 'wheelfarm add {name}=={version} --dir "
+                          f"{path.parent} --force' (writes a new one)")
+    if kind == "url" and sha is None:
+        raise RecipeError(path, "source.sha256", "required with source.url")
     if "rev" in table and kind != "git":
         raise RecipeError(path, "source.rev", "only valid with source.git")
     if kind == "path":

@@ -55,6 +55,8 @@ def _matches(value: object, kind: Any) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "dict[str,str]":
         return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if kind == "dict[str,list[str]]":
+        return isinstance(value, dict) and all(_matches(v, "list[str]") for v in value.values())
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind is float:
@@ -70,6 +72,7 @@ def _describe(kind: Any) -> str:
     return {
         str: "a string", bool: "true or false", int: "an integer", float: "a number",
         "list[str]": "a list of strings", "dict[str,str]": "a table of strings",
+        "dict[str,list[str]]": "a table of lists of strings",
     }.get(kind, str(kind))
 
 

@@ -28,7 +28,7 @@ class JobContext:
     target: Target
     python: str  # "cp312"
     work_dir: Path  # scratch space owned by this job
-    cache_dir: Path  # shared, persistent: <farm>/.wheelfarm/cache
+    cache_dir: Path  # shared by the user's farms, persistent (FarmConfig.cache_dir)
     log: IO[str]
     timeout: float | None = None
     network: bool = False  # the recipe lets the build reach the network (build.network)
@@ -37,6 +37,8 @@ class JobContext:
     # see, and directories besides work_dir it may write (see executors.sandbox).
     private: tuple[Path, ...] = ()
     writable: tuple[Path, ...] = ()
+    # The farm's own generated tools (compiler wrappers); None: under cache_dir.
+    tools_dir: Path | None = None
 
 
 class Place(Protocol):

@@ -111,20 +111,26 @@ def _sandbox_for(ctx: JobContext, interpreters: Mapping[str, Path],
     chosen = sandbox.mode()
     reason = "WHEELFARM_SANDBOX=off" if chosen == "off" else sandbox.unavailable()
     if reason is None:
-        overlays, writable = [], [ctx.work_dir, *ctx.writable]
+        overlays, stand_ins, writable = [], [], [ctx.work_dir, *ctx.writable]
         for n, shared in enumerate(shared_caches):
             scratch = ctx.work_dir / ".overlays" / str(n)
             if sandbox.overlay_ready(shared, scratch):
                 overlays.append((shared, scratch))
             else:
-                ctx.log.write(f"warning: no overlay can be mounted here (it needs root): "
-                              f"this job's build can write into the shared {shared}\n")
-                writable.append(shared)
+                # Never the shared directory itself: every farm of this user trusts it.
+                ctx.log.write(f"warning: no overlay can be mounted here: this job's build "
+                              f"gets an empty {shared} of its own (zig compiles its "
+                              f"runtimes again)\n")
+                stand_ins.append((shared, scratch / "empty"))
+                (scratch / "empty").mkdir(parents=True, exist_ok=True)
+        tools = (ctx.tools_dir,) if ctx.tools_dir is not None else ()
         return sandbox.Sandbox(
             hidden=(*sandbox.private_paths(os.environ), *ctx.private),
-            readable=(ctx.cache_dir, *sandbox.runtime_paths(interpreters.values(), os.environ)),
+            readable=(ctx.cache_dir, *tools,
+                      *sandbox.runtime_paths(interpreters.values(), os.environ)),
             writable=tuple(writable), network=ctx.network,
-            bwrap=sandbox.find_bwrap() or "bwrap", overlays=tuple(overlays))
+            bwrap=sandbox.find_bwrap() or "bwrap", overlays=tuple(overlays),
+            stand_ins=tuple(stand_ins))
     if chosen == "require":
         raise ConfigError(f"the build sandbox is required ({sandbox.MODE_ENV}=require) "
                           f"but {reason}")
@@ -203,7 +209,7 @@ def mac_env(target: Target) -> dict[str, str]:
 def host_wrappers(ctx: JobContext) -> dict[str, str]:
     """The farm's wrappers in front of the host's gcc and g++ (see wheelfarm.build.ccwrap):
     as CC and CXX, and first on PATH for builds that call ``gcc`` by name."""
-    directory = ctx.cache_dir / "ccwrap" / f"host-{ctx.profile}"
+    directory = (ctx.tools_dir or ctx.cache_dir) / "ccwrap" / f"host-{ctx.profile}"
     cc, cxx = os.environ.get("CC", "cc"), os.environ.get("CXX", "c++")
     paths = ccwrap.write_wrappers(
         str(directory), python=sys.executable, profile=ctx.profile,

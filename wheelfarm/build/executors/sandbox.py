@@ -25,6 +25,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,9 @@ class Sandbox:
     # (shared dir, job's scratch dir): the job sees the shared dir through an overlay
     # whose writes land in the scratch dir (see overlay_ready).
     overlays: tuple[tuple[Path, Path], ...] = ()
+    # (shared dir, job's own dir) where no overlay can be mounted: the job sees its
+    # own (empty) dir in the shared one's place and never the shared one.
+    stand_ins: tuple[tuple[Path, Path], ...] = ()
 
     def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
         """``argv`` as a bwrap command line (bwrap inherits the caller's env as is)."""
@@ -169,6 +173,8 @@ class Sandbox:
                 f"lowerdir={lower},upperdir={scratch / 'upper'},workdir={scratch / 'work'}",
                 str(merged)]))
             cmd += ["--bind", str(merged), str(lower)]
+        for shared, own in self.stand_ins:
+            cmd += ["--bind", str(own), os.path.realpath(shared)]
         # The empty stand-ins must not become a scratch space shared by the job's commands.
         for path in hidden:
             if path.is_dir():
@@ -177,7 +183,9 @@ class Sandbox:
         if mounts:
             # The overlay is mounted in a private mount namespace of its own, so it
             # vanishes with the command and nothing is left to unmount.
-            cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            # Not root: a user namespace of its own may mount an overlay (Linux 5.11+).
+            user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+            cmd = ["unshare", *user, "--mount", "--propagation", "private", "sh", "-c",
                    " && ".join([*mounts, 'exec "$@"']), "sh", *cmd]
         return cmd
 
@@ -185,17 +193,37 @@ class Sandbox:
 def overlay_ready(lower: Path, scratch: Path) -> bool:
     """Make ``scratch`` ready to hold a job's overlay over the shared ``lower``.
 
-    False where no overlay can be mounted (not root, no ``unshare``) or the
-    paths cannot be written into mount options.
+    False where no overlay can be mounted (no ``unshare``; not root and no
+    unprivileged overlay in a user namespace) or the paths cannot be written
+    into mount options.
     """
     paths = (os.path.realpath(lower), str(scratch))
-    if os.geteuid() != 0 or shutil.which("unshare") is None or not Path(paths[0]).is_dir():
+    if shutil.which("unshare") is None or not Path(paths[0]).is_dir():
+        return False
+    if os.geteuid() != 0 and not _user_overlay():
         return False
     if any(c in p for p in paths for c in ",:\\ \n"):
         return False
     for sub in ("upper", "work", "merged"):
         (scratch / sub).mkdir(parents=True, exist_ok=True)
     return True
+
+
+@functools.cache
+def _user_overlay() -> bool:
+    """Whether this user may mount an overlay inside a user namespace of its own."""
+    with tempfile.TemporaryDirectory(prefix="wheelfarm-overlay-") as tmp:
+        for sub in ("lower", "upper", "work", "merged"):
+            os.mkdir(os.path.join(tmp, sub))
+        opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work"
+        try:
+            result = subprocess.run(
+                ["unshare", "--user", "--map-root-user", "--mount", "mount", "-t", "overlay",
+                 "overlay", "-o", opts, f"{tmp}/merged"],
+                capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return result.returncode == 0
 
 
 def _existing(paths: Iterable[Path]) -> list[Path]:

@@ -32,6 +32,7 @@ from wheelfarm.build.executors.host import HostPlace
 from wheelfarm.errors import ConfigError
 from wheelfarm.fsutil import file_lock
 from wheelfarm.plan import pythons
+from wheelfarm.plan.config import FarmConfig
 from wheelfarm.plan.targets import MACOS_ARCHES, Target, host_arch
 
 ARCHES = ("x86_64", "aarch64")
@@ -120,12 +121,20 @@ def macos_cross_env(target: Target, python: str | None) -> dict[str, str]:
 
 
 class ZigLayout:
-    """Where a target's wrappers, warm-up files and zig's cache live under ``cache_dir``."""
+    """Where a target's zig files live.
+
+    zig's global cache (the compiled libc, libc++ and libunwind) and the record
+    that a target's runtimes are warm are in the shared ``cache_dir`` (the
+    user's cache); the wrappers, which name this farm's Python and wheelfarm
+    package, and their marker in the farm's own ``tools_dir`` (default: the
+    same directory, for a lone executor).
+    """
 
     def __init__(self, cache_dir: Path, target: Target,
-                 profile: str = ccwrap.DEFAULT_PROFILE) -> None:
-        self.root = cache_dir / "zig"
-        self.zig_cache = self.root / "cache"
+                 profile: str = ccwrap.DEFAULT_PROFILE, tools_dir: Path | None = None) -> None:
+        shared = cache_dir / "zig"
+        self.zig_cache = shared / "cache"
+        self.root = (tools_dir if tools_dir is not None else cache_dir) / "zig"
         self.target_dir = self.root / target.name
         # Each profile has its own wrappers: the profile is baked into them, not
         # read from an environment a build system may scrub.
@@ -134,6 +143,9 @@ class ZigLayout:
         self.bin = self.target_dir / f"bin{suffix}"
         self.marker = self.target_dir / f"prepared{suffix}.json"
         self.lock = self.root / f"{target.name}.lock"
+        # One farm warms a target's runtimes; another, at the same time, waits for it.
+        self.warm_marker = shared / "warm" / f"{target.name}{suffix}.json"
+        self.warm_lock = shared / "warm" / f"{target.name}{suffix}.lock"
 
     def tool(self, name: str) -> Path:
         return self.bin / name
@@ -145,8 +157,11 @@ class ZigExecutor:
     name = "zig"
 
     def __init__(self, pythons_config: Mapping[str, str] | None = None, *,
-                 zig: str | os.PathLike[str] | None = None) -> None:
+                 zig: str | os.PathLike[str] | None = None,
+                 config: FarmConfig | None = None) -> None:
         self.interpreters = pythons.discover(pythons_config)
+        # The farm's own directory for the wrappers; None: beside zig's cache.
+        self.tools_dir = config.tools_dir if config is not None else None
         self.zig = Path(zig) if zig is not None else find_zig()
         self._version: str | None = None
         self._version_lock = threading.Lock()
@@ -193,7 +208,7 @@ class ZigExecutor:
                 f":zigcc{zigcc.SCRIPT_VERSION}")
 
     def prepare(self, target: Target, cache_dir: Path, log: IO[str]) -> None:
-        self._prepare(target, ZigLayout(cache_dir, target), log)
+        self._prepare(target, ZigLayout(cache_dir, target, tools_dir=self.tools_dir), log)
 
     def _prepare(self, target: Target, layout: ZigLayout, log: IO[str]) -> None:
         """Wrappers and a warm zig cache for ``layout``'s profile (release unless a
@@ -203,18 +218,37 @@ class ZigExecutor:
         layout.root.mkdir(parents=True, exist_ok=True)
         # flock on its own open() excludes other threads and other farm processes.
         with file_lock(layout.lock):
-            if layout.marker.is_file() and layout.marker.read_text() == fingerprint:
+            # `wheelfarm cache clean` may have emptied the shared cache since.
+            if (layout.marker.is_file() and layout.marker.read_text() == fingerprint
+                    and _reads(layout.warm_marker) == self._warm_fingerprint(target, layout)):
                 log.write(f"zig toolchain for {target} is ready in {layout.target_dir}\n")
                 return
             log.write(f"writing zig compiler wrappers for {target} into {layout.bin}\n")
             self._write_wrappers(target, layout)
-            self._warm_up(target, layout, log)
+            self._warm_shared(target, layout, log)
             _write_atomic(layout.marker, fingerprint)
+
+    def _warm_shared(self, target: Target, layout: ZigLayout, log: IO[str]) -> None:
+        """Warm zig's shared cache for ``target`` once per cache, whichever farm asks.
+
+        The lock lives in the shared cache, so a second farm (another process)
+        waits for the first one's warm-up and then finds the runtimes ready.
+        """
+        warm = self._warm_fingerprint(target, layout)
+        layout.warm_marker.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(layout.warm_lock):
+            if layout.warm_marker.is_file() and layout.warm_marker.read_text() == warm:
+                log.write(f"zig's runtimes for {self.zig_target(target)} are warm in "
+                          f"{layout.zig_cache}\n")
+                return
+            self._warm_up(target, layout, log)
+            _write_atomic(layout.warm_marker, warm)
 
     @contextmanager
     def open(self, ctx: JobContext) -> Iterator[HostPlace]:
         # Cheap when prepare() already ran; makes a lone open() safe too.
-        layout = ZigLayout(ctx.cache_dir, ctx.target, ctx.profile)
+        layout = ZigLayout(ctx.cache_dir, ctx.target, ctx.profile,
+                           tools_dir=ctx.tools_dir or self.tools_dir)
         self._prepare(ctx.target, layout, ctx.log)
         env = self.toolchain_env(ctx.target, layout, ctx.python)
         yield HostPlace(ctx, self.interpreters, toolchain=env, shared_caches=[layout.zig_cache])
@@ -284,6 +318,12 @@ class ZigExecutor:
             "profile": layout.profile,
         }, sort_keys=True)
 
+    def _warm_fingerprint(self, target: Target, layout: ZigLayout) -> str:
+        # What decides which runtimes a build links: not the farm's Python or package.
+        return json.dumps({"script_version": zigcc.SCRIPT_VERSION, "zig_version": self.version(),
+                           "target": self.zig_target(target), "profile": layout.profile},
+                          sort_keys=True)
+
     def _write_wrappers(self, target: Target, layout: ZigLayout) -> None:
         layout.bin.mkdir(parents=True, exist_ok=True)
         layout.zig_cache.mkdir(parents=True, exist_ok=True)
@@ -332,6 +372,13 @@ class ZigExecutor:
                       f"{Path(source).stem}-{tool}.so", source],
                      log=log, cwd=warm, env=env, timeout=WARMUP_TIMEOUT)
             log.write(f"zig's {lang} runtime ready in {time.monotonic() - started:.1f}s\n")
+
+
+def _reads(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _package_root() -> str:
