@@ -79,7 +79,7 @@ def base_venv(source: Path) -> Path:
 
 def _run(venv: Path, *args: str | os.PathLike[str], cwd: Path,
          ) -> subprocess.CompletedProcess[str]:
-    # Its own cache: the shared one's zig wrappers name the wheelfarm that wrote them.
+    # A cache of its own: the base install leaves the suite's shared cache as it was.
     env = {**os.environ, "COLUMNS": "200", "WHEELFARM_CACHE_DIR": str(venv.parent / "cache")}
     env.pop("VIRTUAL_ENV", None)
     return subprocess.run([venv / "bin" / "wheelfarm", *map(os.fspath, args)], cwd=cwd, env=env,
