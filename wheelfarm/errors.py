@@ -8,7 +8,9 @@ CLI's one handler (:func:`wheelfarm.cli.main`) returns it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
 
 
 class WheelfarmError(Exception):
@@ -31,6 +33,29 @@ class RecipeError(ConfigError):
         self.key = key
         where = f"{self.path}: {key}: " if key else f"{self.path}: "
         super().__init__(where + message)
+
+
+class ExtraMissing(ConfigError):
+    """A feature whose packages come with an optional extra (``wheelfarm[NAME]``)
+    that is not installed."""
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        self.extra = extra
+        super().__init__(f"{feature} needs the '{extra}' extra: "
+                         f"pip install 'wheelfarm[{extra}]' ({module} is not installed)")
+
+
+@contextlib.contextmanager
+def needs_extra(extra: str, feature: str) -> Iterator[None]:
+    """The imports of an optional extra's packages go in this block, so that a
+    missing one is the one line of :class:`ExtraMissing` and not a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        name = exc.name or "a module"
+        if name.partition(".")[0] == "wheelfarm":  # our own bug, not a missing extra
+            raise
+        raise ExtraMissing(feature, extra, name) from exc
 
 
 class MergeConflict(WheelfarmError):

@@ -7,12 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from packaging.requirements import Requirement
 
 from .helpers import PROJECTS, ROOT, require, wheelfarm
 
@@ -189,6 +194,8 @@ def test_failures_are_annotated_for_github(tmp_path: Path) -> None:
     assert "pow@GLIBC_2.29" in result.stdout
     assert "| fastadd | cp312 | manylinux_2_17_x86_64 | failed |" in (
         tmp_path / "summary.md").read_text()
+    # where the examples' failure-log uploads look, relative to the checkout
+    assert list((tmp_path / ".wheelfarm" / "logs").glob("*/fastadd-cp312-*.log"))
 
 
 def test_gitlab_child_pipeline_runs_a_build_per_entry(tmp_path: Path) -> None:
@@ -206,3 +213,106 @@ def test_gitlab_child_pipeline_runs_a_build_per_entry(tmp_path: Path) -> None:
     assert pipeline["publish"]["needs"] == list(builds)
     assert "wheelfarm plan recipes/ --format gitlab" in (
         ROOT / "examples" / "gitlab-ci.yml").read_text()
+    _check_gitlab_jobs(yaml.safe_load(result.stdout), farm)
+
+
+def _check_gitlab_jobs(pipeline: dict[str, Any], farm: Path) -> None:
+    """What GitLab would accept and still fail on: each generated job runs in an
+    image, installs wheelfarm from somewhere pip can install it, keeps the
+    toolchain cache where wheelfarm puts it, and keeps its logs when it fails."""
+    jobs = {k: v for k, v in pipeline.items() if k not in ("stages", "variables")}
+    assert {j["stage"] for j in jobs.values()} <= set(pipeline["stages"])
+    cache_dir = pipeline["variables"]["WHEELFARM_CACHE_DIR"]
+    for name, job in jobs.items():
+        assert job["image"].startswith("quay.io/pypa/manylinux_2_28_"), name
+        installs = [line for line in job["before_script"] if " pip install " in line]
+        assert len(installs) == 1, name
+        assert _requirement(installs[0], {"CI_PROJECT_DIR": str(farm)}).url == farm.as_uri()
+        assert not [line for line in job["before_script"] if line.startswith("wheelfarm ")]
+    for name, job in jobs.items():
+        if not name.startswith("build:"):
+            continue
+        assert job["cache"]["paths"] == [cache_dir.removeprefix("$CI_PROJECT_DIR/") + "/"]
+        assert job["cache"]["key"].startswith("wheelfarm-0.") and name
+        assert ".wheelfarm/logs/" in job["artifacts"]["paths"]
+        assert job["artifacts"]["when"] in ("always", "on_failure")
+    publish = _requirement(next(line for line in jobs["publish"]["before_script"]
+                                if " pip install " in line), {"CI_PROJECT_DIR": str(farm)})
+    assert publish.extras == {"s3", "sign"}
+
+
+def _requirement(line: str, env: dict[str, str]) -> Requirement:
+    """The one requirement of a `pip install` line, expanded by a real shell in ``env``
+    (with WHEELFARM_URL unset): a direct reference to wheelfarm, never a bare
+    name that pip would look up on PyPI, where no wheelfarm is published."""
+    words = shlex.split(line)
+    args = [w for w in words[words.index("install") + 1:] if not w.startswith("-")]
+    assert len(args) == 1, line
+    assert "@" in args[0], f"{line}: names no URL to install from"
+    spec = line.split('"')[1]
+    shell_env = {k: v for k, v in os.environ.items() if k != "WHEELFARM_URL"}
+    expanded = subprocess.run(["sh", "-c", f'printf %s "{spec}"'], env={**shell_env, **env},
+                              check=True, capture_output=True, text=True).stdout
+    requirement = Requirement(expanded)
+    assert requirement.name == "wheelfarm" and requirement.url, expanded
+    return requirement
+
+
+def _github_workflows() -> dict[Path, dict[Any, Any]]:
+    found = {}
+    for path in sorted((ROOT / "examples").glob("*.yml")):
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and "jobs" in data and (True in data or "on" in data):
+            found[path] = data  # YAML 1.1 reads the key `on` as True
+    return found
+
+
+def test_the_github_examples_pass_actionlint() -> None:
+    workflows = _github_workflows()
+    assert ROOT / "examples" / "github-actions.yml" in workflows
+    require("shellcheck")  # actionlint checks each run: script with it
+    actionlint = Path(sys.executable).parent / "actionlint"
+    result = subprocess.run([actionlint, "-no-color", *workflows], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_github_examples_would_run() -> None:
+    """What actionlint accepts and GitHub would still fail on, or run unsafely."""
+    workflows = _github_workflows()
+    # the matrix workflow reads the repository only; any other says what it writes
+    assert workflows[ROOT / "examples" / "github-actions.yml"]["permissions"] == {
+        "contents": "read"}
+    for path, workflow in workflows.items():
+        assert isinstance(workflow["permissions"], dict), f"{path}: no explicit permissions"
+        for name, job in workflow["jobs"].items():
+            steps = job["steps"]
+            runs = [s["run"] for s in steps if "run" in s]
+            installs = [r for r in runs if "pip install" in r]
+            assert len(installs) == 1, f"{path}: job {name} installs wheelfarm once"
+            requirement = _requirement(installs[0], {"GITHUB_WORKSPACE": str(ROOT)})
+            assert requirement.url == ROOT.as_uri()
+            builds = [i for i, s in enumerate(steps) if "wheelfarm build " in s.get("run", "")]
+            if not builds:
+                continue
+            caches = [s for s in steps if s.get("uses", "").startswith("actions/cache@")]
+            assert [c["with"]["path"] for c in caches] == ["~/.cache/wheelfarm"], path
+            key = caches[0]["with"]["key"]
+            assert "hashFiles('recipes/**')" in key and "wheelfarm.outputs.version" in key
+            assert caches[0]["with"]["restore-keys"]
+            assert steps.index(caches[0]) < builds[0]
+            logs = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")
+                    and "failure()" in s.get("if", "")]
+            assert [s["with"]["path"] for s in logs] == [".wheelfarm/logs/"], path
+            assert steps.index(logs[0]) > builds[-1]
+
+
+def test_the_gitlab_example_installs_wheelfarm_in_an_image() -> None:
+    pipeline = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text())
+    assert "variables" not in pipeline or "WHEELFARM_URL" not in pipeline["variables"]
+    plan = pipeline["plan"]
+    assert plan["image"].startswith("quay.io/pypa/manylinux_2_28_")
+    install = next(line for line in plan["script"] if " pip install " in line)
+    assert _requirement(install, {"CI_PROJECT_DIR": str(ROOT)}).url == ROOT.as_uri()
+    assert pipeline["build"]["trigger"]["include"] == [
+        {"artifact": "build-pipeline.yml", "job": "plan"}]

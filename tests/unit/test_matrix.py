@@ -202,6 +202,7 @@ def test_github_matrix_of_buckets_lists_every_key() -> None:
 def test_gitlab_pipeline_without_entries_still_has_a_job() -> None:
     doc = json.loads(matrix.gitlab_pipeline([], ["recipes/"], "dist"))
     stages = doc.pop("stages")
+    doc.pop("variables")
     assert len(doc) == 1
     (only,) = doc.values()
     assert only["stage"] in stages
@@ -216,6 +217,7 @@ def test_gitlab_pipeline_one_job_per_entry() -> None:
     assert text.endswith("\n")
     doc = json.loads(text)
     assert "build" in doc.pop("stages")
+    assert doc.pop("variables") == {"WHEELFARM_CACHE_DIR": "$CI_PROJECT_DIR/.cache/wheelfarm"}
     assert list(doc) == [f"build:{g.id}" for g in entries]
     for entry in entries:
         job = doc[f"build:{entry.id}"]
@@ -224,7 +226,37 @@ def test_gitlab_pipeline_one_job_per_entry() -> None:
         assert job["script"] == [
             f'wheelfarm build recipes/ --python=cp312 "my recipes" --job {entry.id} '
             f"--out dist/{entry.id}"]
-        assert job["artifacts"]["paths"] == [f"dist/{entry.id}/"]
+        assert job["artifacts"] == {"paths": [f"dist/{entry.id}/", ".wheelfarm/logs/"],
+                                    "when": "always"}
+        assert job["cache"] == {"key": f"wheelfarm-{entry.runner_class}",
+                                "paths": [".cache/wheelfarm/"]}
+
+
+def test_gitlab_jobs_run_in_an_image_of_their_arch_and_install_wheelfarm() -> None:
+    linux = [_job("manylinux_2_17_x86_64", "zig", 0), _job("manylinux_2_17_aarch64", "zig", 1),
+             _job("manylinux_2_31_x86_64", "container", 2), _job("macosx_11_0_arm64", "host", 3)]
+    entries = matrix.groups(linux, native=True)
+    doc = json.loads(matrix.gitlab_pipeline(entries, ["recipes/"], "dist", "s3://b/p",
+                                            cache_key="wheelfarm-0.1.0-abc"))
+    images = {name: job.get("image") for name, job in doc.items() if name.startswith("build:")}
+    assert images == {
+        "build:m0-cp312-manylinux_2_17_x86_64": "quay.io/pypa/manylinux_2_28_x86_64",
+        "build:m1-cp312-manylinux_2_17_aarch64": "quay.io/pypa/manylinux_2_28_aarch64",
+        "build:m2-cp312-manylinux_2_31_x86_64": "quay.io/pypa/manylinux_2_28_x86_64",
+        "build:m3-cp312-macosx_11_0_arm64": None,  # a Mac's shell runner
+    }
+    installs = {name: next(line for line in job["before_script"] if "pip install" in line)
+                for name, job in doc.items() if isinstance(job, dict) and "before_script" in job}
+    url = "${WHEELFARM_URL:-file://$CI_PROJECT_DIR}"
+    assert installs["build:m0-cp312-manylinux_2_17_x86_64"].endswith(f'"wheelfarm @ {url}"')
+    assert installs["build:m2-cp312-manylinux_2_31_x86_64"].endswith(
+        f'"wheelfarm[containers] @ {url}"')
+    assert installs["publish"].endswith(f'"wheelfarm[s3,sign] @ {url}"')
+    assert doc["build:m1-cp312-manylinux_2_17_aarch64"]["cache"]["key"] == \
+        "wheelfarm-0.1.0-abc-linux-aarch64"
+    chosen = json.loads(matrix.gitlab_pipeline(entries, ["recipes/"], "dist", image="my/image"))
+    assert {job.get("image") for name, job in chosen.items() if name.startswith("build:")} == {
+        "my/image", None}
 
 
 # -- macOS and cross runners --------------------------------------------------------------

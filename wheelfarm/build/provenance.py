@@ -202,8 +202,9 @@ def host_toolchain() -> dict[str, str]:
     """Versions of the host tools a build may use (cached per process)."""
     facts = {
         "wheelfarm": __version__,
+        # The build frontend is not the farm's: it is one of the build environment's
+        # requirements, which the provenance lists with their versions.
         "auditwheel": importlib.metadata.version("auditwheel"),
-        "build": importlib.metadata.version("build"),
         "platform": platform.platform(),
         "glibc": os.confstr("CS_GNU_LIBC_VERSION") or "",
     }

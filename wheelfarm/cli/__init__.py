@@ -37,6 +37,14 @@ MODULES: dict[str, tuple[str, ...]] = {
     "cache": ("cache",),
 }
 
+# Commands that are wholly a feature of an optional extra: resolving one loads its
+# module, so that `wheelfarm controller --help` already names the extra to install.
+NEEDS_EXTRA: dict[str, str] = {
+    "controller": "wheelfarm.farm.controller",
+    "dashboard": "wheelfarm.farm.dashboard",
+    "serve": "wheelfarm.publish.serve",
+}
+
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -51,6 +59,13 @@ class _LazyGroup(click.Group):
                         found: click.Command = command
                         return found
         return None
+
+    def resolve_command(self, ctx: click.Context, args: list[str],
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and command.name in NEEDS_EXTRA and not ctx.resilient_parsing:
+            importlib.import_module(NEEDS_EXTRA[command.name])  # ExtraMissing if not there
+        return name, command, rest
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

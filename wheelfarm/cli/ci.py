@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from wheelfarm import api
+from wheelfarm import __version__, api
 from wheelfarm.build.cache import ArtifactCache
 from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
@@ -33,11 +34,14 @@ from wheelfarm.plan.jobjson import document, job_json
               help="Output directory the generated GitLab jobs build into.")
 @click.option("--publish-to", metavar="URL",
               help="gitlab: end the child pipeline with a merge and a publish to URL.")
+@click.option("--image", metavar="IMAGE",
+              help="gitlab: the image of the generated Linux jobs "
+                   "[default: quay.io/pypa/manylinux_2_28 of the runner's architecture].")
 @farm_option()
 def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_all: bool,
                  native_runners: bool, targets: tuple[str, ...], pythons: tuple[str, ...],
-                 executor: str | None,
-                 out: str, publish_to: str | None, farm_dir: Path) -> None:
+                 executor: str | None, out: str, publish_to: str | None, image: str | None,
+                 farm_dir: Path) -> None:
     """Print the jobs still to build: JSON, a GitHub matrix, or a GitLab child pipeline.
 
     A job whose content key this farm already built is cached and left out
@@ -80,7 +84,12 @@ def plan_command(paths: tuple[Path, ...], fmt: str, shards: int | None, include_
     else:
         args = [str(p) for p in paths]
         args += [f"--target={t}" for t in targets] + [f"--python={p}" for p in pythons]
-        _print(matrix.gitlab_pipeline(entries, args, out, publish_to).rstrip("\n"))
+        # The toolchain cache's key: this wheelfarm and every planned job (recipes,
+        # locks, targets, Pythons), so a change starts from a fresh cache.
+        keys = hashlib.sha256(" ".join(sorted(j.key for j in planned.jobs)).encode())
+        cache_key = f"wheelfarm-{__version__}-{keys.hexdigest()[:16]}"
+        _print(matrix.gitlab_pipeline(entries, args, out, publish_to, image=image,
+                                      cache_key=cache_key).rstrip("\n"))
     todo = sum(1 for j in planned.jobs if j.key not in cached)
     err.print(f"{todo} of {len(planned.jobs)} jobs to build in {len(entries)} matrix entries")
 

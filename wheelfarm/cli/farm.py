@@ -16,7 +16,7 @@ from wheelfarm import api
 from wheelfarm.build import executors
 from wheelfarm.cli.options import farm_option
 from wheelfarm.cli.ui import err, out
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, needs_extra
 from wheelfarm.farm.apiinput import MAX_BODY, MAX_UPLOAD
 from wheelfarm.farm.submit import DEFAULT_MAX_ATTEMPTS
 
@@ -230,7 +230,8 @@ def token(name: str, operator: bool, farm_dir: Path) -> None:
 def dashboard(host: str, port: int, farm_dir: Path) -> None:
     """Serve the farm's dashboard and /metrics: its queue, the local builds of
     its history and its published index (`wheelfarm controller` serves them too)."""
-    import uvicorn
+    with needs_extra("farm", "the dashboard"):
+        import uvicorn
 
     _logging()
     app = api.dashboard(farm_dir=farm_dir)

@@ -13,7 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from wheelfarm.errors import ConfigError, FailureCause, FailureKind, LeaseLost, TooLarge
+from wheelfarm.errors import (
+    ConfigError,
+    FailureCause,
+    FailureKind,
+    LeaseLost,
+    TooLarge,
+    needs_extra,
+)
 from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome
 from wheelfarm.farm.state.sql import lease_of
 
@@ -23,13 +30,16 @@ if TYPE_CHECKING:
 
     from wheelfarm.farm.state.queue import Queue
 
+API = "/api/v1"  # the path prefix of the controller's API, which workers speak
+LEASE_HEADER = "X-Wheelfarm-Lease"  # the lease token of an upload: never in a URL
 MAX_BODY = 16 * 1024**2  # bytes of a JSON request (a batch of a thousand reports fits)
 MAX_UPLOAD = 4 * 1024**3  # bytes of an uploaded log or wheel
 
 
 def error(status: int, message: str) -> JSONResponse:
     """One clear line, whatever the exception said."""
-    from starlette.responses import JSONResponse
+    with needs_extra("farm", "the controller"):
+        from starlette.responses import JSONResponse
 
     return JSONResponse({"error": " ".join(message.split())[:500]}, status)
 

@@ -29,17 +29,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
-
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.build.wheelcheck import Expected, check_name, check_sound, expected_of
-from wheelfarm.errors import ConfigError, LeaseLost, TooLarge, WheelChanged, WheelfarmError
+from wheelfarm.errors import (
+    ConfigError,
+    LeaseLost,
+    TooLarge,
+    WheelChanged,
+    WheelfarmError,
+    needs_extra,
+)
 from wheelfarm.farm import debugupload
 from wheelfarm.farm.apiinput import (
+    API,
+    LEASE_HEADER,
     MAX_BODY,
     MAX_UPLOAD,
     as_capabilities,
@@ -57,14 +60,19 @@ from wheelfarm.farm.state import Artifact, Capabilities, Lease, Outcome, report
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.wheelhouse import Debug, Wheelhouse
 
+with needs_extra("farm", "the controller"):
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Route
+
 if TYPE_CHECKING:
     from wheelfarm.farm.indexview import IndexView
 
 log = logging.getLogger(__name__)
-API = "/api/v1"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")
 Handler = Callable[[Request, str], Awaitable[Response]]
-LEASE_HEADER = "X-Wheelfarm-Lease"  # the lease token of an upload: never in a URL
 JOB_LOG = "job.log"  # an attempt's uploaded log, whatever the worker called it
 
 
@@ -412,7 +420,8 @@ class Controller:
 
 
 def serve(controller: Controller, host: str, port: int) -> None:
-    import uvicorn
+    with needs_extra("farm", "the controller"):
+        import uvicorn
 
     reclaimer = threading.Thread(target=controller.reclaim_forever, daemon=True,
                                  name="reclaim")

@@ -24,18 +24,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import jinja2
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
-
 from wheelfarm.build import errorlines
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, WheelfarmError, needs_extra
 from wheelfarm.farm import indexview, metrics
 from wheelfarm.farm.state import views
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.state.views import LOCAL, AttemptView, JobView
+
+with needs_extra("farm", "the dashboard"):
+    import jinja2
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+    from starlette.routing import Route
 
 REFRESH = 5  # seconds between refreshes of a page while jobs run
 LOG_PAGE_LIMIT = 2 * 1024 * 1024  # bytes of a log shown on its page (the rest: plain text)
@@ -316,7 +317,8 @@ def group_by_cause(failed: Iterable[JobView]) -> list[tuple[str, list[JobView]]]
 def app(queue: Queue, index: indexview.IndexView | None = None,
         farm: Path | None = None) -> Any:
     """The dashboard alone (``wheelfarm dashboard``)."""
-    from starlette.applications import Starlette
+    with needs_extra("farm", "the dashboard"):
+        from starlette.applications import Starlette
 
     return Starlette(routes=Dashboard(queue, index, farm=farm).routes())
 

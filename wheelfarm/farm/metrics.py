@@ -20,19 +20,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
-
+from wheelfarm.errors import needs_extra
 from wheelfarm.farm.notify import outbox
 from wheelfarm.farm.state import views
 from wheelfarm.farm.state.lifecycle import JobState
+
+with needs_extra("farm", "the farm's /metrics"):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+    from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from wheelfarm.farm.indexview import IndexView

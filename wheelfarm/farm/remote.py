@@ -21,7 +21,7 @@ from wheelfarm import __version__
 from wheelfarm.build import debuginfo
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.errors import ConfigError, LeaseLost, WheelfarmError
-from wheelfarm.farm.controller import API, LEASE_HEADER
+from wheelfarm.farm.apiinput import API, LEASE_HEADER
 from wheelfarm.farm.state import Capabilities, Lease, Outcome
 
 log = logging.getLogger(__name__)

@@ -136,31 +136,82 @@ def github_matrix(entries: Iterable[Group]) -> dict[str, list[dict[str, str]]]:
     ]}
 
 
+# GitLab: the image of a generated Linux job (a pypa manylinux image has every
+# CPython as python3.X on PATH, which is where a plan finds them) and how the job
+# installs wheelfarm: from $WHEELFARM_URL (a PEP 508 URL such as
+# git+https://HOST/wheelfarm.git@TAG), else from the checkout itself when the
+# pipeline runs in wheelfarm's own repository. A macOS job runs on a Mac's shell.
+GITLAB_IMAGES = {
+    "linux-x86_64": "quay.io/pypa/manylinux_2_28_x86_64",
+    "cross-aarch64": "quay.io/pypa/manylinux_2_28_x86_64",
+    "linux-aarch64": "quay.io/pypa/manylinux_2_28_aarch64",
+}
+GITLAB_PYTHON = "python3.12"
+WHEELFARM_URL = "${WHEELFARM_URL:-file://$CI_PROJECT_DIR}"
+# GitLab caches only paths inside the project: the per-user cache goes there.
+GITLAB_CACHE = ".cache/wheelfarm"
+LOGS = ".wheelfarm/logs/"
+
+
+def install_wheelfarm(extras: Iterable[str] = ()) -> list[str]:
+    """Shell lines that install wheelfarm (with ``extras``) into its own venv and
+    put its commands on PATH after the Pythons the build uses."""
+    wanted = sorted(set(extras))
+    name = f"wheelfarm[{','.join(wanted)}]" if wanted else "wheelfarm"
+    return [f"{GITLAB_PYTHON} -m venv /tmp/wheelfarm",
+            f'/tmp/wheelfarm/bin/python -m pip install "{name} @ {WHEELFARM_URL}"',
+            'export PATH="$PATH:/tmp/wheelfarm/bin"']
+
+
 def gitlab_pipeline(entries: Sequence[Group], build_args: Sequence[str], out: str,
-                    publish_to: str | None = None) -> str:
+                    publish_to: str | None = None, *, image: str | None = None,
+                    cache_key: str = "wheelfarm") -> str:
     """A child-pipeline definition (JSON is YAML): one build job per entry,
     then, with ``publish_to``, one job that merges their output and publishes.
 
     GitLab's ``parallel:matrix`` is static, so the plan generates the jobs.
+    Each job names its image (``image``, else a manylinux image of its runner's
+    architecture), installs wheelfarm, keeps the per-user cache (the toolchain's
+    compiled runtimes) across pipelines under ``cache_key`` and its runner
+    class, and keeps its logs whether it succeeded or not.
     A pipeline must have a job: with nothing to build it holds one that says so.
     """
     args = " ".join(json.dumps(a) if " " in a else a for a in build_args)
+
+    def image_of(runner: str) -> dict[str, str]:
+        chosen = GITLAB_IMAGES.get(runner) and (image or GITLAB_IMAGES[runner])
+        return {"image": chosen} if chosen else {}
+
     jobs: dict[str, object] = {}
     for g in entries:
+        extras = ["containers"] if any(j.executor == "container" for j in g.jobs) else []
         jobs[f"build:{g.id}"] = {
             "stage": "build",
             "tags": [g.runner_class],
+            **image_of(g.runner_class),
+            "cache": {"key": f"{cache_key}-{g.runner_class}", "paths": [GITLAB_CACHE + "/"]},
+            "before_script": install_wheelfarm(extras),
             "script": [f"wheelfarm build {args} --job {g.id} --out {out}/{g.id}"],
-            "artifacts": {"paths": [f"{out}/{g.id}/"], "when": "always"},
+            "artifacts": {"paths": [f"{out}/{g.id}/", LOGS], "when": "always"},
         }
     if jobs and publish_to:
+        extras = ["sign", "s3"] if publish_to.startswith("s3://") else ["sign"]
         jobs["publish"] = {
             "stage": "publish",
+            **image_of("linux-x86_64"),
             "needs": list(jobs),
-            "script": [f"wheelfarm merge {out}/*/ --out wheelhouse",
+            # merge records each wheel under its job key: the plan job's next run
+            # (whose cache this is) finds them cached
+            "cache": {"key": "wheelfarm-artifacts", "paths": [".wheelfarm/artifacts/"]},
+            "before_script": install_wheelfarm(extras),
+            "script": ['echo "$WHEELFARM_SIGNING_KEY" | gpg --batch --import',
+                       f"wheelfarm merge {out}/*/ --out wheelhouse",
                        f"wheelfarm publish wheelhouse --to {publish_to}"],
         }
     if not jobs:
-        jobs["nothing-to-build"] = {"stage": "build",
+        jobs["nothing-to-build"] = {"stage": "build", **image_of("linux-x86_64"),
                                     "script": ["echo every job is cached; nothing to build"]}
-    return json.dumps({"stages": ["build", "publish"], **jobs}, indent=2) + "\n"
+    return json.dumps({"stages": ["build", "publish"],
+                       "variables": {"WHEELFARM_CACHE_DIR": "$CI_PROJECT_DIR/" + GITLAB_CACHE},
+                       **jobs},
+                      indent=2) + "\n"

@@ -14,14 +14,16 @@ import os
 import socket
 from pathlib import Path
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
-
 from wheelfarm.build.debuginfo import is_build_id
+from wheelfarm.errors import needs_extra
 from wheelfarm.publish.store import content_type
+
+with needs_extra("farm", "wheelfarm serve"):
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+    from starlette.routing import Route
 
 JSON = "application/vnd.pypi.simple.v1+json"
 HTML = "application/vnd.pypi.simple.v1+html"

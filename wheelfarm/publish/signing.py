@@ -15,11 +15,12 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gnupg  # type: ignore[import-untyped]  # python-gnupg ships no type hints
+from wheelfarm.errors import ConfigError, SigningError, needs_extra
 
-from wheelfarm.errors import ConfigError, SigningError
+if TYPE_CHECKING:
+    import gnupg  # type: ignore[import-untyped]  # python-gnupg ships no type hints
 
 KEY_ENV = "WHEELFARM_SIGN_KEY"
 PASSPHRASE_ENV = "WHEELFARM_SIGN_PASSPHRASE"
@@ -44,6 +45,8 @@ def resolve_key(option: str | None, configured: str | None) -> str:
 
 
 def _gpg(home: str | None, *options: str) -> gnupg.GPG:
+    with needs_extra("sign", "signing or verifying an index"):
+        import gnupg
     try:
         gpg = gnupg.GPG(gnupghome=home, options=["--no-auto-key-retrieve", *options])
     except (OSError, ValueError, RuntimeError) as exc:

@@ -26,8 +26,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-import docker.errors  # type: ignore[import-untyped]
-
 from wheelfarm import proc
 from wheelfarm.build import ccwrap
 from wheelfarm.build.executors import JobContext
@@ -50,11 +48,14 @@ from wheelfarm.build.executors.engine import (
     owner_id,
     reap,
 )
-from wheelfarm.errors import ConfigError, EngineUnavailable, JobError
+from wheelfarm.errors import ConfigError, EngineUnavailable, JobError, needs_extra
 from wheelfarm.fsutil import file_lock
 from wheelfarm.plan.config import LOCAL_IMAGE, ContainerSettings, FarmConfig
 from wheelfarm.plan.pythons import MIN_PYTHON, parse_tag
 from wheelfarm.plan.targets import Target
+
+with needs_extra("containers", "the container executor"):
+    import docker.errors  # type: ignore[import-untyped]
 
 # Lists the image's Pythons, glibc and Rust; run once per image id.
 _DISCOVER = r"""

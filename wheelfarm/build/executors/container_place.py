@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import docker.errors  # type: ignore[import-untyped]
-
 from wheelfarm.build.executors.offline import DownloadCache, Interpreter, requires_dist, split_local
-from wheelfarm.errors import CommandError, ConfigError, JobError
+from wheelfarm.errors import CommandError, ConfigError, JobError, needs_extra
 from wheelfarm.proc import TAIL_LINES
+
+with needs_extra("containers", "the container executor"):
+    import docker.errors  # type: ignore[import-untyped]
 
 # The container's own environment: nothing of the host's leaks in but what the
 # pipeline passes per command.

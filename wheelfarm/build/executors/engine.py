@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import docker  # type: ignore[import-untyped]  # no stubs are published
-import docker.errors  # type: ignore[import-untyped]
-import requests.exceptions
+from wheelfarm.errors import EngineUnavailable, needs_extra
 
-from wheelfarm.errors import EngineUnavailable
+with needs_extra("containers", "the container executor"):
+    import docker  # type: ignore[import-untyped]  # no stubs are published
+    import docker.errors  # type: ignore[import-untyped]
+    import requests.exceptions
 
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
 PODMAN_SOCKET = "unix:///run/podman/podman.sock"

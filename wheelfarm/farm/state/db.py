@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from wheelfarm.errors import ConfigError
+from wheelfarm.errors import ConfigError, needs_extra
 from wheelfarm.farm.state import schema
 
 # Seconds a writer waits for SQLite's lock before giving up; claims are short.
@@ -42,6 +42,8 @@ def open_engine(url: str) -> Engine:
         if url.startswith("sqlite"):
             engine = _sqlite(url)
         else:
+            with needs_extra("farm", "a PostgreSQL state database"):
+                import psycopg  # noqa: F401  # the driver SQLAlchemy's dialect loads
             # Commits return before the WAL reaches the disk (as SQLite's WAL
             # with synchronous=NORMAL): a server crash may forget the last
             # moments, which the queue survives (a forgotten claim or result

@@ -18,15 +18,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3  # type: ignore[import-untyped]  # stubs are a separate package
-from botocore.config import Config  # type: ignore[import-untyped]
-from botocore.exceptions import (  # type: ignore[import-untyped]
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-)
-
-from wheelfarm.errors import ConfigError, StoreError
+from wheelfarm.errors import ConfigError, StoreError, needs_extra
 from wheelfarm.publish.store import (
     PAGE_NAMES,
     SIGNED_NAMES,
@@ -36,6 +28,15 @@ from wheelfarm.publish.store import (
     check_prefix,
     content_type,
 )
+
+with needs_extra("s3", "the S3 store (s3://)"):
+    import boto3  # type: ignore[import-untyped]  # stubs are a separate package
+    from botocore.config import Config  # type: ignore[import-untyped]
+    from botocore.exceptions import (  # type: ignore[import-untyped]
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+    )
 
 # Codes that mean the URL or the credentials are wrong, not that the store failed.
 _BAD_INPUT = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
