@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.databases import state_database
+from tests.databases import Clock, state_database
 from tests.integration.publish_support import Key, built_fastadd, throwaway_keys
+from wheelfarm.farm.state.db import open_engine
+from wheelfarm.farm.state.queue import Queue
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
@@ -70,3 +72,16 @@ def keys() -> Iterator[tuple[Key, Key]]:
 def fastadd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``wheelfarm build`` of the C fixture for cp312, once per test session."""
     return built_fastadd(tmp_path_factory.getbasetemp() / "fastadd-built")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def queue(state_url: str, clock: Clock) -> Iterator[Queue]:
+    """A queue on the test's state database, with short leases and backoff on ``clock``."""
+    engine = open_engine(state_url)
+    yield Queue(engine, lease_seconds=10.0, backoff=5.0, clock=clock)
+    engine.dispose()

@@ -39,3 +39,13 @@ def state_database(kind: str, directory: os.PathLike[str]) -> Iterator[str]:
     else:
         with fresh_database() as url:
             yield url
+
+
+class Clock:
+    """A queue's clock that a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.databases import Clock
 from tests.unit.test_queue import *  # noqa: F403 - the same tests, another database
-from tests.unit.test_queue import Clock, Queue, open_engine
+from tests.unit.test_queue import Queue, open_engine
 
 pytestmark = pytest.mark.integration
 

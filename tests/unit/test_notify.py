@@ -8,11 +8,11 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.databases import Clock
 from wheelfarm.cli import main
 from wheelfarm.errors import ConfigError, FailureCause, FailureKind
 from wheelfarm.farm.notify import delivery_counts, messages, outbox
@@ -26,26 +26,6 @@ from wheelfarm.plan.notifyconfig import NotifyTarget
 LINUX = Capabilities(os="linux", arch="x86_64", executors=("host",), pythons=("cp39", "cp312"))
 TARGET = NotifyTarget(name="hook", url="http://127.0.0.1:9/hook", format="json",
                       secret_env="WF_TEST_SECRET", window=30.0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def queue(state_url: str, clock: Clock) -> Iterator[Queue]:
-    engine = open_engine(state_url)
-    yield Queue(engine, lease_seconds=10.0, backoff=5.0, clock=clock)
-    engine.dispose()
 
 
 def _notifier(queue: Queue, clock: Clock, *targets: NotifyTarget) -> Notifier:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from tests.databases import Clock
 from wheelfarm.errors import ConfigError, FailureKind, LeaseLost
 from wheelfarm.farm.state import (
     Artifact,
@@ -29,26 +29,6 @@ from wheelfarm.farm.state.schema import events
 
 LINUX = Capabilities(os="linux", arch="x86_64", executors=("host", "zig"),
                      pythons=("cp39", "cp312"))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def queue(state_url: str, clock: Clock) -> Iterator[Queue]:
-    engine = open_engine(state_url)
-    yield Queue(engine, lease_seconds=10.0, backoff=5.0, clock=clock)
-    engine.dispose()
 
 
 def job(key: str, *, recipe: str = "demo", python: str = "cp312", target: str = "t1",

@@ -16,7 +16,6 @@ size limits.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -39,7 +38,7 @@ from wheelfarm.errors import (
     WheelfarmError,
     needs_extra,
 )
-from wheelfarm.farm import debugupload
+from wheelfarm.farm import debugupload, tokens
 from wheelfarm.farm.apiinput import (
     API,
     LEASE_HEADER,
@@ -79,17 +78,9 @@ JOB_LOG = "job.log"  # an attempt's uploaded log, whatever the worker called it
 TOKEN_TTL = 5.0  # seconds a known token is trusted without asking the database again
 
 
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def issue_token(queue: Queue, name: str) -> str:
     """A new token for worker ``name`` (replacing any earlier one); shown once."""
-    if not _SAFE_NAME.match(name):
-        raise ConfigError(f"worker name {name!r}: use letters, digits, '.', '_', '+', '-'")
-    token = secrets.token_urlsafe(32)
-    queue.set_token(name, token_sha256(token))
-    return token
+    return tokens.issue("worker", name, queue.set_token)
 
 
 class Controller:
@@ -114,7 +105,7 @@ class Controller:
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer "):
             return None
-        digest = token_sha256(header[len("Bearer "):].strip())
+        digest = tokens.sha256(header[len("Bearer "):].strip())
         now = time.monotonic()
         cached = self._tokens.get(digest)
         if cached is not None and cached[1] > now:

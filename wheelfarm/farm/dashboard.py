@@ -13,9 +13,6 @@ missing is 401, a token that is not an operator's (a worker's included) is 403.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -26,7 +23,7 @@ from urllib.parse import parse_qs, quote
 
 from wheelfarm.build import errorlines
 from wheelfarm.errors import ConfigError, WheelfarmError, needs_extra
-from wheelfarm.farm import indexview, metrics
+from wheelfarm.farm import indexview, metrics, tokens
 from wheelfarm.farm.state import views
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.state.views import LOCAL, AttemptView, JobView
@@ -42,20 +39,11 @@ REFRESH = 5  # seconds between refreshes of a page while jobs run
 LOG_PAGE_LIMIT = 2 * 1024 * 1024  # bytes of a log shown on its page (the rest: plain text)
 ERROR_LINES = 12
 MAX_FORM = 4096  # bytes of an action's form
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")
-
-
-def operator_token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_operator_token(queue: Queue, name: str) -> str:
     """A new operator token for ``name`` (replacing any earlier one); shown once."""
-    if not _SAFE_NAME.match(name):
-        raise ConfigError(f"operator name {name!r}: use letters, digits, '.', '_', '+', '-'")
-    token = secrets.token_urlsafe(32)
-    queue.set_operator_token(name, operator_token_sha256(token))
-    return token
+    return tokens.issue("operator", name, queue.set_operator_token)
 
 
 def first_errors(text: str, limit: int = ERROR_LINES) -> list[str]:
@@ -280,7 +268,7 @@ class Dashboard:
                 return PlainTextResponse("an operator token is needed\n", 401,
                                          headers={"WWW-Authenticate": "Bearer"})
             who = await run_in_threadpool(self.queue.operator_for_token,
-                                          operator_token_sha256(token))
+                                          tokens.sha256(token))
             if who is None:
                 return PlainTextResponse("not an operator's token\n", 403)
             key = request.path_params["key"]
