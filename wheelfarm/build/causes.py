@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from wheelfarm.build import errorlines
 from wheelfarm.errors import FailureCause, FailureKind
 
 # How much of a log's end is read: a failing compiler's first error can be far
@@ -39,14 +40,8 @@ _NETWORK = re.compile(
 )
 _TOO_NEW = re.compile(r"does not satisfy [^:\n]*:.*GLIBC_|needs glibc \d|too-recent versioned "
                       r"symbols|GLIBC_\d+(?:\.\d+)+ (?:not found|is newer)")
-_COMPILER = re.compile(
-    r"^[^\s:][^:\n]*:\d+(?::\d+)?: (?:fatal )?error:"  # file:line[:col]: error:
-    r"|^error(?:\[E\d+\])?: "  # rustc, clang driver
-    r"|undefined reference to|undefined symbol:"  # linkers
-    r"|error: command '[^']+' failed"  # setuptools' compiler step
-    r"|ld(?:\.lld)?: error:|collect2: error:",
-    re.MULTILINE,
-)
+# What is left when no file:line error names the cause (build.errorlines reads those).
+_COMPILER = re.compile(r"error: command '[^']+' failed|collect2: error:|ld(?:\.lld)?: error:")
 
 # Steps whose failure says nothing about the project: the worker, the farm, a bug.
 _INFRASTRUCTURE = frozenset({FailureKind.TOOLCHAIN, FailureKind.OUTPUT, FailureKind.WORKER,
@@ -73,7 +68,7 @@ def classify(kind: FailureKind | None, reason: str = "", log_tail: str = "") -> 
         # A missing header makes the compiler fail too: look for it first.
         if _MISSING.search(text):
             return FailureCause.MISSING_DEPENDENCY
-        if _COMPILER.search(text):
+        if errorlines.first_errors(text, limit=1) or _COMPILER.search(text):
             return FailureCause.COMPILER
         if _NETWORK.search(text):  # build requirements that could not be downloaded
             return FailureCause.NETWORK
