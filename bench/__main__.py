@@ -14,7 +14,7 @@ from .common import ROOT
 SUITES = {"overhead": build.overhead, "parallel": build.parallel, "zig": build.zig,
           "container": container.container, "normalize": farm.normalize, "plan": farm.plan,
           "dispatch": dispatch.dispatch, "index": index.index, "parity": parity.parity,
-          "cross": cross.cross}
+          "cross": cross.cross, "cache": build.cache}
 
 
 def main(argv: list[str]) -> int:
@@ -68,6 +68,24 @@ def render(results: dict[str, dict[str, object]]) -> str:
             "| by hand (s) | wheelfarm (s) | ratio |",
             "|---|---|---|",
             f"| {_f(f['by_hand_s'])} | {_f(f['wheelfarm_s'])} | {_f(f['ratio'])} |",
+            "",
+        ]
+    if "cache" in results:
+        r = results["cache"]
+        f = r["figures"]
+        assert isinstance(f, dict)
+        lines += [
+            f"## A second farm directory reuses the user's toolchain cache ({r['when']})",
+            "",
+            "`python -m bench cache`: the C++ fixture (`cppvec`), cp312, zig for",
+            "manylinux2014, `--no-cache`, one user (`XDG_CACHE_HOME`) and the default",
+            "per-user cache. Baseline: farm A's first build, with that cache empty (zig",
+            "compiles its C and C++ runtimes). Farm B is a new directory whose first build",
+            "finds them. Goal: farm B pays no warm-up (ratio well under 1).",
+            "",
+            "| farm A, empty cache (s) | farm B, new directory (s) | ratio |",
+            "|---|---|---|",
+            f"| {_f(f['first_farm_s'])} | {_f(f['second_farm_s'])} | {_f(f['ratio'])} |",
             "",
         ]
     if "parallel" in results:

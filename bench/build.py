@@ -4,7 +4,10 @@
    steps it automates, by hand, with the same toolchain;
 2. parallel: four fixtures x 3 Pythons with --jobs 2 vs --jobs 1;
 3. zig: per fixture, a warm-cache zig build vs a host gcc build of the same
-   wheel, and the cold-cache cost of zig's first C and C++ build.
+   wheel, and the cold-cache cost of zig's first C and C++ build;
+4. cache: the first build in a second farm directory of the same user, whose
+   zig runtimes the first farm's build left in the per-user cache, vs that
+   first farm's build with the user's cache empty.
 """
 
 from __future__ import annotations
@@ -123,6 +126,28 @@ def zig() -> dict[str, dict[str, float]]:
         return results
     finally:
         clean(farm)
+
+
+def cache() -> dict[str, float]:
+    """One user, two farm directories, the default per-user cache (XDG_CACHE_HOME):
+    farm A's first zig C++ build starts from an empty cache; farm B's first
+    build, of the same recipe, finds zig's runtimes that A warmed."""
+    home = scratch("cache")
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "WHEELFARM_CACHE_DIR"}
+        env["XDG_CACHE_HOME"] = str(home / "xdg")
+        seconds = {}
+        for farm_name in ("a", "b"):
+            farm = home / farm_name
+            farm.mkdir()
+            r = recipe(farm, "cppvec", "manylinux_2_17_x86_64", ["cp312"])
+            seconds[farm_name] = sh([*WHEELFARM, "build", str(r), "--farm", str(farm),
+                                     "--out", str(farm / "out"), "--no-cache"],
+                                    cwd=farm, env=env)
+        return {"first_farm_s": seconds["a"], "second_farm_s": seconds["b"],
+                "ratio": seconds["b"] / seconds["a"]}
+    finally:
+        clean(home)
 
 
 def environment() -> str:
