@@ -128,7 +128,8 @@ def _wait(predicate, timeout: float, every: float = 0.05) -> None:  # type: igno
 
 def throughput(kind: str, workers: int, http: bool, jobs: int = JOBS) -> float:
     """Jobs per second for ``workers`` processes, direct or over HTTP."""
-    from wheelfarm.farm.controller import issue_token, wait_until_up
+    from wheelfarm.farm.controller import issue_token
+    from wheelfarm.farm.serving import wait_until_up
     from wheelfarm.farm.submit import probe_jobs
 
     farm = scratch(f"dispatch-{kind}")

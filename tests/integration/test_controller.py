@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from wheelfarm.build import debuginfo
-from wheelfarm.farm.controller import API, TOKEN_TTL, wait_until_up
+from wheelfarm.farm.controller import API, TOKEN_TTL
+from wheelfarm.farm.serving import wait_until_up
 
 from .helpers import python_for, require
 from .queue_support import (

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.farm.controller import wait_until_up
 from wheelfarm.farm.notify import delivery_counts, outbox
+from wheelfarm.farm.serving import wait_until_up
 from wheelfarm.farm.state.db import open_engine
 
 from .helpers import python_for, require

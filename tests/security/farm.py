@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from wheelfarm.farm.controller import API, wait_until_up
+from wheelfarm.farm.controller import API
+from wheelfarm.farm.serving import wait_until_up
 
 from .. import wheels
 from ..integration.queue_support import cli, farm_dir, free_port, spawn, stop

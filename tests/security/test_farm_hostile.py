@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.farm.controller import wait_until_up
+from wheelfarm.farm.serving import wait_until_up
 
 from ..integration.helpers import python_for, require, wheelfarm
 from ..integration.publish_support import Key

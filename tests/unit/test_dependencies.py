@@ -168,7 +168,7 @@ def test_the_guards_are_where_the_features_are() -> None:
     assert {("publish/store/s3.py", "boto3", "s3"), ("publish/signing.py", "gnupg", "sign"),
             ("build/executors/engine.py", "docker", "containers"),
             ("build/executors/engine.py", "requests", "containers"),
-            ("farm/controller.py", "starlette", "farm"), ("farm/controller.py", "uvicorn", "farm"),
+            ("farm/controller.py", "starlette", "farm"), ("farm/serving.py", "uvicorn", "farm"),
             ("publish/serve.py", "uvicorn", "farm"), ("farm/dashboard.py", "jinja2", "farm"),
             ("farm/metrics.py", "prometheus_client", "farm"),
             ("farm/state/db.py", "psycopg", "farm")} <= guarded

@@ -91,7 +91,7 @@ def token(name: str, *, farm_dir: Path = HERE) -> str:
 def controller(*, wheelhouse: Path | None = None, farm_dir: Path = HERE,
                **limits: int) -> Controller:
     """The controller's HTTP application over the farm's queue (serve it with
-    :func:`wheelfarm.farm.controller.serve`); ``limits``: max_body, max_upload."""
+    :func:`wheelfarm.farm.serving.serve`); ``limits``: max_body, max_upload."""
     from wheelfarm.farm.controller import Controller
     from wheelfarm.farm.notify import service
 

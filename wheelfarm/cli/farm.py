@@ -205,7 +205,7 @@ def _worker_token(token_file: Path | None, token: str | None) -> str | None:
 def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max_upload: int,
                farm_dir: Path) -> None:
     """Serve the HTTP API for remote workers (claim, heartbeat, upload, report)."""
-    from wheelfarm.farm.controller import serve
+    from wheelfarm.farm.serving import serve
 
     _logging()
     serve(api.controller(wheelhouse=wheelhouse, farm_dir=farm_dir, max_body=max_body,
