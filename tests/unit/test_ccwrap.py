@@ -190,3 +190,32 @@ def test_link_time_stripping_is_dropped_so_the_debug_info_can_be_split_off() -> 
     assert without_stripping(["-Wl,-s", "b.o"]) == ["b.o"]
     cmd = command("/usr/bin/gcc", "release", ["-shared", "-s", "a.o"], {})
     assert "-s" not in cmd and cmd[-2:] == ["-shared", "a.o"]
+
+
+def test_threads_of_one_process_write_the_wrappers_at_once(tmp_path: Path) -> None:
+    # A local build runs its jobs as threads: each writes the farm's wrappers
+    # when it opens its executor, and none may trip over another's file.
+    import threading
+
+    errors: list[BaseException] = []
+    for round_ in range(10):
+        directory = tmp_path / f"r{round_}"
+        start = threading.Barrier(8)
+
+        def write(target: Path = directory, barrier: threading.Barrier = start) -> None:
+            barrier.wait()
+            try:
+                ccwrap.write_wrappers(str(target), python="/usr/bin/python3", profile="release",
+                                      compilers={"gcc": "/usr/bin/gcc", "g++": "/usr/bin/g++"},
+                                      package_root=None)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(p.name for p in directory.iterdir()) == ["g++", "gcc"]
+        assert all(os.access(p, os.X_OK) for p in directory.iterdir())
+    assert errors == []

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 
 # The same names as wheelfarm.plan.profiles (a test checks): this file must stay
@@ -218,7 +219,8 @@ def write_wrappers(directory: str, *, python: str, profile: str,
                     continue
         except OSError:
             pass
-        tmp = f"{path}.{os.getpid()}.tmp"
+        # Per thread too: a local build's jobs run as threads of one process.
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(tmp, 0o755)
