@@ -6,6 +6,7 @@ import ast
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,32 @@ def test_link_time_stripping_is_dropped_so_the_debug_info_can_be_split_off() -> 
     _driver, out, notes = translate(["-shared", "-s", "a.o", "-Wl,--strip-all,-O1"], "cc")
     assert "-s" not in out and not any("strip-all" in a for a in out)
     assert any("splits the debug info off" in n for n in notes)
+
+
+def test_runtimes_warmed_by_one_zig_install_are_not_warm_for_another(tmp_path: Path) -> None:
+    # zig keys the runtimes it compiles by its lib directory's path: a warm-up by
+    # the zig of one virtual environment leaves nothing warm for another's, whose
+    # builds would compile them again in their throw-away overlay.
+    import os
+    import shutil
+
+    from wheelfarm.build.executors.zig import ZigExecutor, ZigLayout, find_zig
+    from wheelfarm.plan.targets import parse_target
+
+    zig = find_zig()
+    assert zig is not None
+    (tmp_path / "link").mkdir()
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "link" / "zig").symlink_to(zig)
+    try:
+        os.link(zig, tmp_path / "copy" / "zig")  # another install's path, as a copy but cheap
+    except OSError:  # another file system
+        shutil.copy2(zig, tmp_path / "copy" / "zig")
+    target = parse_target("manylinux2014_x86_64")
+    layout = ZigLayout(tmp_path / "cache", target)
+
+    def warm(path: Path) -> str:
+        return ZigExecutor(zig=path)._warm_fingerprint(target, layout)
+
+    assert warm(tmp_path / "link" / "zig") == warm(zig)  # the same install, by another name
+    assert warm(tmp_path / "copy" / "zig") != warm(zig)

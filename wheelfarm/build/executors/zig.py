@@ -319,10 +319,14 @@ class ZigExecutor:
         }, sort_keys=True)
 
     def _warm_fingerprint(self, target: Target, layout: ZigLayout) -> str:
-        # What decides which runtimes a build links: not the farm's Python or package.
+        # What decides which runtimes a build links: not the farm's Python or package,
+        # but where zig is installed: zig's cache keys the runtimes it compiles by
+        # its lib directory's path, so the same zig in another virtual environment
+        # finds nothing warm (and a build would compile them again, in its throw-away
+        # overlay, with debug info that differs from one build to the next).
         return json.dumps({"script_version": zigcc.SCRIPT_VERSION, "zig_version": self.version(),
-                           "target": self.zig_target(target), "profile": layout.profile},
-                          sort_keys=True)
+                           "zig": str(self._zig().resolve()), "target": self.zig_target(target),
+                           "profile": layout.profile}, sort_keys=True)
 
     def _write_wrappers(self, target: Target, layout: ZigLayout) -> None:
         layout.bin.mkdir(parents=True, exist_ok=True)
