@@ -85,16 +85,6 @@ def test_a_missing_header_wins_over_the_compiler_error_it_causes() -> None:
     assert causes.classify(K.BUILD, "", log) is C.MISSING_DEPENDENCY
 
 
-def test_read_tail_reads_only_the_end(tmp_path: Path) -> None:
-    log = tmp_path / "job.log"
-    log.write_bytes(b"x" * (causes.TAIL_BYTES + 10) + b"\nm.c:1:2: error: bad\n\xff")
-    tail = causes.read_tail(str(log))
-    assert tail.endswith("m.c:1:2: error: bad\n\ufffd")
-    assert len(tail) <= causes.TAIL_BYTES
-    assert causes.read_tail(str(tmp_path / "missing.log")) == ""
-    assert causes.read_tail(None) == ""
-
-
 def test_the_cause_travels_in_a_workers_report() -> None:
     failed = Outcome.failed(K.BUILD, "no header", 1.0, "/l", C.MISSING_DEPENDENCY)
     assert Outcome.from_json(failed.to_json()).cause is C.MISSING_DEPENDENCY

@@ -1,5 +1,5 @@
 """Why a job failed, for people: a :class:`FailureCause` read from the failing
-step, its error and the end of its log.
+step, its error and its part of the log.
 
 The step (:class:`FailureKind`) decides retries; the cause groups failures on
 the dashboard and in notifications, so that forty jobs that miss one header
@@ -14,10 +14,6 @@ import re
 
 from wheelfarm.build import errorlines
 from wheelfarm.errors import FailureCause, FailureKind
-
-# How much of a log's end is read: a failing compiler's first error can be far
-# from the end when the build printed warnings after it (parallel jobs).
-TAIL_BYTES = 64 * 1024
 
 _MISSING = re.compile(
     r"fatal error: [^\n]*: No such file or directory"  # gcc: a header
@@ -48,9 +44,10 @@ _INFRASTRUCTURE = frozenset({FailureKind.TOOLCHAIN, FailureKind.OUTPUT, FailureK
                              FailureKind.LEASE_EXPIRED, FailureKind.LOST, FailureKind.INTERNAL})
 
 
-def classify(kind: FailureKind | None, reason: str = "", log_tail: str = "") -> FailureCause | None:
-    """The cause of a failure of step ``kind``; None for a job that never ran
-    (a needed job failed, the build was stopped): it has no cause of its own."""
+def classify(kind: FailureKind | None, reason: str = "", log: str = "") -> FailureCause | None:
+    """The cause of a failure of step ``kind`` from its ``reason`` and ``log`` (the
+    failing step's part); None for a job that never ran (a needed job failed,
+    the build was stopped): it has no cause of its own."""
     if kind in (FailureKind.NEEDS, FailureKind.INTERRUPTED):
         return None
     if kind is FailureKind.TIMEOUT:
@@ -59,7 +56,7 @@ def classify(kind: FailureKind | None, reason: str = "", log_tail: str = "") -> 
         return FailureCause.INFRASTRUCTURE
     if kind in (FailureKind.TEST, FailureKind.PARITY):
         return FailureCause.TEST
-    text = f"{reason}\n{log_tail}"
+    text = f"{reason}\n{log}"
     if kind is FailureKind.REPAIR:
         return FailureCause.TOO_NEW_SYMBOL if _TOO_NEW.search(text) else FailureCause.OTHER
     if kind is FailureKind.SOURCE:
@@ -73,17 +70,3 @@ def classify(kind: FailureKind | None, reason: str = "", log_tail: str = "") -> 
         if _NETWORK.search(text):  # build requirements that could not be downloaded
             return FailureCause.NETWORK
     return FailureCause.OTHER
-
-
-def read_tail(path: str | None) -> str:
-    """The last :data:`TAIL_BYTES` of a log, decoded leniently; "" when unreadable."""
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - TAIL_BYTES))
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""

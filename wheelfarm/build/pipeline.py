@@ -146,14 +146,16 @@ class Pipeline:
             shutil.rmtree(work, ignore_errors=True)
         self._emit(job, "done")
         took = time.monotonic() - started
+        tail = ""
+        errors: tuple[str, ...] = ()
         if wheel is None:
             failed_kind = FailureKind(state.step) if kind is None else kind
-            outcome = Outcome.failed(failed_kind, message, took, str(log_path), causes.classify(
-                failed_kind, message, causes.read_tail(str(log_path))))
+            tail, errors, section = _failure(log_path, f"! {state.step} failed: ")
+            outcome = Outcome.failed(failed_kind, message, took, str(log_path),
+                                     causes.classify(failed_kind, message, section))
         else:
             outcome = Outcome(True, took, log=str(log_path), artifact=Artifact(
                 wheel.name, sha256_file(wheel), str(wheel)))
-        tail, errors = ("", ()) if wheel else _failure(log_path, f"! {state.step} failed: ")
         return JobResult(job, replace(outcome, started_at=wall), tail=tail, errors=errors,
                          parity=state.parity,
                          test_status=state.test_status if wheel else "",
@@ -388,15 +390,18 @@ def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
     return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
 
 
-def _failure(path: Path, last: str, lines: int = 25) -> tuple[str, tuple[str, ...]]:
+def _failure(path: Path, last: str,
+             lines: int = 25) -> tuple[str, tuple[str, ...], str]:
     """The end of the failing step's part of the log (from its ``## step`` marker),
     less build's advice and the closing ``last`` line (the report shows the
-    message), and the first compiler/linker errors of that part."""
+    message); the first compiler/linker errors of that part; and the whole part,
+    which the failure's cause is read from (one read of the log for all three)."""
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     starts = [i for i, line in enumerate(text) if line.startswith("## ")]
     since = text[starts[-1]:] if starts else text
-    errors = tuple(errorlines.first_errors("\n".join(since)))
+    section = "\n".join(since)
+    errors = tuple(errorlines.first_errors(section))
     shown = errorlines.without_noise(since)
     if shown and shown[-1].startswith(last):
         shown.pop()
-    return "\n".join(shown[-lines:]), errors
+    return "\n".join(shown[-lines:]), errors, section
