@@ -192,12 +192,17 @@ def test_recipe_and_generations_pages(farm: DashFarm, base_url: str, browser: An
 def test_retry_from_the_browser_needs_an_operator_token(farm: DashFarm, base_url: str,
                                                         browser: Any) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
     d: Any = browser
     d.get(f"{base_url}/jobs/{farm.failed}")
     form = d.find_element(By.CSS_SELECTOR, f'form[action="/jobs/{farm.failed}/retry"]')
     form.find_element(By.NAME, "token").send_keys("not-a-token")
     form.find_element(By.TAG_NAME, "button").click()
+    # The form's answer is a new page: wait for it rather than read the old one's body.
+    WebDriverWait(d, 20).until(ec.text_to_be_present_in_element(
+        (By.TAG_NAME, "body"), "not an operator's token"))
     assert "not an operator's token" in d.find_element(By.TAG_NAME, "body").text
     assert farm.queue.find(farm.failed).state == "failed"
     token = issue_operator_token(farm.queue, "alice")
@@ -205,6 +210,8 @@ def test_retry_from_the_browser_needs_an_operator_token(farm: DashFarm, base_url
     form = d.find_element(By.CSS_SELECTOR, f'form[action="/jobs/{farm.failed}/retry"]')
     form.find_element(By.NAME, "token").send_keys(token)
     form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(d, 20).until(ec.text_to_be_present_in_element((By.ID, "job-state"),
+                                                                "pending"))
     assert d.find_element(By.ID, "job-state").text == "pending"
     assert farm.queue.find(farm.failed).state == "pending"
     shot(d, "job-retried")
