@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wheelfarm.api.common import HERE, FarmConfig, load_config
+from wheelfarm.errors import ConfigError
 from wheelfarm.farm.operate import Probes, Submitted
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
     from wheelfarm.farm.controller import Controller
     from wheelfarm.farm.notify.service import Status as NotifyStatus
+    from wheelfarm.farm.state.history import TokenHolder
     from wheelfarm.farm.state.queue import Queue
     from wheelfarm.farm.worker import Worker, WorkerOptions
 
@@ -134,6 +136,18 @@ def dashboard(*, farm_dir: Path = HERE) -> Any:
 
     config = load_config(farm_dir)
     return dash.app(_queue(config), _index_view(config, farm_dir.resolve()), farm_dir.resolve())
+
+
+def token_holders(*, farm_dir: Path = HERE) -> list[TokenHolder]:
+    """Every worker and operator that holds a token now (never the tokens)."""
+    return open_queue(farm_dir).token_holders()
+
+
+def revoke_token(name: str, *, operator: bool = False, farm_dir: Path = HERE) -> None:
+    """Take worker (or operator) ``name``'s token away; a ConfigError if it holds none."""
+    kind = "operator" if operator else "worker"
+    if not open_queue(farm_dir).revoke_token(kind, name):
+        raise ConfigError(f"{kind} {name!r} holds no token (see `wheelfarm token --list`)")
 
 
 def operator_token(name: str, *, farm_dir: Path = HERE) -> str:

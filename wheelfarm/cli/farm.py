@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -213,14 +214,45 @@ def controller(host: str, port: int, wheelhouse: Path | None, max_body: int, max
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--operator", is_flag=True,
               help="An operator's token (the dashboard's retry and cancel), not a worker's.")
+@click.option("--revoke", is_flag=True, help="Take NAME's token away instead of issuing one.")
+@click.option("--list", "listing", is_flag=True,
+              help="List the workers and operators that hold a token (never the tokens).")
+@click.option("--json", "as_json", is_flag=True, help="With --list: JSON on stdout.")
 @farm_option()
-def token(name: str, operator: bool, farm_dir: Path) -> None:
-    """Issue a new token for worker NAME (the old one stops working) and print it."""
+def token(name: str | None, operator: bool, revoke: bool, listing: bool, as_json: bool,
+          farm_dir: Path) -> None:
+    """Issue a new token for worker NAME (the old one stops working) and print it;
+    or take it away (--revoke), or list who holds one (--list)."""
+    if listing:
+        if name or revoke or operator:
+            raise ConfigError("--list takes no NAME, --revoke or --operator")
+        _holders(api.token_holders(farm_dir=farm_dir), as_json)
+        return
+    if not name:
+        raise ConfigError("token: give a NAME, or --list")
+    if as_json:
+        raise ConfigError("--json goes with --list")
+    if revoke:
+        api.revoke_token(name, operator=operator, farm_dir=farm_dir)
+        err.print(f"{'operator' if operator else 'worker'} {name}: token revoked", markup=False)
+        return
     click.echo(api.operator_token(name, farm_dir=farm_dir) if operator
                else api.token(name, farm_dir=farm_dir))
+
+
+def _holders(holders: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([{"kind": h.kind, "name": h.name, "since": h.since}
+                               for h in holders], indent=2))
+        return
+    table = Table("kind", "name", "since", box=None)
+    for h in holders:
+        since = "-" if h.since is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(h.since))
+        table.add_row(h.kind, h.name, since)
+    out.print(table)
 
 
 @click.command()

@@ -1,5 +1,5 @@
-"""The farm's record of local builds (``wheelfarm build``) and its operators'
-tokens; mixed into :class:`~wheelfarm.farm.state.queue.Queue`.
+"""The farm's record of local builds (``wheelfarm build``) and its tokens
+(workers' and operators'); mixed into :class:`~wheelfarm.farm.state.queue.Queue`.
 
 A local build runs its jobs through a private queue of its own (see
 :mod:`wheelfarm.farm.localrun`); each attempt is also written here, in the
@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, delete, func, select, update
 
-from wheelfarm.farm.state.schema import local_builds, operator_tokens
+from wheelfarm.farm.state.schema import local_builds, operator_tokens, workers
+from wheelfarm.farm.state.sql import event as _event
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,37 @@ class History:
         with self.engine.begin() as conn:
             return conn.execute(select(operator_tokens.c.name).where(
                 operator_tokens.c.token_sha256 == token_sha256)).scalar()
+
+    # -- who holds a token ------------------------------------------------------------------------
+
+    def token_holders(self) -> list[TokenHolder]:
+        """Every worker and operator that holds a token now, by kind and name."""
+        with self.engine.begin() as conn:
+            held = [TokenHolder("operator", r.name, r.created) for r in conn.execute(
+                select(operator_tokens.c.name, operator_tokens.c.created))]
+            held += [TokenHolder("worker", r.name, r.last_seen) for r in conn.execute(
+                select(workers.c.name, workers.c.last_seen)
+                .where(workers.c.token_sha256.is_not(None)))]
+        return sorted(held, key=lambda h: (h.kind, h.name))
+
+    def revoke_token(self, kind: str, name: str) -> bool:
+        """Take the token of worker or operator ``name`` away; False if it held none.
+        A worker keeps its record (its jobs' history names it); a controller that
+        trusted the token stops within its cache's few seconds."""
+        with self.engine.begin() as conn:
+            if kind == "operator":
+                return bool(conn.execute(delete(operator_tokens)
+                                         .where(operator_tokens.c.name == name)).rowcount)
+            gone = conn.execute(update(workers).where(
+                workers.c.name == name, workers.c.token_sha256.is_not(None))
+                .values(token_sha256=None)).rowcount
+            if gone:
+                _event(conn, self.clock(), "token-revoked", worker=name)
+            return bool(gone)
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    kind: str  # worker | operator
+    name: str
+    since: float | None  # an operator's token's issue time; a worker's last contact
