@@ -70,3 +70,21 @@ def test_zig_alone_fails_with_the_compilers_reason(tmp_path: Path) -> None:
     assert REASON in log and "falling back" not in log
     assert ": build: " in result.stderr and REASON in result.stderr
     assert not list((tmp_path / "wh").glob("*.whl"))
+
+
+def test_a_standing_farms_worker_falls_back_too(tmp_path: Path) -> None:
+    """Submitted to the farm's queue and built by a worker (direct, on this machine):
+    the same chain, the same fallback, the same provenance as a local build."""
+    submitted = wheelfarm("submit", CRC32C, "--python", "cp312", cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    worked = wheelfarm("worker", "--drain", "--name", "w1", cwd=tmp_path, timeout=900)
+    assert worked.returncode == 0, worked.stdout + worked.stderr
+    shown = wheelfarm("status", "--json", cwd=tmp_path)
+    [job] = json.loads(shown.stdout)["jobs"]
+    assert job["state"] == "succeeded", job
+    [wheel] = (tmp_path / "wheelhouse").glob("crc32c*.whl")
+    statement = json.loads(Path(f"{wheel}.intoto.json").read_text())
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]
+    assert (params["executor"], params["toolchains"]) == ("host", ["zig", "host"])
+    log = wheelfarm("logs", job["key"][:12], cwd=tmp_path).stdout
+    assert "# falling back to toolchain host" in log and REASON in log

@@ -108,16 +108,20 @@ def build(attempt: Attempt) -> Outcome:
     if loaded.digest() != spec["recipe_digest"]:
         return Outcome.failed(FailureKind.SOURCE, f"{loaded.path} is not the recipe that was "
                               "submitted (its digest differs); resubmit it")
+    # The job's toolchain chain (build.toolchains): its executor, then the fallbacks
+    # the pipeline tries in turn when a compile fails; the key covers them all.
+    fallbacks = tuple(str(name) for name in spec.get("fallbacks") or ())
     try:
-        executor = executors.get(lease.executor, pythons_config=dict(config.python_paths),
-                                 config=config)
+        chain = {name: executors.get(name, pythons_config=dict(config.python_paths),
+                                     config=config)
+                 for name in (lease.executor, *fallbacks)}
     except WheelfarmError as exc:
         return Outcome.failed(FailureKind.WORKER, str(exc))
     job = plan.Job(loaded, parse_target(lease.target), lease.python, lease.executor,
                    tuple(spec["test_pythons"]), lease.key,
-                   str(spec.get("profile") or loaded.profile or "release"))
+                   str(spec.get("profile") or loaded.profile or "release"), fallbacks)
     # The attempt's own directory: the worker adds its wheel to the farm's wheelhouse.
-    return Pipeline(config, {lease.executor: executor}, Wheelhouse(attempt.out, index=False),
+    return Pipeline(config, chain, Wheelhouse(attempt.out, index=False),
                     remote=partial(store_cache, config)).run_job(job).outcome
 
 

@@ -37,7 +37,8 @@ def build_jobs(jobs: Sequence[Job], config: FarmConfig, *, priority: int = 0) ->
             except OSError as exc:
                 raise ConfigError(f"{path}: {exc.strerror}") from None
         spec = {"recipe_path": path, "recipe_text": texts[path], "recipe_digest": r.digest(),
-                "test_pythons": list(job.test_pythons), "profile": job.profile}
+                "test_pythons": list(job.test_pythons), "profile": job.profile,
+                "fallbacks": list(job.fallbacks)}  # build.toolchains after job.executor
         # Where it can run: a macOS job for zig on a Linux worker, for the host on a Mac.
         where_os, where_arch = worker_requirements(job.target, job.executor)
         found.append(NewJob(
