@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,14 +119,47 @@ def test_a_recipe_builds_after_its_dependency_and_installs_its_wheel(tmp_path: P
     assert {"submitted", "leased", "started", "succeeded"} <= kinds
 
 
+def test_a_ci_matrix_builds_a_shared_dependency_once_and_merges(tmp_path: Path) -> None:
+    """plan -> one `build --job` per matrix entry -> merge: wfbbase, which two
+    recipes need, is built in one entry only, so merge sees one build of it."""
+    recipes, value = _farm(tmp_path)
+    user2 = tmp_path / "src" / "user2"
+    shutil.copytree(tmp_path / "src" / "user", user2)
+    (user2 / "setup.py").write_text(USER_SETUP.replace('name="wfbuser"', 'name="wfbuser2"'))
+    (recipes / "user2.toml").write_text((recipes / "user.toml").read_text().replace(
+        'name = "wfbuser"', 'name = "wfbuser2"').replace("../src/user", "../src/user2"))
+    planned = wheelfarm("plan", recipes, "--format", "github", cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    [entry] = json.loads(planned.stdout)["include"]  # three jobs, one unit
+    assert "3 of 3 jobs to build in 1 matrix entries" in planned.stderr
+    assert entry["id"] == "wfbbase-cp312-linux_x86_64"  # the unit's smallest id names it
+    out = tmp_path / "entry"
+    built = wheelfarm("build", recipes, "--job", entry["id"], "--out", out, cwd=tmp_path)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert sorted(p.name.split("-")[0] for p in out.glob("*.whl")) == [
+        "wfbbase", "wfbuser", "wfbuser2"]
+    # A dependent's id selects the same unit: its entry would build the same wheels.
+    again = wheelfarm("build", recipes, "--job", "wfbuser2-cp312-linux_x86_64", "--out",
+                      tmp_path / "again", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "building wfbbase-cp312-linux_x86_64 too" in again.stderr
+    assert "building wfbuser-cp312-linux_x86_64 too" in again.stderr
+    merged = wheelfarm("merge", out, "--out", tmp_path / "merged", cwd=tmp_path)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    for name in ("wfbuser", "wfbuser2"):  # both packages are wfbuser, built on wfbbase
+        [wheel] = (tmp_path / "merged").glob(f"{name}-*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            assert zf.read("wfbuser/__init__.py").decode() == f"FROM_BASE = {value!r}\n"
+
+
 def test_a_needed_job_left_out_by_the_selection_is_added(tmp_path: Path) -> None:
     recipes, _value = _farm(tmp_path)
     out = tmp_path / "out"
     result = wheelfarm("build", recipes, "--job", "wfbuser-cp312-linux_x86_64", "--out", out,
                        cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "building wfbbase-" in result.stderr and "too: a selected job needs it" in \
-        result.stderr
+    assert "building wfbbase-" in result.stderr
+    assert "too: build.needs joins it to the selected jobs" in result.stderr
     assert {p.name.split("-")[0] for p in out.glob("*.whl")} == {"wfbbase", "wfbuser"}
     missing = wheelfarm("build", recipes / "user.toml", "--out", tmp_path / "out2",
                         cwd=tmp_path)

@@ -16,7 +16,7 @@ from wheelfarm.plan import matrix
 from wheelfarm.plan.jobs import Job
 from wheelfarm.plan.recipe import Recipe
 from wheelfarm.plan.sourcespec import SourceSpec
-from wheelfarm.plan.targets import parse_target
+from wheelfarm.plan.targets import Target, parse_target
 
 X86 = parse_target("manylinux2014_x86_64")
 ARM = parse_target("manylinux_2_28_aarch64")
@@ -306,3 +306,46 @@ def test_a_macos_bucket_does_not_depend_on_the_planning_machines_key() -> None:
     on_mac = [_job("macosx_11_0_arm64", "host", i) for i in range(50)]
     assert [j.key for j in on_linux] != [j.key for j in on_mac]
     assert [matrix.bucket(j, 7) for j in on_linux] == [matrix.bucket(j, 7) for j in on_mac]
+
+
+# -- build.needs: units ---------------------------------------------------------------------
+
+
+def _needing(name: str, needs: tuple[str, ...], python: str, target: Target = X86) -> Job:
+    recipe = Recipe(path=Path(f"/recipes/{name}.toml"), name=name, version="1.0",
+                    source=SourceSpec(kind="path", location="/src"), needs=needs)
+    key = hashlib.sha256(f"{name}:{python}:{target.name}".encode()).hexdigest()
+    return Job(recipe, target, python, "zig", (python,), key)
+
+
+def _needs_plan() -> list[Job]:
+    """app and tool both need base (per python); lone needs nothing."""
+    return [_needing(name, needs, py) for py in ("cp311", "cp312") for name, needs in (
+        ("app", ("base",)), ("lone", ()), ("tool", ("base",)), ("base", ()))]
+
+
+def test_jobs_joined_by_needs_share_one_entry() -> None:
+    jobs = _needs_plan()
+    entries = matrix.groups(jobs)
+    assert sorted(sorted(j.recipe.name for j in g.jobs) for g in entries) == [
+        ["app", "base", "tool"], ["app", "base", "tool"], ["lone"], ["lone"]]
+    for g in entries:
+        assert len({(j.target.name, j.python) for j in g.jobs}) == 1  # one target and python
+        assert g.id == min(j.id for j in g.jobs)
+        # Any member's id selects the whole unit, so no entry builds base a second time.
+        for job in g.jobs:
+            assert matrix.select(jobs, job.id) == list(g.jobs)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_buckets_and_shards_keep_a_unit_whole(shards: int) -> None:
+    jobs = [*_needs_plan(), *make_jobs(30)]
+    for parts in ([list(g.jobs) for g in matrix.groups(jobs, shards=shards)],
+                  [matrix.shard(jobs, f"{i}/{shards}") for i in range(1, shards + 1)]):
+        keys = [j.key for part in parts for j in part]
+        assert sorted(keys) == sorted(j.key for j in jobs)  # each job once
+        for part in parts:
+            names = {(j.recipe.name, j.python) for j in part}
+            for py in ("cp311", "cp312"):
+                together = {(n, py) for n in ("app", "base", "tool")}
+                assert together <= names or not together & names

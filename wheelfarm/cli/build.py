@@ -105,7 +105,8 @@ def build(paths: tuple[Path, ...], out_dir: Path, targets: tuple[str, ...],
         for note in planned.skipped:
             err.print(f"note: {note}", markup=False)
         for job in planned.added:
-            err.print(f"building {job.id} too: a selected job needs it", markup=False)
+            err.print(f"building {job.id} too: build.needs joins it to the selected jobs",
+                      markup=False)
         if planned.unlocked:
             err.print(f"warning: no lock file for {', '.join(planned.unlocked)}; build "
                       "requirements are resolved afresh (run 'wheelfarm lock' to pin them)")

@@ -91,12 +91,15 @@ def plan_build(request: BuildRequest) -> BuildPlan:
     planned = planning.plan_recipes(recipes, config, selection)
     chosen = planned.jobs
     if request.entry is not None:
+        # A job's id selects its unit: the jobs build.needs joins it to.
         chosen = matrix.select(chosen, request.entry)
     if request.shard is not None:
         chosen = matrix.shard(chosen, request.shard)
     if not planned.jobs:
         raise ConfigError("nothing to build")
-    chosen, added = with_needs(chosen, planned.jobs)
+    named = {j.key for j in chosen if j.id == request.entry} or {j.key for j in chosen}
+    chosen, _needed = with_needs(chosen, planned.jobs)
+    added = [j for j in chosen if j.key not in named]
     unlocked = [] if request.locked else [
         r.name for r in recipes if not lockfile.path_for(r).exists()]
     return BuildPlan(request, config, chosen, added, unlocked, planned.executors,

@@ -2,7 +2,8 @@
 of GitHub Actions and GitLab CI.
 
 An entry's id names its jobs without reference to any cache: either one
-job's id, or ``<runner class>-<i>of<n>``, the jobs of that class whose key
+job's id (with the jobs joined to it by ``build.needs``: its unit), or
+``<runner class>-<i>of<n>``, the units of that class whose first job's key
 hashes to bucket i of n. A matrix job rebuilds the plan from the same recipes
 and picks its jobs by that id, so plan and build agree however the cache
 looked on either machine.
@@ -15,6 +16,8 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
 
 from wheelfarm.errors import ConfigError
 from wheelfarm.plan.jobs import Job
@@ -71,22 +74,51 @@ def bucket(job: Job, n: int) -> int:
     return int(job.key[:16], 16) % n
 
 
+def units(jobs: Sequence[Job]) -> list[tuple[Job, ...]]:
+    """``jobs`` joined by ``build.needs`` (the same target and python) into units
+    that one matrix entry builds together, so a wheel that several recipes need
+    is built once, not once per entry (``merge`` refuses two different builds of
+    one wheel). In plan order; a unit's first job is its representative, the
+    one with the smallest id (machine-independent, unlike a macOS job's key)."""
+    provides: dict[tuple[str, str, str], str] = {
+        (canonicalize_name(j.recipe.name), j.target.name, j.python): j.key for j in jobs}
+    parent = {j.key: j.key for j in jobs}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for job in jobs:
+        for need in job.recipe.needs:
+            dep = provides.get((need, job.target.name, job.python))
+            if dep is not None:  # a missing one is with_needs' error, with its reason
+                parent[root(dep)] = root(job.key)
+    found: dict[str, list[Job]] = {}
+    for job in jobs:
+        found.setdefault(root(job.key), []).append(job)
+    return [tuple(sorted(u, key=lambda j: j.id)) for u in found.values()]
+
+
 def groups(jobs: Sequence[Job], *, shards: int | None = None,
            limit: int = GITHUB_LIMIT, native: bool = False) -> list[Group]:
-    """Matrix entries for ``jobs``: one per job while that fits under ``limit``,
-    else (or with ``shards``) hash buckets per runner class."""
-    by_class: dict[str, list[Job]] = {}
-    for job in jobs:
-        by_class.setdefault(runner_class(job, native), []).append(job)
-    if shards is None and len(jobs) <= limit:
-        return [Group(j.id, runner_class(j, native), (j,)) for j in jobs]
-    counts = _bucket_counts({c: len(js) for c, js in by_class.items()}, shards, limit)
+    """Matrix entries for ``jobs``: one per unit (see :func:`units`; a job alone is
+    a unit) while that fits under ``limit``, else (or with ``shards``) hash
+    buckets of units per runner class."""
+    found_units = units(jobs)
+    by_class: dict[str, list[tuple[Job, ...]]] = {}
+    for unit in found_units:
+        by_class.setdefault(runner_class(unit[0], native), []).append(unit)
+    if shards is None and len(found_units) <= limit:
+        return [Group(u[0].id, runner_class(u[0], native), u) for u in found_units]
+    counts = _bucket_counts({c: len(us) for c, us in by_class.items()}, shards, limit)
     found: list[Group] = []
     for cls in sorted(by_class):
         n = counts[cls]
         buckets: list[list[Job]] = [[] for _ in range(n)]
-        for job in by_class[cls]:
-            buckets[bucket(job, n)].append(job)
+        for unit in by_class[cls]:
+            buckets[bucket(unit[0], n)].extend(unit)
         found += [Group(f"{cls}-{i + 1}of{n}", cls, tuple(b)) for i, b in enumerate(buckets) if b]
     return found
 
@@ -104,8 +136,10 @@ def _bucket_counts(sizes: dict[str, int], shards: int | None, limit: int) -> dic
 
 
 def select(jobs: Sequence[Job], entry_id: str) -> list[Job]:
-    """The jobs of the matrix entry ``entry_id`` (see :func:`groups`)."""
-    exact = [j for j in jobs if j.id == entry_id]
+    """The jobs of the matrix entry ``entry_id`` (see :func:`groups`): a job's id
+    stands for its whole unit."""
+    found_units = units(jobs)
+    exact = [j for u in found_units if any(j.id == entry_id for j in u) for j in u]
     if exact:
         return exact
     m = _BUCKET.match(entry_id)
@@ -114,18 +148,20 @@ def select(jobs: Sequence[Job], entry_id: str) -> list[Job]:
         raise ConfigError(f"--job {entry_id}: no such job or matrix entry in this plan")
     cls, i, n = m.group("cls"), int(m.group("i")), int(m.group("n"))
     # Class names tell native from cross runners apart, so either reading is safe.
-    return [j for j in jobs if cls in (runner_class(j), runner_class(j, native=True))
-            and bucket(j, n) == i - 1]
+    return [j for u in found_units
+            if cls in (runner_class(u[0]), runner_class(u[0], native=True))
+            and bucket(u[0], n) == i - 1 for j in u]
 
 
 def shard(jobs: Sequence[Job], spec: str) -> list[Job]:
-    """``--shard i/N`` (1-based): the jobs whose key hashes to shard i, over all
-    jobs, cached or not, so shards do not shift as the cache fills."""
+    """``--shard i/N`` (1-based): the units (see :func:`units`) whose first job's key
+    hashes to shard i, over all jobs, cached or not, so shards do not shift as the
+    cache fills."""
     m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
         raise ConfigError(f"--shard {spec}: expected i/N with 1 <= i <= N, e.g. 2/4")
     i, n = int(m.group(1)), int(m.group(2))
-    return [j for j in jobs if bucket(j, n) == i - 1]
+    return [j for u in units(jobs) if bucket(u[0], n) == i - 1 for j in u]
 
 
 def github_matrix(entries: Iterable[Group]) -> dict[str, list[dict[str, str]]]:
