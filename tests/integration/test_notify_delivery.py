@@ -176,3 +176,27 @@ def test_the_retry_schedule_follows_the_backoff_on_an_injected_clock(
     # The signature's timestamp is the injected clock's: a receiver on the
     # real clock refuses it as a replay.
     assert not any(h.signed for h in receiver.hits)
+
+
+def test_a_slow_receiver_does_not_hold_back_another_targets_messages(
+        tmp_path: Path, receiver: Receiver) -> None:
+    receiver.answer = lambda _d, _n: Answer(200, delay=0.8)
+    with receiving(SECRET) as quick:
+        targets = [NotifyTarget(name=name, url=r.url, format="json",  # type: ignore[arg-type]
+                                secret_env="X", timeout=5.0)
+                   for name, r in (("slow", receiver), ("quick", quick))]
+        engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
+        notifier = Notifier(engine, targets, {"slow": SECRET, "quick": SECRET})
+        # One message per target each time: the outbox interleaves slow, quick, slow, ...
+        for i in range(3):
+            outbox.enqueue(engine, targets, "failure", {**DOC, "count": i}, time.time())
+        started = time.time()
+        results = notifier.deliver_due()
+        took = time.time() - started
+        assert len(results) == 6 and all(error is None for _d, error in results)
+        assert took >= 3 * 0.8  # the slow target's three, one after the other
+        # The quick target's three all arrived while the slow one's first was pending.
+        assert [h.body["count"] for h in quick.hits] == [0, 1, 2]
+        assert max(h.at for h in quick.hits) - started < 0.8, \
+            [round(h.at - started, 2) for h in quick.hits]
+        assert [h.body["count"] for h in receiver.hits] == [0, 1, 2]  # in order
