@@ -6,8 +6,11 @@ CI starts Podman's API service and exports DOCKER_HOST (.ci/setup.d/40-podman.sh
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,7 +125,11 @@ def test_the_job_ran_in_a_container_without_network(built: tuple[Path, Path]) ->
     farm, _out = built
     log = next((farm / ".wheelfarm" / "logs").rglob("fastadd-cp39-*.log")).read_text()
     assert "network: disabled" in log
-    assert re.search(r"container wheelfarm-\w+ removed", log)
+    # Two containers, the build's seeing the cache read-only, and both removed.
+    assert re.search(r"containers wheelfarm-\w+_farm \(the farm's steps\) and "
+                     r"wheelfarm-\w+_build \(the build, cache read-only\) started", log)
+    assert re.search(r"container wheelfarm-\w+_farm removed", log)
+    assert re.search(r"container wheelfarm-\w+_build removed", log)
     # The build ran the image's compiler and Python, and requirements came from the wheelhouse.
     assert "+ /opt/python/cp39-cp39/bin/python -m venv --without-pip" in log
     assert "--no-index --find-links" in log
@@ -179,6 +186,49 @@ def test_a_build_reaches_the_network_only_when_its_recipe_says_so(
 
 
 # -- what must never leak ------------------------------------------------------------------------
+
+
+HOSTILE_SETUP = """import os, pathlib
+from setuptools import Extension, setup
+env = pathlib.Path(os.environ["VIRTUAL_ENV"])
+cache = env.parent.parent
+targets = [env / "pyvenv.cfg", env / "TOKEN", cache / "envs" / "TOKEN",
+           cache / "container" / "TOKEN", pathlib.Path(os.environ["CC"])]
+for path in targets:
+    try:
+        with open(path, "a") as fh:
+            fh.write("poisoned TOKEN")
+        print("HOSTILE wrote", path, flush=True)
+    except OSError as exc:
+        print("HOSTILE refused", path, exc, flush=True)
+setup(ext_modules=[Extension("fastadd", sources=["src/fastadd.c"], libraries=["m"])])
+"""
+
+
+def test_a_container_build_cannot_write_into_the_cache(client: Any, tmp_path: Path) -> None:
+    """The farm's steps make the build environment in the per-user cache; the
+    build's own code (a hostile setup.py) sees it read-only, so it can poison
+    neither that environment nor the compiler wrappers other jobs will use."""
+    token = secrets.token_hex(8)
+    project = tmp_path / "hostile"
+    shutil.copytree(PROJECTS / "fastadd", project)
+    (project / "setup.py").write_text(HOSTILE_SETUP.replace("TOKEN", token))
+    path = tmp_path / "hostile.toml"
+    path.write_text(f'[package]\nname = "fastadd"\nversion = "0.1.0"\n'
+                    f'[source]\npath = "{project}"\n'
+                    f'[build]\ntargets = ["{TARGET}"]\npythons = ["cp39"]\n'
+                    f'[test]\nimports = ["fastadd"]\n')
+    cache = tmp_path / "cache"
+    result = run(tmp_path, path, "--out", tmp_path / "out", "--json", tmp_path / "r.json",
+                 env={"WHEELFARM_CACHE_DIR": str(cache)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    [job] = json.loads((tmp_path / "r.json").read_text())["jobs"]
+    log = Path(job["attempts"][0]["log"]).read_text()
+    # setup.py runs twice (the requirements hook, the build): every write refused
+    assert log.count("HOSTILE refused") == 10 and "HOSTILE wrote" not in log, log
+    assert "Read-only file system" in log
+    assert not [p for p in cache.rglob("*") if token in p.name]
+    assert not [p for p in cache.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
 
 
 def test_a_killed_farm_leaves_a_container_the_next_run_reaps(client: Any, tmp_path: Path) -> None:

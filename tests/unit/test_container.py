@@ -9,8 +9,8 @@ import pytest
 
 from tests.wheels import make_wheel
 from wheelfarm.build.executors import engine, offline
-from wheelfarm.build.executors.container import ContainerExecutor, parse_discovery
-from wheelfarm.build.executors.container_place import ALLOWED_WRITES, check_writes
+from wheelfarm.build.executors.container import ContainerExecutor
+from wheelfarm.build.executors.container_place import ALLOWED_WRITES, check_writes, parse_discovery
 from wheelfarm.errors import JobError, RecipeError
 from wheelfarm.plan import config as farm_config
 from wheelfarm.plan.targets import parse_target

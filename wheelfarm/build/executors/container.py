@@ -1,14 +1,16 @@
-"""The container executor: each job in a fresh container of its target's build image.
+"""The container executor: each job in fresh containers of its target's build image.
 
 Images come from the farm config's ``[images]`` (target -> image; by default
 ``manylinux_2_31_x86_64`` -> the local bullseye image that ``make image``
 builds) and run on a Docker Engine or Podman's Docker API service (see
-:mod:`wheelfarm.build.executors.engine`). A job's container runs without a network
-unless its recipe says ``build.network = true``; its requirements are
-fetched on the host (see :mod:`wheelfarm.build.executors.offline`). Memory, CPU
-and wall-clock limits come from ``[container-limits]``. The container is
-removed when the job ends, whatever the outcome; one left by a killed farm
-process is reaped by the next run.
+:mod:`wheelfarm.build.executors.engine`). A job has two containers of its
+image sharing its work directory: the farm's steps run in one that may write
+the per-user cache, the build's code in one that sees it read-only. They run
+without a network unless the recipe says ``build.network = true``; its
+requirements are fetched on the host (see :mod:`.offline`). Memory, CPU and
+wall-clock limits come from ``[container-limits]``. The containers are removed
+when the job ends, whatever the outcome; those left by a killed farm process
+are reaped by the next run.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from wheelfarm.build.executors.container_place import (
     ALLOWED_WRITES,
     BASE_ENV,
     BASE_PATH,
+    DISCOVER,
+    DISCOVER_END,
     ContainerPlace,
     Image,
     Limits,
     check_writes,
     outside_writes_error,
+    parse_discovery,
 )
 from wheelfarm.build.executors.engine import (
     JOB,
@@ -51,54 +56,15 @@ from wheelfarm.build.executors.engine import (
 from wheelfarm.errors import ConfigError, EngineUnavailable, JobError, needs_extra
 from wheelfarm.fsutil import file_lock
 from wheelfarm.plan.config import LOCAL_IMAGE, ContainerSettings, FarmConfig
-from wheelfarm.plan.pythons import MIN_PYTHON, parse_tag
+from wheelfarm.plan.pythons import parse_tag
 from wheelfarm.plan.targets import Target
 
 with needs_extra("containers", "the container executor"):
     import docker.errors  # type: ignore[import-untyped]
 
-# Lists the image's Pythons, glibc and Rust; run once per image id.
-_DISCOVER = r"""
-for p in /opt/python/cp3*/bin/python; do [ -x "$p" ] && echo "python $p"; done
-echo "glibc $(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //')"
-echo "arch $(uname -m)"
-echo "path $PATH"
-command -v rustc >/dev/null 2>&1 && echo "rustc yes"
-echo "end"
-"""
-_DISCOVER_END = "\nend"
 _DISCOVER_TRIES = 3
-_PY_DIR = re.compile(r"^/opt/python/cp(\d)(\d+)-cp\d+/bin/python$")
 _SYSTEM_DIRS = {Path(p) for p in ("/", "/usr", "/usr/local", "/opt")}
 _IDLE = 24 * 3600  # the container's own lifetime cap without a job timeout, seconds
-
-
-def parse_discovery(output: str, configured: Mapping[str, str] | None = None
-                    ) -> tuple[dict[str, str], tuple[int, int] | None, str, bool, str]:
-    """Pythons (tag -> path), glibc, arch, whether rustc is there and the image's PATH,
-    from ``_DISCOVER``."""
-    pythons: dict[str, str] = {}
-    glibc = None
-    arch = "x86_64"
-    rustc = False
-    path = BASE_PATH
-    for line in output.splitlines():
-        key, _, value = line.strip().partition(" ")
-        if key == "python" and (m := _PY_DIR.match(value)):
-            if (int(m.group(1)), int(m.group(2))) >= MIN_PYTHON:
-                pythons[f"cp{m.group(1)}{m.group(2)}"] = value
-        elif key == "glibc" and (g := re.match(r"(\d+)\.(\d+)", value)):
-            glibc = (int(g.group(1)), int(g.group(2)))
-        elif key == "arch" and value:
-            arch = value
-        elif key == "rustc":
-            rustc = True
-        elif key == "path" and value:
-            path = value
-    if configured:
-        pythons = dict(configured)
-    ordered = {t: pythons[t] for t in sorted(pythons, key=parse_tag)}
-    return ordered, glibc, arch, rustc, path
 
 
 class ContainerExecutor:
@@ -176,23 +142,24 @@ class ContainerExecutor:
         engine = self.engine()
         image = self._image(name, pull=False)
         network = ctx.network
-        volumes = {str(ctx.work_dir): {"bind": str(ctx.work_dir), "mode": "rw"},
-                   str(ctx.cache_dir): {"bind": str(ctx.cache_dir), "mode": "rw"}}
         # The image's PATH (its Rust, its tools) comes after whatever a step puts first.
         extra_path = image.path.split(":")
+        shared = {str(ctx.work_dir): {"bind": str(ctx.work_dir), "mode": "rw"}}
         sysroot = None if image.rustc else self.rust_sysroot()
         if sysroot:
-            volumes[sysroot] = {"bind": sysroot, "mode": "ro"}
+            shared[sysroot] = {"bind": sysroot, "mode": "ro"}
             extra_path.append(f"{sysroot}/bin")
+        cache = str(ctx.cache_dir)
+        # The farm's steps write the per-user cache; the build's code sees it read-only.
+        mounts = {role: {**shared, cache: {"bind": cache, "mode": mode}}
+                  for role, mode in (("farm", "rw"), ("build", "ro"))}
         timeout = self.settings.timeout
         started = time.monotonic()
         options: dict[str, Any] = {
             "labels": {LABEL: "1", OWNER: owner_id(), JOB: ctx.work_dir.name},
-            "volumes": volumes,
             "network_mode": "host" if network else "none",
             "environment": BASE_ENV,
             "working_dir": str(ctx.work_dir),
-            "name": f"wheelfarm-{uuid.uuid4().hex[:12]}",
             # sleep is the container's init: it ends (and the container with it)
             # by itself should the farm die without removing it.
             "command": ["sleep", str(int((timeout or _IDLE) + 60))],
@@ -206,29 +173,37 @@ class ContainerExecutor:
         if self.settings.cpus:
             options["nano_cpus"] = int(self.settings.cpus * 1e9)
         ctx.log.write(f"network: {'enabled (build.network = true)' if network else 'disabled'}\n")
+        made: dict[str, Any] = {}
         try:
-            container = engine.client.containers.create(image.id, **options)
-        except docker.errors.APIError as exc:
-            raise JobError(f"could not create a container of {image.name}: "
-                           f"{_api_reason(exc)}") from exc
-        try:
-            container.start()
-            ctx.log.write(f"container {container.name} started in "
+            for role, volumes in mounts.items():
+                try:
+                    made[role] = engine.client.containers.create(
+                        image.id, **options, volumes=volumes,
+                        name=f"wheelfarm-{uuid.uuid4().hex[:12]}_{role}")
+                except docker.errors.APIError as exc:
+                    raise JobError(f"could not create a container of {image.name}: "
+                                   f"{_api_reason(exc)}") from exc
+                made[role].start()
+            ctx.log.write(f"containers {made['farm'].name} (the farm's steps) and "
+                          f"{made['build'].name} (the build, cache read-only) started in "
                           f"{time.monotonic() - started:.2f}s\n")
             limits = Limits(self.settings.memory,
                             started + timeout if timeout is not None else None, timeout)
-            place = ContainerPlace(engine.client, container, image, ctx.python, ctx.log,
+            place = ContainerPlace(engine.client, made["farm"], image, ctx.python, ctx.log,
                                    ctx.cache_dir, network=network, limits=limits,
                                    command_timeout=ctx.timeout, extra_path=extra_path,
-                                   toolchain=container_wrappers(image, ctx))
+                                   toolchain=container_wrappers(image, ctx),
+                                   build_container=made["build"])
             yield place
-            bad = check_writes(container.diff(), [*ALLOWED_WRITES, *volumes])
+            bad = sorted({path for role, container in made.items() for path in
+                          check_writes(container.diff(), [*ALLOWED_WRITES, *mounts[role]])})
             if bad:
                 raise outside_writes_error(bad)
         except docker.errors.APIError as exc:
-            raise JobError(f"container {container.name}: {_api_reason(exc)}") from exc
+            raise JobError(f"container of {image.name}: {_api_reason(exc)}") from exc
         finally:
-            remove(container, ctx.log)
+            for container in made.values():
+                remove(container, ctx.log)
 
     # -- engine, images ------------------------------------------------------------------
 
@@ -292,7 +267,7 @@ class ContainerExecutor:
 
     def _look_inside(self, client: docker.DockerClient, name: str,
                      image_id: str) -> dict[str, Any]:
-        """Run ``_DISCOVER`` in the image. An answer without its marker line (the
+        """Run ``DISCOVER`` in the image. An answer without its marker line (the
         engine's log of a short-lived container can come back short under load) is
         asked again, and never cached: a record without glibc would break every
         later job of this image."""
@@ -300,14 +275,14 @@ class ContainerExecutor:
         for _attempt in range(_DISCOVER_TRIES):
             try:
                 output = client.containers.run(
-                    image_id, ["sh", "-c", _DISCOVER], network_mode="none", remove=True,
+                    image_id, ["sh", "-c", DISCOVER], network_mode="none", remove=True,
                     labels={LABEL: "1", OWNER: owner_id()}, stdout=True, stderr=False,
                 ).decode(errors="replace")
             except docker.errors.APIError as exc:
                 raise JobError(f"image {name}: could not look inside: "
                                f"{_api_reason(exc)}") from exc
             pythons, glibc, arch, rustc, path = parse_discovery(output)
-            if glibc is not None and _DISCOVER_END in output:
+            if glibc is not None and DISCOVER_END in output:
                 return {"id": image_id, "pythons": pythons, "glibc": glibc, "arch": arch,
                         "rustc": rustc, "path": path}
         shown = " | ".join(output.strip().splitlines()) or "nothing"

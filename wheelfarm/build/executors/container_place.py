@@ -1,7 +1,11 @@
-"""A place inside a running build container: commands go in through the engine's exec API.
+"""A place inside a job's two running containers: commands go in through the engine's exec API.
 
 The job's work directory and the farm's cache are mounted at the same paths
-as on the host, so the pipeline's paths need no translation. Output of every
+as on the host, so the pipeline's paths need no translation. The farm's own
+commands (environments, installs, repair) run in a container that may write
+the cache; the build's code (``untrusted``: the backend, ``before-build``,
+tests) runs in a second one of the same image where the cache is read-only,
+so a hostile build cannot change what later jobs and other farms reuse. Output of every
 command is streamed into the job log in the same form :mod:`wheelfarm.proc`
 writes (``+ cmd``, the output, ``! exit status``, ``# seconds``).
 """
@@ -9,6 +13,7 @@ writes (``+ cmd``, the output, ``! exit status``, ``# seconds``).
 from __future__ import annotations
 
 import collections
+import re
 import shlex
 import subprocess
 import threading
@@ -20,6 +25,7 @@ from typing import IO, Any
 
 from wheelfarm.build.executors.offline import DownloadCache, Interpreter, requires_dist, split_local
 from wheelfarm.errors import CommandError, ConfigError, JobError, needs_extra
+from wheelfarm.plan.pythons import MIN_PYTHON, parse_tag
 from wheelfarm.proc import TAIL_LINES
 
 with needs_extra("containers", "the container executor"):
@@ -50,6 +56,47 @@ class Image:
     path: str = BASE_PATH  # the image's own PATH
 
 
+# Lists the image's Pythons, glibc and Rust; run once per image id.
+DISCOVER = r"""
+for p in /opt/python/cp3*/bin/python; do [ -x "$p" ] && echo "python $p"; done
+echo "glibc $(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //')"
+echo "arch $(uname -m)"
+echo "path $PATH"
+command -v rustc >/dev/null 2>&1 && echo "rustc yes"
+echo "end"
+"""
+DISCOVER_END = "\nend"
+_PY_DIR = re.compile(r"^/opt/python/cp(\d)(\d+)-cp\d+/bin/python$")
+
+
+def parse_discovery(output: str, configured: Mapping[str, str] | None = None
+                    ) -> tuple[dict[str, str], tuple[int, int] | None, str, bool, str]:
+    """Pythons (tag -> path), glibc, arch, whether rustc is there and the image's PATH,
+    from ``DISCOVER``."""
+    pythons: dict[str, str] = {}
+    glibc = None
+    arch = "x86_64"
+    rustc = False
+    path = BASE_PATH
+    for line in output.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key == "python" and (m := _PY_DIR.match(value)):
+            if (int(m.group(1)), int(m.group(2))) >= MIN_PYTHON:
+                pythons[f"cp{m.group(1)}{m.group(2)}"] = value
+        elif key == "glibc" and (g := re.match(r"(\d+)\.(\d+)", value)):
+            glibc = (int(g.group(1)), int(g.group(2)))
+        elif key == "arch" and value:
+            arch = value
+        elif key == "rustc":
+            rustc = True
+        elif key == "path" and value:
+            path = value
+    if configured:
+        pythons = dict(configured)
+    ordered = {t: pythons[t] for t in sorted(pythons, key=parse_tag)}
+    return ordered, glibc, arch, rustc, path
+
+
 @dataclass
 class Limits:
     memory: int | None
@@ -64,9 +111,11 @@ class ContainerPlace:
                  tag: str, log: IO[str], cache_dir: Path, *, network: bool,
                  limits: Limits, command_timeout: float | None,
                  extra_path: Sequence[str] = (),
-                 toolchain: Mapping[str, str] | None = None) -> None:
+                 toolchain: Mapping[str, str] | None = None,
+                 build_container: Any = None) -> None:
         self.client = client
-        self.container = container
+        self.container = container  # the farm's steps: the cache is writable
+        self.build_container = build_container or container  # the build's: read-only
         self.image = image
         self.tag = tag
         self.log = log
@@ -142,8 +191,9 @@ class ContainerPlace:
         cwd: Path,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
-        untrusted: bool = False,  # every command here runs in the job's own container
+        untrusted: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        container = self.build_container if untrusted else self.container
         full = {**BASE_ENV, "PATH": "", **(env or {})}
         for extra in self.extra_path:
             if extra and extra not in full["PATH"].split(":"):
@@ -158,7 +208,7 @@ class ContainerPlace:
         started = time.monotonic()
         api = self.client.api
         try:
-            exec_id = api.exec_create(self.container.id, cmd, workdir=str(cwd),
+            exec_id = api.exec_create(container.id, cmd, workdir=str(cwd),
                                       environment=full)["Id"]
             stream = api.exec_start(exec_id, stream=True)
         except docker.errors.APIError as exc:
@@ -185,12 +235,12 @@ class ContainerPlace:
         reader.join(limit)
         returncode: int | None
         if reader.is_alive():
-            self._kill("timeout" if job_bound else "command timeout")
+            self._kill(container, "timeout" if job_bound else "command timeout")
             reader.join(10)
             returncode = None
         else:
             returncode = api.exec_inspect(exec_id).get("ExitCode")
-        reason = self._reason(returncode, limit)
+        reason = self._reason(container, returncode, limit)
         if reason:
             tail.append(f"wheelfarm: {reason}\n")
             self.log.write(f"! {reason}\n")
@@ -218,33 +268,36 @@ class ContainerPlace:
         left = max(0.0, self.limits.deadline - time.monotonic())
         return left if timeout is None else min(timeout, left)
 
-    def _kill(self, why: str) -> None:
+    def _kill(self, container: Any, why: str) -> None:
         self.killed_for = why
         try:
-            self.container.kill()
+            container.kill()
         except docker.errors.APIError as exc:
             self.log.write(f"! could not kill the container: {exc}\n")
 
-    def _reason(self, returncode: int | None, limit: float | None) -> str | None:
+    def _reason(self, container: Any, returncode: int | None,
+                limit: float | None) -> str | None:
         """Why a command died, when the container's limits killed it."""
         if returncode is None:
             if self.killed_for == "timeout" and self.limits.timeout is not None:
                 return (f"the job exceeded its time limit of {self.limits.timeout:.0f}s "
                         f"([container-limits] timeout); its container was killed")
             return f"the command exceeded its timeout of {limit:.0f}s; its container was killed"
-        if returncode == OOM_EXIT and self.limits.memory is not None and self._oom_killed():
+        if returncode == OOM_EXIT and self.limits.memory is not None \
+                and self._oom_killed(container):
             mib = self.limits.memory / (1 << 20)
             return (f"killed by the out-of-memory killer: the job's memory limit is "
                     f"{mib:.0f} MiB ([container-limits] memory)")
         return None
 
-    def _oom_killed(self) -> bool:
+    @staticmethod
+    def _oom_killed(container: Any) -> bool:
         """Whether the container's memory cgroup has had to kill (cgroup v1 or v2)."""
         probe = ("cat /sys/fs/cgroup/memory.events 2>/dev/null | sed -n 's/^oom_kill //p';"
                  "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
                  " | sed -n 's/^oom_kill //p'")
         try:
-            result = self.container.exec_run(["sh", "-c", probe])
+            result = container.exec_run(["sh", "-c", probe])
         except docker.errors.APIError:
             return False
         counts = result.output.decode(errors="replace").split()
