@@ -202,3 +202,29 @@ def test_a_reported_log_path_is_not_believed(farm: Farm, tmp_path: Path) -> None
         "ok": False, "duration": 0.1, "kind": "build", "reason": "boom", "log": str(secret)}})
     shown = cli("logs", str(lease["key"])[:12], cwd=farm.root)
     assert "CANARY-5e1f" not in shown.stdout + shown.stderr
+
+
+def test_a_worker_ships_running_logs_only_for_its_own_lease(farm: Farm) -> None:
+    """The live-log endpoint (farm/livelog.py): the lease's holder only, in its
+    own attempt's file, in order, and in chunks of a bounded size."""
+    assert cli("submit", "--probe", "1", "--seconds", "5", cwd=farm.root).returncode == 0
+    w1, w2 = farm.headers("w1"), farm.headers("w2")
+    [lease] = farm.claim(w1)
+    path = f"{farm.url}{API}/log/{lease['job_id']}/{lease['n']}"
+
+    def ship(headers: dict[str, str], offset: object, data: bytes,
+             token: object = lease["token"]) -> httpx.Response:
+        return httpx.post(path, params={"offset": offset}, content=data,
+                          headers={**headers, "X-Wheelfarm-Lease": str(token)})
+
+    assert ship(w2, 0, b"not yours\n").status_code == 409  # another worker
+    assert ship(w1, 0, b"forged\n", token="0" * 32).status_code == 409  # a made-up lease
+    assert ship(w1, "-1", b"x").status_code == 400
+    assert ship(w1, 0, b"x" * (256 * 1024 + 1)).status_code == 413
+    assert ship(w1, 0, b"line 1\n").json() == {"size": 7}
+    assert ship(w1, 0, b"line 1\n").json() == {"size": 7}  # a repeat is not appended twice
+    assert ship(w1, 99, b"gap\n").json() == {"size": 7}  # nor a chunk after a gap
+    assert ship(w1, 7, b"line 2\n").json() == {"size": 14}
+    [kept] = (farm.root / ".wheelfarm" / "logs" / "live").glob("*.log")
+    assert kept.read_bytes() == b"line 1\nline 2\n"
+    assert kept.name == f"{str(lease['key'])[:16]}-{lease['n']}.log"

@@ -76,9 +76,12 @@ class Pipeline:
                  normalize: bool = True, locked: bool = False,
                  check_reproducible: bool = False, use_cache: bool = True,
                  compare_upstream: bool = True, remote: OpenRemote | None = None,
-                 on_result: OnResult | None = None) -> None:
+                 on_result: OnResult | None = None, log_file: Path | None = None) -> None:
         """``remote`` opens the second cache (the published store) on the first miss;
-        ``on_step`` is told each step a job enters, ``on_result`` each attempt's result."""
+        ``on_step`` is told each step a job enters, ``on_result`` each attempt's result;
+        ``log_file``: append every job's log there (a farm job's process writes its
+        attempt's log as it goes, for the dashboard) instead of a new directory's
+        ``<job id>.log``."""
         self.config = config
         self.executors = executors
         self.output = output
@@ -94,8 +97,10 @@ class Pipeline:
         self.use_cache = use_cache and not check_reproducible
         self.cache = ArtifactCache(config.state_dir)
         self.caches = Caches(self.cache, remote)
+        self.log_file = log_file
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.log_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
+        self.log_dir = log_file.parent if log_file is not None else Path(
+            tempfile.mkdtemp(prefix=f"{stamp}-", dir=self._mkdir("logs")))
         self._fetch_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -113,7 +118,7 @@ class Pipeline:
     def _run_job(self, job: Job) -> JobResult:
         started = time.monotonic()
         wall = time.time()
-        log_path = self.log_dir / f"{job.id}.log"
+        log_path = self.log_file or self.log_dir / f"{job.id}.log"
         hit, note = self.caches.hit(job.key) if self.use_cache else (None, "")
         if hit is not None:
             reused = self._reuse(job, hit, log_path, started, note)
@@ -163,7 +168,7 @@ class Pipeline:
 
     def _reuse(self, job: Job, hit: Cached, log_path: Path, started: float,
                where: str) -> JobResult:
-        with log_path.open("w", encoding="utf-8") as fh:
+        with log_path.open("a", encoding="utf-8") as fh:
             fh.write(f"# job {job.id}\n# key {job.key}\n{where}: {hit.filename} "
                      f"sha256 {hit.sha256}\n")
             self.output.add(hit.wheel, hit.provenance, hit.debug)
@@ -235,8 +240,8 @@ class Pipeline:
         recipe = job.recipe
         facts = provenance.BuildFacts(
             recipe_name=recipe.name, recipe_path=str(recipe.path.resolve()),
-            recipe_digest=recipe.digest(),
-            source=_source_facts(recipe.source), target=job.target.name, python=job.python,
+            recipe_digest=recipe.digest(), source=provenance.source_facts(recipe.source),
+            target=job.target.name, python=job.python,
             test_pythons=job.test_pythons, executor=name, job_key=job.key,
             source_date_epoch=built.epoch, network=network,
             toolchain={**provenance.host_toolchain(),
@@ -378,16 +383,6 @@ def _git_time(src: Path, fh: IO[str]) -> int | None:
         return None
     digits = out.strip().splitlines()[-1] if out.strip() else ""
     return int(digits) if digits.isdigit() else None
-
-
-def _source_facts(spec: source.SourceSpec) -> dict[str, str]:
-    identity = spec.identity()
-    if spec.kind == "git":
-        return {"uri": f"git+{spec.location}@{spec.rev}", "digest": f"gitCommit:{spec.rev}"}
-    if spec.kind in ("pypi", "url"):
-        where = spec.location or f"pypi:{spec.name}=={spec.version}"
-        return {"uri": where, "digest": f"sha256:{spec.sha256}"}
-    return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}
 
 
 def _failure(path: Path, last: str,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from wheelfarm import __version__, proc
 from wheelfarm.build.archive import sha256_file
 from wheelfarm.errors import CommandError
+from wheelfarm.plan.sourcespec import SourceSpec
 
 if TYPE_CHECKING:
     from wheelfarm.build.debuginfo import DebugFile
@@ -214,3 +215,14 @@ def host_toolchain() -> dict[str, str]:
         if line:
             facts[name] = line
     return facts
+
+
+def source_facts(spec: SourceSpec) -> dict[str, str]:
+    """The source as the provenance names it: a URI and a digest."""
+    identity = spec.identity()
+    if spec.kind == "git":
+        return {"uri": f"git+{spec.location}@{spec.rev}", "digest": f"gitCommit:{spec.rev}"}
+    if spec.kind in ("pypi", "url"):
+        where = spec.location or f"pypi:{spec.name}=={spec.version}"
+        return {"uri": where, "digest": f"sha256:{spec.sha256}"}
+    return {"uri": f"file:{spec.location}", "digest": identity.split(":", 1)[1]}

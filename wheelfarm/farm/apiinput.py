@@ -46,7 +46,7 @@ def error(status: int, message: str) -> JSONResponse:
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The request's body: a JSON object of at most ``limit`` bytes."""
-    data = await _read(request, limit, "request body")
+    data = await read_body(request, limit, "request body")
     try:
         body = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
@@ -129,7 +129,8 @@ def as_outcome(value: Any) -> Outcome:
                    if art is not None else None)
 
 
-async def _read(request: Request, limit: int, what: str) -> bytes:
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request's body, at most ``limit`` bytes (TooLarge: 413 beyond)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"{what} over the limit of {limit} bytes")

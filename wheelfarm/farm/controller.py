@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from wheelfarm.errors import (
     WheelfarmError,
     needs_extra,
 )
-from wheelfarm.farm import debugupload, tokens
+from wheelfarm.farm import debugupload, livelog, tokens
 from wheelfarm.farm.apiinput import (
     API,
     LEASE_HEADER,
@@ -50,6 +49,7 @@ from wheelfarm.farm.apiinput import (
     as_outcome,
     claim_limit,
     error,
+    read_body,
     read_json,
     receive,
     resolve_leases,
@@ -94,7 +94,7 @@ class Controller:
         self.max_body = max_body
         self.max_upload = max_upload
         self.uploads = farm / ".wheelfarm" / "uploads"
-        self._tokens: dict[str, tuple[str, float]] = {}  # token sha256 -> (worker, until)
+        self._bearer = tokens.Bearer(queue.worker_for_token, TOKEN_TTL)
         self.stopping = threading.Event()
         # Loops run beside the API until it stops (the webhook notifier).
         self.background: list[Callable[[threading.Event], None]] = []
@@ -102,22 +102,7 @@ class Controller:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _worker(self, request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer "):
-            return None
-        digest = tokens.sha256(header[len("Bearer "):].strip())
-        now = time.monotonic()
-        cached = self._tokens.get(digest)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        # Asked again after TOKEN_TTL: `wheelfarm token` (another process) may have
-        # replaced the token, and a replaced token must stop working.
-        name = self.queue.worker_for_token(digest)
-        if name is None:
-            self._tokens.pop(digest, None)
-        else:
-            self._tokens[digest] = (name, now + TOKEN_TTL)
-        return name
+        return self._bearer.name(request.headers.get("authorization", ""))
 
     def _route(self, path: str, handler: Callable[[Request, str], Awaitable[Response]],
                methods: list[str]) -> Route:
@@ -161,6 +146,7 @@ class Controller:
             self._route("/release", self._release, ["POST"]),
             self._route("/outstanding", self._outstanding, ["POST"]),
             self._route("/upload/{job_id:int}/{n:int}/{filename}", self._upload, ["PUT"]),
+            self._route("/log/{job_id:int}/{n:int}", self._live_log, ["POST"]),
             self._route("/artifact/{key}", self._artifact, ["GET"]),
             self._route("/status", self._status, ["GET"]),
             # The dashboard and /metrics (farm/dashboard.py): read without a token.
@@ -251,6 +237,8 @@ class Controller:
             states, leases = self.queue.finish_and_claim(checked, worker, caps, limit,
                                                          start=start)
         for (lease, outcome), state in zip(checked, states, strict=True):
+            # The uploaded log takes over from what was shipped while it ran.
+            livelog.shipped_path(self.farm, lease.key, lease.n).unlink(missing_ok=True)
             if state is not None and outcome.ok and outcome.artifact is not None \
                     and lease.kind == "build":
                 self._publish(Path(outcome.artifact.location), outcome.artifact.sha256)
@@ -363,6 +351,19 @@ class Controller:
             shutil.rmtree(part, ignore_errors=True)
         return JSONResponse({"location": dest_name,
                              "sha256": sha256_file(lease_dir / dest_name)})
+
+    async def _live_log(self, request: Request, name: str) -> Response:
+        """What a running attempt's log gained, at ``offset`` (farm/livelog.py)."""
+        offset = request.query_params.get("offset", "")
+        if not offset.isdigit():
+            raise ConfigError("offset: the byte count the chunk starts at")
+        job_id, n = request.path_params["job_id"], request.path_params["n"]
+        row = await run_in_threadpool(self._held_job, job_id, n,
+                                      request.headers.get(LEASE_HEADER, ""), name)
+        data = await read_body(request, livelog.CHUNK, "a log chunk")
+        size = await run_in_threadpool(livelog.append, livelog.shipped_path(self.farm, row.key, n),
+                                       int(offset), data, self.max_upload)
+        return JSONResponse({"size": size})
 
     def _held_job(self, job_id: int, n: int, token: str, name: str) -> Any:
         row = self.queue.held_job(job_id, n, token, name)

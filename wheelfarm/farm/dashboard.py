@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, quote
 
 from wheelfarm.build import errorlines
 from wheelfarm.errors import ConfigError, WheelfarmError, needs_extra
-from wheelfarm.farm import indexview, metrics, tokens
+from wheelfarm.farm import indexview, livelog, metrics, tokens
 from wheelfarm.farm.state import views
 from wheelfarm.farm.state.queue import Queue
 from wheelfarm.farm.state.views import LOCAL, AttemptView, JobView
@@ -188,11 +188,13 @@ class Dashboard:
             return None
         found = chosen[-1]
         if found.log is None and found.ended is None and self.farm is not None:
-            # A farm attempt records its log when it ends; until then a worker
-            # with direct database access writes it here (farm/runners.py).
-            running = self.farm / ".wheelfarm" / "logs" / "jobs" / f"{job.key[:16]}-{found.n}.log"
-            if running.is_file():
-                return replace(found, log=str(running))
+            # A farm attempt records its log when it ends; until then a worker with
+            # direct database access writes it here, and a remote worker's shipments
+            # land there (farm/livelog.py).
+            for running in (livelog.direct_path(self.farm, job.key, found.n),
+                            livelog.shipped_path(self.farm, job.key, found.n)):
+                if running.is_file():
+                    return replace(found, log=str(running))
         return found
 
     def log(self, request: Request) -> tuple[str, dict[str, Any]] | None:

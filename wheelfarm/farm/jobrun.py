@@ -122,7 +122,7 @@ def build(attempt: Attempt) -> Outcome:
                    str(spec.get("profile") or loaded.profile or "release"), fallbacks)
     # The attempt's own directory: the worker adds its wheel to the farm's wheelhouse.
     return Pipeline(config, chain, Wheelhouse(attempt.out, index=False),
-                    remote=partial(store_cache, config)).run_job(job).outcome
+                    remote=partial(store_cache, config), log_file=attempt.log).run_job(job).outcome
 
 
 def child_main(spec_path: Path) -> Outcome:
@@ -194,10 +194,10 @@ def find_links(locations: Sequence[str]) -> Iterator[None]:
 
 
 def _write_result(attempt: Attempt, outcome: Outcome) -> None:
-    """Add the pipeline's log to the attempt's, then write ``result.json`` (naming
-    the attempt's log)."""
+    """Add the pipeline's log to the attempt's (unless the pipeline wrote it there),
+    then write ``result.json`` (naming the attempt's log)."""
     with attempt.log.open("a", encoding="utf-8") as fh:
-        if outcome.log and os.path.exists(outcome.log):
+        if outcome.log and outcome.log != str(attempt.log) and os.path.exists(outcome.log):
             fh.write(Path(outcome.log).read_text(encoding="utf-8", errors="replace"))
         if not outcome.ok:
             fh.write(f"! {outcome.kind}: {outcome.reason}\n")

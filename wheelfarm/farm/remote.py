@@ -108,6 +108,13 @@ class HttpBroker:
         time.sleep(seconds)  # no news over HTTP: the worker polls
         return False
 
+    def ship_log(self, lease: Lease, offset: int, data: bytes) -> int:
+        """Append what a running attempt's log gained (farm/livelog.py); the
+        controller's size of it, which the next shipment starts at."""
+        body = self._call("POST", f"/log/{lease.job_id}/{lease.n}", params={"offset": offset},
+                          headers={LEASE_HEADER: lease.token}, content=data)
+        return int(body["size"])
+
     def _upload(self, lease: Lease, path: Path) -> str:
         with path.open("rb") as fh:
             # The lease token in a header: a URL ends up in logs and proxies.

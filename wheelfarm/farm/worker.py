@@ -29,6 +29,7 @@ from typing import Any
 
 from wheelfarm.build.outcome import Outcome
 from wheelfarm.errors import ConfigError, LeaseLost, WheelfarmError
+from wheelfarm.farm import livelog
 from wheelfarm.farm.broker import Broker
 from wheelfarm.farm.runners import ProcessRunner, Runner
 from wheelfarm.farm.state import Capabilities, Lease
@@ -80,6 +81,7 @@ class Worker:
         self.wheelhouse = wheelhouse
         self.options = options
         self.runner = runner or ProcessRunner(broker, farm)
+        self.farm = farm
         self.name = options.name or default_name()
         self.names = list(names) or [self.name]
         self.on_report = on_report
@@ -99,6 +101,13 @@ class Worker:
         returns how many results were recorded."""
         beat = threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat")
         beat.start()
+        if isinstance(self.broker, livelog.LogShipping) and isinstance(self.runner, ProcessRunner):
+            # The controller's dashboard follows the running attempts' logs.
+            shipper = livelog.Shipper(
+                self.broker.ship_log, lambda x: livelog.direct_path(self.farm, x.key, x.n),
+                self._held_leases)
+            threading.Thread(target=shipper.run, args=(self._exited,), daemon=True,
+                             name="live-log").start()
         try:
             if len(self.names) == 1:
                 self._loop(self.names[0])
@@ -272,6 +281,10 @@ class Worker:
         self._drop(lease)
 
     # -- heartbeats and stopping ----------------------------------------------------------------
+
+    def _held_leases(self) -> list[Lease]:
+        with self._guard:
+            return list(self._held.values())
 
     def running(self) -> int:
         """How many jobs the loops hold."""
