@@ -251,6 +251,28 @@ def test_a_dependent_submitted_after_its_dependency_failed_fails_at_once(
     assert state_of(queue, "late") == JobState.PENDING
 
 
+def test_retrying_a_failed_dependency_revives_the_dependents_it_failed(queue: Queue) -> None:
+    queue.submit([job("base", recipe="base"), job("mid", recipe="mid", needs=("base",)),
+                  job("top", recipe="top", needs=("mid",)), job("ran", recipe="ran")])
+    bad = Outcome(ok=False, duration=1, kind=FailureKind.TEST, reason="test failed")
+    for lease in queue.claim("w", LINUX, limit=5):  # base and ran: the others wait
+        queue.start(lease)
+        queue.finish(lease, bad)
+    assert state_of(queue, "top") == JobState.FAILED
+    row, revived = queue.retry_job("base")
+    assert row.key == "base" and [r.key for r in revived] == ["mid", "top"]
+    assert [state_of(queue, k) for k in ("base", "mid", "top")] == [JobState.PENDING] * 3
+    assert state_of(queue, "ran") == JobState.FAILED  # failed on its own: not revived
+    assert queue.find("mid").reason is None
+    # They wait for base again, and build once it succeeds.
+    [lease] = queue.claim("w", LINUX, limit=5)
+    assert lease.key == "base"
+    queue.start(lease)
+    queue.finish(lease, ok())
+    [lease] = queue.claim("w", LINUX, limit=5)
+    assert lease.key == "mid"
+
+
 def test_cancel_stops_the_holder_and_retry_requeues(queue: Queue) -> None:
     queue.submit([job("k1")])
     [lease] = queue.claim("w", LINUX)

@@ -78,6 +78,12 @@ def retry(job: str, *, farm_dir: Path = HERE) -> Row[Any]:
     return open_queue(farm_dir).retry(job)
 
 
+def retry_with_dependents(job: str, *, farm_dir: Path = HERE) -> tuple[Row[Any], list[Row[Any]]]:
+    """:func:`retry`, and the rows of the jobs that failed without running because
+    this one had failed, which are pending again with it."""
+    return open_queue(farm_dir).retry_job(job)
+
+
 def cancel(job: str, *, farm_dir: Path = HERE) -> Row[Any]:
     """Cancel a job; a worker running it stops at its next heartbeat. Its row."""
     return open_queue(farm_dir).cancel(job)

@@ -109,9 +109,12 @@ def status(as_json: bool, with_events: bool, farm_dir: Path) -> None:
 @click.argument("job")
 @farm_option()
 def retry(job: str, farm_dir: Path) -> None:
-    """Queue a failed or cancelled JOB (a key or a unique prefix) again."""
-    row = api.retry(job, farm_dir=farm_dir)
-    out.print(f"job {row.key[:12]} ({row.recipe} {row.python} {row.target}) is pending again")
+    """Queue a failed or cancelled JOB (a key or a unique prefix) again, with the
+    jobs that failed without running because it had failed."""
+    row, revived = api.retry_with_dependents(job, farm_dir=farm_dir)
+    for r in (row, *revived):
+        out.print(f"job {r.key[:12]} ({r.recipe} {r.python} {r.target}) is pending again",
+                  markup=False)
 
 
 @click.command()

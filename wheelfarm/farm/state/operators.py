@@ -39,6 +39,11 @@ class Operations:
         return rows[0]
 
     def retry(self, ref: str) -> Row[Any]:
+        return self.retry_job(ref)[0]
+
+    def retry_job(self, ref: str) -> tuple[Row[Any], list[Row[Any]]]:
+        """Queue a failed or cancelled job again, and with it the jobs that failed
+        without running because it had failed; its row and theirs."""
         row = self.find(ref)
         now = self.clock()
         if row.state not in (S.FAILED, S.CANCELLED):
@@ -53,8 +58,9 @@ class Operations:
             if not moved:
                 raise ConfigError(f"job {row.key[:12]} changed meanwhile; look again")
             sql.event(conn, now, "retried", row.id)
+            revived = sql.revive_dependents(conn, row, now)
             news.notify(conn)
-        return row
+        return row, revived
 
     def cancel(self, ref: str) -> Row[Any]:
         row = self.find(ref)

@@ -166,6 +166,26 @@ def event(conn: Connection, at: float, kind: str, job_id: int | None = None,
                                    "detail": json.dumps(detail) if detail else None})
 
 
+def revive_dependents(conn: Connection, row: Row[Any], now: float) -> list[Row[Any]]:
+    """Jobs that :func:`fail_dependents` failed for this one (they never ran): pending
+    again, transitively, now that it is; the revived rows."""
+    failed = conn.execute(select(jobs).where(
+        jobs.c.state == S.FAILED, jobs.c.attempts == 0, jobs.c.target == row.target,
+        jobs.c.python == row.python,
+        jobs.c.id.in_(select(job_needs.c.job_id).where(job_needs.c.recipe == row.recipe))
+    )).all()
+    revived: list[Row[Any]] = []
+    for dep in failed:
+        moved = conn.execute(update(jobs).where(
+            jobs.c.id == dep.id, jobs.c.state.in_(sources(S.PENDING, frozenset({S.FAILED})))
+        ).values(state=S.PENDING, failures=0, not_before=0.0, reason=None,
+                 updated=now)).rowcount
+        if moved:
+            event(conn, now, "retried", dep.id, None, None, {"with": row.key})
+            revived += [dep, *revive_dependents(conn, dep, now)]
+    return revived
+
+
 def fail_dependents(conn: Connection, row: Row[Any], now: float) -> None:
     """Jobs waiting for this one's wheel can never run: fail them, transitively."""
     waiting = conn.execute(select(jobs).where(
