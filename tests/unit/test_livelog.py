@@ -72,3 +72,21 @@ def test_the_shipper_ships_the_file_a_process_runner_writes(tmp_path: Path) -> N
     assert runner.attempt(lease).log == livelog.direct_path(tmp_path, lease.key, lease.n)
     assert livelog.shipped_path(tmp_path, lease.key, lease.n).parent != \
         livelog.direct_path(tmp_path, lease.key, lease.n).parent
+
+
+def test_an_attempt_that_ended_meanwhile_is_skipped_quietly(tmp_path: Path) -> None:
+    from wheelfarm.errors import LeaseLost
+
+    ended, live = _lease("t1"), _lease("t2")
+    for lease in (ended, live):
+        (tmp_path / f"{lease.token}.log").write_bytes(b"x\n")
+    sent: list[str] = []
+
+    def send(lease: Lease, offset: int, data: bytes) -> int:
+        if lease is ended:
+            raise LeaseLost("the lease is not held")  # the controller's 409
+        sent.append(lease.token)
+        return offset + len(data)
+
+    livelog.Shipper(send, lambda x: tmp_path / f"{x.token}.log", lambda: [ended, live]).ship()
+    assert sent == ["t2"]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from wheelfarm.errors import ConfigError, WheelfarmError
+from wheelfarm.errors import ConfigError, LeaseLost, WheelfarmError
 from wheelfarm.farm.state import Lease
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,12 @@ class Shipper:
                     data = fh.read(CHUNK)
             except FileNotFoundError:
                 continue  # not begun yet
-            if data:
+            if not data:
+                continue
+            try:
                 self._offsets[lease.token] = self.send(lease, offset, data)
+            except LeaseLost:
+                continue  # the attempt ended meanwhile: its uploaded log takes over
         live = {x.token for x in leases}
         for token in [t for t in self._offsets if t not in live]:
             del self._offsets[token]
