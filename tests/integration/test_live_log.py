@@ -81,3 +81,46 @@ def test_a_running_jobs_log_is_followed_on_the_dashboard(tmp_path: Path, how: st
     recorded = Path(done["attempts"][-1]["log"]).read_text()
     assert recorded.count(MARKER) == 2  # the command and its output, once each
     assert "wrote " in recorded  # the whole log, to its end
+
+
+def test_what_a_killed_remote_worker_shipped_stays_its_attempts_log(tmp_path: Path) -> None:
+    """A remote worker killed mid-job uploads nothing: the lease expires, the
+    attempt ends lost, and what it shipped is the log the dashboard shows for it."""
+    require("gcc")
+    python_for("cp312")
+    farm = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'state.db'}", lease=4)
+    (farm / "slow.toml").write_text(
+        f'[package]\nname = "fastadd"\nversion = "0.1.0"\n'
+        f'[source]\npath = "{PROJECTS / "fastadd"}"\n'
+        '[build]\ntargets = ["linux_x86_64"]\npythons = ["cp312"]\nexecutor = "host"\n'
+        f"max-attempts = 1\nbefore-build = [\"echo '{MARKER}'; sleep 120\"]\n")
+    assert cli("submit", "slow.toml", cwd=farm).returncode == 0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    logs = tmp_path / "processes.log"
+    controller = spawn("controller", "--port", str(port), cwd=farm, log=logs)
+    home = tmp_path / "remote"
+    home.mkdir()
+    worker = None
+    try:
+        wait_until_up(url)
+        token = cli("token", "remote", cwd=farm).stdout.strip()
+        worker = spawn("worker", "--controller", url, "--token-file",
+                       token_file(tmp_path, "remote", token), "--farm", home, cwd=home, log=logs)
+        [job] = status(farm)["jobs"]
+        deadline = time.monotonic() + 300
+        while MARKER not in httpx.get(f"{url}/jobs/{job['key']}/log.txt").text:
+            assert time.monotonic() < deadline, logs.read_text()[-3000:]
+            time.sleep(0.5)
+        worker.kill()  # no upload, no report: only the lease's expiry tells
+        worker.wait(timeout=30)
+        while status(farm)["jobs"][0]["state"] != "failed":
+            assert time.monotonic() < deadline, status(farm)
+            time.sleep(0.5)
+        [attempt] = status(farm)["jobs"][0]["attempts"]
+        assert attempt["log"] is None and attempt["ended"] is not None
+        assert MARKER in httpx.get(f"{url}/jobs/{job['key']}/log.txt?attempt=1").text
+    finally:
+        for process in (worker, controller):
+            if process is not None:
+                stop(process)

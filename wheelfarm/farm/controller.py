@@ -237,8 +237,8 @@ class Controller:
             states, leases = self.queue.finish_and_claim(checked, worker, caps, limit,
                                                          start=start)
         for (lease, outcome), state in zip(checked, states, strict=True):
-            # The uploaded log takes over from what was shipped while it ran.
-            livelog.shipped_path(self.farm, lease.key, lease.n).unlink(missing_ok=True)
+            if outcome.log is not None:  # the uploaded log takes over from the shipped
+                livelog.shipped_path(self.farm, lease.key, lease.n).unlink(missing_ok=True)
             if state is not None and outcome.ok and outcome.artifact is not None \
                     and lease.kind == "build":
                 self._publish(Path(outcome.artifact.location), outcome.artifact.sha256)

@@ -187,10 +187,11 @@ class Dashboard:
         if not chosen:
             return None
         found = chosen[-1]
-        if found.log is None and found.ended is None and self.farm is not None:
+        if found.log is None and self.farm is not None:
             # A farm attempt records its log when it ends; until then a worker with
             # direct database access writes it here, and a remote worker's shipments
-            # land there (farm/livelog.py).
+            # land there (farm/livelog.py). An attempt whose worker died records
+            # none: what these hold is all there is of it.
             for running in (livelog.direct_path(self.farm, job.key, found.n),
                             livelog.shipped_path(self.farm, job.key, found.n)):
                 if running.is_file():
