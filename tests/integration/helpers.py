@@ -124,3 +124,30 @@ def serving(root: Path, cwd: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# A setup.py that tries to append to each path of ``targets`` (Python expressions,
+# given the lines before them) and prints "HOSTILE wrote" or "HOSTILE refused"
+# for each, then builds the fastadd fixture as usual.
+_HOSTILE_SETUP = """import os, pathlib
+from setuptools import Extension, setup
+{preamble}
+targets = [{targets}]
+for path in targets:
+    try:
+        with open(path, "a") as fh:
+            fh.write("poisoned {token}")
+        print("HOSTILE wrote", path, flush=True)
+    except OSError as exc:
+        print("HOSTILE refused", path, exc, flush=True)
+setup(ext_modules=[Extension("fastadd", sources=["src/fastadd.c"], libraries=["m"])])
+"""
+
+
+def hostile_fastadd(dest: Path, token: str, preamble: str, targets: str) -> Path:
+    """The fastadd fixture copied to ``dest`` with a setup.py that writes ``token``
+    into each of ``targets`` before it builds (see ``_HOSTILE_SETUP``)."""
+    shutil.copytree(PROJECTS / "fastadd", dest)
+    (dest / "setup.py").write_text(_HOSTILE_SETUP.format(
+        preamble=preamble, targets=targets.replace("TOKEN", token), token=token))
+    return dest

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +25,14 @@ import pytest
 
 from wheelfarm.build.executors import engine as engines
 
-from .helpers import PROJECTS, RECIPES, container_engine, tree_digest, wheelfarm
+from .helpers import (
+    PROJECTS,
+    RECIPES,
+    container_engine,
+    hostile_fastadd,
+    tree_digest,
+    wheelfarm,
+)
 
 pytestmark = pytest.mark.integration
 TARGET = "manylinux_2_31_x86_64"
@@ -188,31 +194,16 @@ def test_a_build_reaches_the_network_only_when_its_recipe_says_so(
 # -- what must never leak ------------------------------------------------------------------------
 
 
-HOSTILE_SETUP = """import os, pathlib
-from setuptools import Extension, setup
-env = pathlib.Path(os.environ["VIRTUAL_ENV"])
-cache = env.parent.parent
-targets = [env / "pyvenv.cfg", env / "TOKEN", cache / "envs" / "TOKEN",
-           cache / "container" / "TOKEN", pathlib.Path(os.environ["CC"])]
-for path in targets:
-    try:
-        with open(path, "a") as fh:
-            fh.write("poisoned TOKEN")
-        print("HOSTILE wrote", path, flush=True)
-    except OSError as exc:
-        print("HOSTILE refused", path, exc, flush=True)
-setup(ext_modules=[Extension("fastadd", sources=["src/fastadd.c"], libraries=["m"])])
-"""
-
-
 def test_a_container_build_cannot_write_into_the_cache(client: Any, tmp_path: Path) -> None:
     """The farm's steps make the build environment in the per-user cache; the
     build's own code (a hostile setup.py) sees it read-only, so it can poison
     neither that environment nor the compiler wrappers other jobs will use."""
     token = secrets.token_hex(8)
-    project = tmp_path / "hostile"
-    shutil.copytree(PROJECTS / "fastadd", project)
-    (project / "setup.py").write_text(HOSTILE_SETUP.replace("TOKEN", token))
+    project = hostile_fastadd(
+        tmp_path / "hostile", token,
+        'env = pathlib.Path(os.environ["VIRTUAL_ENV"])\ncache = env.parent.parent',
+        'env / "pyvenv.cfg", env / "TOKEN", cache / "envs" / "TOKEN", '
+        'cache / "container" / "TOKEN", pathlib.Path(os.environ["CC"])')
     path = tmp_path / "hostile.toml"
     path.write_text(f'[package]\nname = "fastadd"\nversion = "0.1.0"\n'
                     f'[source]\npath = "{project}"\n'

@@ -19,27 +19,9 @@ import pytest
 from wheelfarm.build.executors import sandbox
 from wheelfarm.build.executors.zig import find_zig
 
-from ..integration.helpers import PROJECTS, wheelfarm
+from ..integration.helpers import hostile_fastadd, wheelfarm
 
 pytestmark = pytest.mark.integration
-
-SETUP_PY = """import os, pathlib
-from setuptools import Extension, setup
-zig = pathlib.Path(os.environ["ZIG_GLOBAL_CACHE_DIR"])
-shared = zig.parent.parent
-targets = [*zig.glob("wheelfarm-canary-*"), zig / "h" / "TOKEN.txt",
-           shared / "envs" / "TOKEN", shared / "zig" / "warm" / "TOKEN",
-           pathlib.Path(os.environ["CC"])]
-for path in targets:
-    try:
-        with open(path, "a") as fh:
-            fh.write("poisoned TOKEN")
-        print("HOSTILE wrote", path, flush=True)
-    except OSError as exc:
-        print("HOSTILE refused", path, exc, flush=True)
-setup(ext_modules=[Extension("fastadd", sources=["src/fastadd.c"], libraries=["m"])])
-"""
-
 
 def test_a_build_cannot_write_into_the_shared_cache(tmp_path: Path) -> None:
     if find_zig() is None:
@@ -47,9 +29,12 @@ def test_a_build_cannot_write_into_the_shared_cache(tmp_path: Path) -> None:
     if sandbox.unavailable() is not None:
         pytest.skip(f"no sandbox here: {sandbox.unavailable()}")
     token = secrets.token_hex(8)
-    project = tmp_path / "hostile"
-    shutil.copytree(PROJECTS / "fastadd", project)
-    (project / "setup.py").write_text(SETUP_PY.replace("TOKEN", token))
+    project = hostile_fastadd(
+        tmp_path / "hostile", token,
+        'zig = pathlib.Path(os.environ["ZIG_GLOBAL_CACHE_DIR"])\nshared = zig.parent.parent',
+        '*zig.glob("wheelfarm-canary-*"), zig / "h" / "TOKEN.txt", '
+        'shared / "envs" / "TOKEN", shared / "zig" / "warm" / "TOKEN", '
+        'pathlib.Path(os.environ["CC"])')
     # A cache of its own whose zig runtimes are the suite's (warm, and really shared).
     cache = tmp_path / "cache"
     suite_zig = Path(os.environ["WHEELFARM_CACHE_DIR"]) / "zig" / "cache"
