@@ -9,6 +9,7 @@ prints a marker and then waits, the dashboard read over HTTP."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -24,32 +25,44 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 MARKER = "LIVE-MARKER-<b>-7f3a"
 
 
-@pytest.mark.parametrize("how", ["remote", "direct"])
-def test_a_running_jobs_log_is_followed_on_the_dashboard(tmp_path: Path, how: str) -> None:
+def _slow_farm(tmp_path: Path, *, lease: int, build: str) -> Path:
+    """A farm with one submitted job: fastadd built by the host, whose before-build
+    step prints MARKER and then sleeps; ``build`` ends its [build] table."""
     require("gcc")
     python_for("cp312")
-    farm = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'state.db'}", lease=30)
+    farm = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'state.db'}", lease=lease)
     (farm / "slow.toml").write_text(
         f'[package]\nname = "fastadd"\nversion = "0.1.0"\n'
         f'[source]\npath = "{PROJECTS / "fastadd"}"\n'
         '[build]\ntargets = ["linux_x86_64"]\npythons = ["cp312"]\nexecutor = "host"\n'
-        f"before-build = [\"echo '{MARKER}'; sleep 12\"]\n"
-        '[test]\nimports = ["fastadd"]\n')
+        + build)
     assert cli("submit", "slow.toml", cwd=farm).returncode == 0
+    return farm
+
+
+def _remote_worker(farm: Path, url: str, tmp_path: Path, logs: Path,
+                   *flags: str) -> subprocess.Popen[bytes]:
+    """A worker in a directory of its own (nothing shared with the farm), with a token."""
+    home = tmp_path / "remote"
+    home.mkdir()
+    token = cli("token", "remote", cwd=farm).stdout.strip()
+    return spawn("worker", *flags, "--controller", url, "--token-file",
+                 token_file(tmp_path, "remote", token), "--farm", home, cwd=home, log=logs)
+
+
+@pytest.mark.parametrize("how", ["remote", "direct"])
+def test_a_running_jobs_log_is_followed_on_the_dashboard(tmp_path: Path, how: str) -> None:
+    farm = _slow_farm(tmp_path, lease=30, build=f"before-build = [\"echo '{MARKER}'; "
+                      'sleep 12"]\n[test]\nimports = ["fastadd"]\n')
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     logs = tmp_path / "processes.log"
     controller = spawn("controller", "--port", str(port), cwd=farm, log=logs)
-    home = tmp_path / "remote"  # the worker's own directory: nothing shared with the farm
-    home.mkdir()
     worker = None
     try:
         wait_until_up(url)
         if how == "remote":
-            token = cli("token", "remote", cwd=farm).stdout.strip()
-            worker = spawn("worker", "--drain", "--controller", url, "--token-file",
-                           token_file(tmp_path, "remote", token), "--farm", home, cwd=home,
-                           log=logs)
+            worker = _remote_worker(farm, url, tmp_path, logs, "--drain")
         else:  # on the controller's machine, with the database: it writes the log itself
             worker = spawn("worker", "--drain", "--name", "local", cwd=farm, log=logs)
         [job] = status(farm)["jobs"]
@@ -86,27 +99,16 @@ def test_a_running_jobs_log_is_followed_on_the_dashboard(tmp_path: Path, how: st
 def test_what_a_killed_remote_worker_shipped_stays_its_attempts_log(tmp_path: Path) -> None:
     """A remote worker killed mid-job uploads nothing: the lease expires, the
     attempt ends lost, and what it shipped is the log the dashboard shows for it."""
-    require("gcc")
-    python_for("cp312")
-    farm = farm_dir(tmp_path / "farm", f"sqlite:///{tmp_path / 'state.db'}", lease=4)
-    (farm / "slow.toml").write_text(
-        f'[package]\nname = "fastadd"\nversion = "0.1.0"\n'
-        f'[source]\npath = "{PROJECTS / "fastadd"}"\n'
-        '[build]\ntargets = ["linux_x86_64"]\npythons = ["cp312"]\nexecutor = "host"\n'
-        f"max-attempts = 1\nbefore-build = [\"echo '{MARKER}'; sleep 120\"]\n")
-    assert cli("submit", "slow.toml", cwd=farm).returncode == 0
+    farm = _slow_farm(tmp_path, lease=4,
+                      build=f"max-attempts = 1\nbefore-build = [\"echo '{MARKER}'; sleep 120\"]\n")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     logs = tmp_path / "processes.log"
     controller = spawn("controller", "--port", str(port), cwd=farm, log=logs)
-    home = tmp_path / "remote"
-    home.mkdir()
     worker = None
     try:
         wait_until_up(url)
-        token = cli("token", "remote", cwd=farm).stdout.strip()
-        worker = spawn("worker", "--controller", url, "--token-file",
-                       token_file(tmp_path, "remote", token), "--farm", home, cwd=home, log=logs)
+        worker = _remote_worker(farm, url, tmp_path, logs)
         [job] = status(farm)["jobs"]
         deadline = time.monotonic() + 300
         while MARKER not in httpx.get(f"{url}/jobs/{job['key']}/log.txt").text:
