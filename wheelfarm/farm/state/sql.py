@@ -166,14 +166,18 @@ def event(conn: Connection, at: float, kind: str, job_id: int | None = None,
                                    "detail": json.dumps(detail) if detail else None})
 
 
+def _needing(row: Row[Any]) -> ColumnElement[bool]:
+    """The jobs of ``row``'s target and python whose ``build.needs`` names its recipe."""
+    return and_(jobs.c.target == row.target, jobs.c.python == row.python,
+                jobs.c.id.in_(select(job_needs.c.job_id)
+                              .where(job_needs.c.recipe == row.recipe)))
+
+
 def revive_dependents(conn: Connection, row: Row[Any], now: float) -> list[Row[Any]]:
     """Jobs that :func:`fail_dependents` failed for this one (they never ran): pending
     again, transitively, now that it is; the revived rows."""
     failed = conn.execute(select(jobs).where(
-        jobs.c.state == S.FAILED, jobs.c.attempts == 0, jobs.c.target == row.target,
-        jobs.c.python == row.python,
-        jobs.c.id.in_(select(job_needs.c.job_id).where(job_needs.c.recipe == row.recipe))
-    )).all()
+        jobs.c.state == S.FAILED, jobs.c.attempts == 0, _needing(row))).all()
     revived: list[Row[Any]] = []
     for dep in failed:
         moved = conn.execute(update(jobs).where(
@@ -188,10 +192,7 @@ def revive_dependents(conn: Connection, row: Row[Any], now: float) -> list[Row[A
 
 def fail_dependents(conn: Connection, row: Row[Any], now: float) -> None:
     """Jobs waiting for this one's wheel can never run: fail them, transitively."""
-    waiting = conn.execute(select(jobs).where(
-        jobs.c.state == S.PENDING, jobs.c.target == row.target, jobs.c.python == row.python,
-        jobs.c.id.in_(select(job_needs.c.job_id).where(job_needs.c.recipe == row.recipe))
-    )).all()
+    waiting = conn.execute(select(jobs).where(jobs.c.state == S.PENDING, _needing(row))).all()
     for dep in waiting:
         reason = (f"needs {row.recipe}, whose job {row.key[:12]} for {row.target} "
                   f"{row.python} did not succeed")
